@@ -1,0 +1,208 @@
+// Every backward rule, in one place. Apply returns one gradient per input (null where none is needed).
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tensors.Autograd;
+
+internal static unsafe class BackwardRules
+{
+    public static Tensor?[] Apply(TapeNode n, Tensor g, Tensor output)
+    {
+        var x = n.Inputs;
+        switch (n.Op)
+        {
+            case OpKind.Reshape: return new[] { Ops.Reshape(g, x[0].ShapeArray()) };
+            case OpKind.Add: return new[] { SumTo(g, x[0]), SumTo(g, x[1]) };
+            case OpKind.Sub: return new[] { SumTo(g, x[0]), x[1].TracksGrad ? SumTo(Ops.Neg(g), x[1]) : null };
+            case OpKind.Mul:
+                return new[]
+                {
+                    x[0].TracksGrad ? SumTo(Ops.Mul(g, n.Saved[1]), x[0]) : null,
+                    x[1].TracksGrad ? SumTo(Ops.Mul(g, n.Saved[0]), x[1]) : null,
+                };
+            case OpKind.Div:
+            {
+                var a = n.Saved[0]; var b = n.Saved[1];
+                var ga = x[0].TracksGrad ? SumTo(Ops.Div(g, b), x[0]) : null;
+                // d(a/b)/db = -a / b^2
+                var gb = x[1].TracksGrad ? SumTo(Ops.Neg(Ops.Div(Ops.Mul(g, a), Ops.Square(b))), x[1]) : null;
+                return new[] { ga, gb };
+            }
+            case OpKind.AddScalar: return new[] { g };
+            case OpKind.MulScalar: return new[] { Ops.MulScalar(g, n.Floats[0]) };
+            case OpKind.Neg: return new[] { Ops.Neg(g) };
+            case OpKind.Pow2: return new[] { Ops.Mul(g, Ops.MulScalar(n.Saved[0], 2f)) };
+            case OpKind.Exp: return new[] { Ops.Mul(g, n.Saved[0]) };
+            case OpKind.Sqrt: return new[] { Ops.Div(g, Ops.MulScalar(n.Saved[0], 2f)) };
+            case OpKind.Sigmoid: return new[] { Pointwise(g, n.Saved[0], static (gv, y) => gv * y * (1 - y)) };
+            case OpKind.Tanh: return new[] { Pointwise(g, n.Saved[0], static (gv, y) => gv * (1 - y * y)) };
+            case OpKind.Silu:
+                return new[] { Pointwise(g, n.Saved[0], static (gv, v) => { float s = 1f / (1f + MathF.Exp(-v)); return gv * s * (1 + v * (1 - s)); }) };
+            case OpKind.QuickGelu:
+                return new[] { Pointwise(g, n.Saved[0], static (gv, v) => { float s = 1f / (1f + MathF.Exp(-1.702f * v)); return gv * s * (1 + 1.702f * v * (1 - s)); }) };
+            case OpKind.Gelu:
+                return new[] { Pointwise(g, n.Saved[0], static (gv, v) =>
+                {
+                    float cdf = 0.5f * (1f + ErfMath.Erf(v * 0.70710678118654752f));
+                    float pdf = 0.3989422804014327f * MathF.Exp(-0.5f * v * v);
+                    return gv * (cdf + v * pdf);
+                }) };
+            case OpKind.GeluTanh:
+                return new[] { Pointwise(g, n.Saved[0], static (gv, v) =>
+                {
+                    const float c = 0.7978845608028654f;
+                    float u = c * (v + 0.044715f * v * v * v);
+                    float t = MathF.Tanh(u);
+                    float du = c * (1 + 3 * 0.044715f * v * v);
+                    return gv * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * du);
+                }) };
+            case OpKind.Sum:
+            case OpKind.Mean:
+            {
+                int d = n.Ints[0];
+                var shapeKeep = x[0].ShapeArray(); shapeKeep[d] = 1;
+                var gk = Ops.Reshape(g, shapeKeep);
+                var full = Ops.Add(Tensor.Zeros(x[0].ShapeArray()), gk);
+                return new[] { n.Op == OpKind.Mean ? Ops.MulScalar(full, 1f / x[0].Shape[d]) : full };
+            }
+            case OpKind.Var:
+            {
+                int d = n.Ints[0], corr = n.Ints[2];
+                var xs = n.Saved[0];
+                var shapeKeep = xs.ShapeArray(); shapeKeep[d] = 1;
+                var mean = Ops.Mean(xs, d, keepDim: true);
+                var centered = Ops.Sub(xs, mean);
+                float scale = 2f / (xs.Shape[d] - corr);
+                return new[] { Ops.MulScalar(Ops.Mul(centered, Ops.Reshape(g, shapeKeep)), scale) };
+            }
+            case OpKind.Softmax:
+            {
+                // dx = y * (g - sum(g * y))
+                var y = n.Saved[0];
+                var gy = Ops.Mul(g, y);
+                var s = Ops.Sum(gy, -1, keepDim: true);
+                return new[] { Ops.Mul(y, Ops.Sub(g, s)) };
+            }
+            case OpKind.MatMul: return MatMulBackward(n, g);
+            case OpKind.Linear: return LinearBackward(n, g);
+            case OpKind.Permute:
+            {
+                var p = n.Ints;
+                var inv = new int[p.Length];
+                for (int i = 0; i < p.Length; i++) inv[p[i]] = i;
+                return new[] { Ops.Permute(g, inv) };
+            }
+            case OpKind.Narrow:
+            {
+                int d = n.Ints[0], start = n.Ints[1], size = n.Ints[2];
+                int len = g.Shape[d];
+                var parts = new List<Tensor>();
+                if (start > 0) parts.Add(Tensor.Zeros(WithDim(g, d, start)));
+                parts.Add(g);
+                if (size - start - len > 0) parts.Add(Tensor.Zeros(WithDim(g, d, size - start - len)));
+                return new[] { parts.Count == 1 ? g : Ops.Concat(parts.ToArray(), d) };
+            }
+            case OpKind.Concat:
+            {
+                int d = n.Ints[0];
+                var r = new Tensor?[x.Length];
+                int off = 0;
+                for (int i = 0; i < x.Length; i++)
+                {
+                    int len = n.Ints[1 + i];
+                    if (x[i].TracksGrad) r[i] = Ops.Narrow(g, d, off, len);
+                    off += len;
+                }
+                return r;
+            }
+            case OpKind.Pad:
+            {
+                int l = n.Ints[0], t = n.Ints[2];
+                int h = x[0].Dim(-2), w = x[0].Dim(-1);
+                return new[] { Ops.Narrow(Ops.Narrow(g, -2, t, h), -1, l, w) };
+            }
+            default:
+                return ExtendedRules.Apply(n, g, output);
+        }
+    }
+
+    private static int[] WithDim(Tensor t, int d, int size) { var s = t.ShapeArray(); s[d] = size; return s; }
+
+    private static Tensor?[] MatMulBackward(TapeNode n, Tensor g)
+    {
+        var a = n.Saved[0]; var b = n.Saved[1];
+        bool transB = n.Ints[0] == 1;
+        Tensor? ga = null, gb = null;
+        int m = a.Dim(-2), k = a.Dim(-1), nn = g.Dim(-1);
+        // dA = g * op(B)^T; dB = A^T g (or g^T A when transB)
+        if (a.TracksGrad) ga = Ops.MatMul(g, b, transB: !transB);
+        if (b.TracksGrad)
+        {
+            if (b.Rank == 2)
+            {
+                long rows = a.Numel / k;
+                gb = Tensor.Empty(b.ShapeArray());
+                if (!transB) Gemm.Sgemm(true, false, k, nn, (int)rows, 1f, a.Data, k, g.Data, nn, 0f, gb.Data, nn);
+                else Gemm.Sgemm(true, false, nn, k, (int)rows, 1f, g.Data, nn, a.Data, k, 0f, gb.Data, k);
+            }
+            else
+            {
+                long batch = a.Numel / ((long)m * k);
+                gb = Tensor.Empty(b.ShapeArray());
+                for (long bi = 0; bi < batch; bi++)
+                {
+                    float* pa = a.Data + bi * m * k, pg = g.Data + bi * m * nn, pb = gb.Data + bi * k * nn;
+                    if (!transB) Gemm.Sgemm(true, false, k, nn, m, 1f, pa, k, pg, nn, 0f, pb, nn);
+                    else Gemm.Sgemm(true, false, nn, k, m, 1f, pg, nn, pa, k, 0f, pb, k);
+                }
+            }
+        }
+        return new[] { ga, gb };
+    }
+
+    private static Tensor?[] LinearBackward(TapeNode n, Tensor g)
+    {
+        var xin = n.Saved[0]; var w = n.Saved[1];
+        int outF = w.Dim(0), inF = w.Dim(1);
+        long rows = xin.Numel / inF;
+        Tensor? gx = null, gw = null, gbias = null;
+        if (n.Inputs[0].TracksGrad)
+        {
+            gx = Tensor.Empty(xin.ShapeArray());
+            Gemm.Sgemm(false, false, (int)rows, inF, outF, 1f, g.Data, outF, w.Data, inF, 0f, gx.Data, inF);
+        }
+        if (n.Inputs[1].TracksGrad)
+        {
+            gw = Tensor.Empty(w.ShapeArray());
+            Gemm.Sgemm(true, false, outF, inF, (int)rows, 1f, g.Data, outF, xin.Data, inF, 0f, gw.Data, inF);
+        }
+        if (n.Inputs.Length > 2 && n.Inputs[2].TracksGrad)
+            gbias = Ops.Sum(Ops.Reshape(g, (int)rows, outF), 0);
+        return n.Inputs.Length > 2 ? new[] { gx, gw, gbias } : new[] { gx, gw };
+    }
+
+    /// <summary>Reduces a broadcast gradient back to the shape of the input it flowed from.</summary>
+    internal static Tensor SumTo(Tensor g, Tensor like)
+    {
+        if (ShapeUtil.SameShape(g.Shape, like.Shape)) return g;
+        var target = like.ShapeArray();
+        var r = Tensor.Zeros(target);
+        var plan = BroadcastPlan.Create(target, target, g.ShapeArray());
+        float* pg = g.Data, pr = r.Data;
+        long inner = plan.Inner;
+        for (long o = 0; o < plan.Outer; o++)
+        {
+            plan.Offsets(o, out long oa, out _);
+            if (plan.InnerStrideA == 1) Blas.Axpy(1f, pg + o * inner, pr + oa, inner);
+            else pr[oa] += Blas.Sum(pg + o * inner, inner);
+        }
+        return r;
+    }
+
+    internal static Tensor Pointwise(Tensor g, Tensor v, Func<float, float, float> f)
+    {
+        var r = Tensor.Empty(g.ShapeArray());
+        float* pg = g.Data, pv = v.Data, pr = r.Data;
+        Par.ForRange(g.Numel, 1 << 15, (s, e) => { for (long i = s; i < e; i++) pr[i] = f(pg[i], pv[i]); });
+        return r;
+    }
+}

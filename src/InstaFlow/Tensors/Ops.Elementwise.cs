@@ -1,0 +1,100 @@
+// Element-wise ops (broadcasting binary, scalar, activations) at the tensor level, with tape recording.
+using InstaFlow.Tensors.Autograd;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tensors;
+
+public static unsafe partial class Ops
+{
+    public static Tensor Add(Tensor a, Tensor b) => Binary<AddOp>(a, b, OpKind.Add, "Add");
+    public static Tensor Sub(Tensor a, Tensor b) => Binary<SubOp>(a, b, OpKind.Sub, "Sub");
+    public static Tensor Mul(Tensor a, Tensor b) => Binary<MulOp>(a, b, OpKind.Mul, "Mul");
+    public static Tensor Div(Tensor a, Tensor b) => Binary<DivOp>(a, b, OpKind.Div, "Div");
+
+    private static Tensor Binary<TOp>(Tensor a, Tensor b, OpKind kind, string name) where TOp : IBinaryOp
+    {
+        var shape = ShapeUtil.Broadcast(a.Shape, b.Shape, name);
+        var c = Tensor.Empty(shape);
+        VectorDriver.Binary<TOp>(a.Data, a.Shape, b.Data, b.Shape, c.Data, shape);
+        if (GradMode.ShouldRecord(a, b))
+        {
+            var saved = kind is OpKind.Mul or OpKind.Div ? new[] { a, b } : null;
+            Tape.Record(c, kind, new[] { a, b }, saved);
+        }
+        return c;
+    }
+
+    /// <summary>a += b in place (b broadcast to a's shape), outside autograd: for gradient accumulation.</summary>
+    public static void AddInPlace(Tensor a, Tensor b)
+    {
+        var shape = ShapeUtil.Broadcast(a.Shape, b.Shape, "AddInPlace");
+        if (!ShapeUtil.SameShape(shape, a.Shape))
+            throw new ArgumentException($"AddInPlace: {b.Describe()} would broadcast {a.Describe()} to {ShapeUtil.Format(shape)}");
+        VectorDriver.Binary<AddOp>(a.Data, a.Shape, b.Data, b.Shape, a.Data, shape);
+    }
+
+    /// <summary>a += alpha * b in place, same shapes, outside autograd (optimizers, samplers).</summary>
+    public static void AxpyInPlace(Tensor a, float alpha, Tensor b)
+    {
+        if (!ShapeUtil.SameShape(a.Shape, b.Shape))
+            throw new ArgumentException($"AxpyInPlace: shapes {a.Describe()} and {b.Describe()} differ");
+        var pa = a.Data; var pb = b.Data;
+        Par.ForRange(a.Numel, 1 << 15, (s, e) => Blas.Axpy(alpha, pb + s, pa + s, e - s));
+    }
+
+    public static Tensor AddScalar(Tensor a, float s)
+    {
+        var c = Tensor.Empty(a.ShapeArray());
+        var sc = Tensor.Scalar(s);
+        VectorDriver.Binary<AddOp>(a.Data, a.Shape, sc.Data, sc.Shape, c.Data, c.ShapeArray());
+        if (GradMode.ShouldRecord(a)) Tape.Record(c, OpKind.AddScalar, new[] { a }, floats: new[] { s });
+        return c;
+    }
+
+    public static Tensor MulScalar(Tensor a, float s)
+    {
+        var c = Tensor.Empty(a.ShapeArray());
+        var sc = Tensor.Scalar(s);
+        VectorDriver.Binary<MulOp>(a.Data, a.Shape, sc.Data, sc.Shape, c.Data, c.ShapeArray());
+        if (GradMode.ShouldRecord(a)) Tape.Record(c, OpKind.MulScalar, new[] { a }, floats: new[] { s });
+        return c;
+    }
+
+    public static Tensor Neg(Tensor a) => Unary<NegOp>(a, OpKind.Neg, saveOutput: false);
+    public static Tensor Exp(Tensor a) => Unary<ExpOp>(a, OpKind.Exp, saveOutput: true);
+    public static Tensor Sqrt(Tensor a) => Unary<SqrtOp>(a, OpKind.Sqrt, saveOutput: true);
+    public static Tensor Sigmoid(Tensor a) => Unary<SigmoidOp>(a, OpKind.Sigmoid, saveOutput: true);
+    public static Tensor Tanh(Tensor a) => Unary<TanhOp>(a, OpKind.Tanh, saveOutput: true);
+    public static Tensor Silu(Tensor a) => Unary<SiluOp>(a, OpKind.Silu, saveOutput: false);
+    public static Tensor Gelu(Tensor a) => Unary<GeluOp>(a, OpKind.Gelu, saveOutput: false);
+    public static Tensor GeluTanh(Tensor a) => Unary<GeluTanhOp>(a, OpKind.GeluTanh, saveOutput: false);
+    public static Tensor QuickGelu(Tensor a) => Unary<QuickGeluOp>(a, OpKind.QuickGelu, saveOutput: false);
+
+    /// <summary>x * x, element-wise.</summary>
+    public static Tensor Square(Tensor a)
+    {
+        var c = Tensor.Empty(a.ShapeArray());
+        VectorDriver.Binary<MulOp>(a.Data, a.Shape, a.Data, a.Shape, c.Data, c.ShapeArray());
+        if (GradMode.ShouldRecord(a)) Tape.Record(c, OpKind.Pow2, new[] { a }, new[] { a });
+        return c;
+    }
+
+    private static Tensor Unary<TOp>(Tensor a, OpKind kind, bool saveOutput) where TOp : IUnaryOp
+    {
+        var c = Tensor.Empty(a.ShapeArray());
+        VectorDriver.Unary<TOp>(a.Data, c.Data, a.Numel);
+        if (GradMode.ShouldRecord(a))
+            Tape.Record(c, kind, new[] { a }, saveOutput ? new[] { c.Detach() } : new[] { a });
+        return c;
+    }
+
+    /// <summary>In-place activation for inference paths (no tape): x = op(x).</summary>
+    internal static void UnaryInPlace<TOp>(Tensor x) where TOp : IUnaryOp => VectorDriver.Unary<TOp>(x.Data, x.Data, x.Numel);
+
+    public static Tensor SiluInPlace(Tensor x) { RequireNoGrad(x, "SiluInPlace"); UnaryInPlace<SiluOp>(x); return x; }
+
+    internal static void RequireNoGrad(Tensor x, string op)
+    {
+        if (GradMode.ShouldRecord(x)) throw new InvalidOperationException($"{op} modifies {x.Describe()} in place and cannot be used while recording gradients");
+    }
+}

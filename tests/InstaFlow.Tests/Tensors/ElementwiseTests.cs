@@ -1,0 +1,128 @@
+// Fast element-wise kernels vs scalar double-precision references, on odd sizes and broadcast shapes.
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tests.Tensors;
+
+public class ElementwiseTests
+{
+    public static readonly int[] OddSizes = { 1, 7, 17, 33, 65, 257, 70001 };
+
+    public static IEnumerable<object[]> UnaryCases()
+    {
+        foreach (var n in OddSizes)
+            foreach (var op in new[] { "exp", "sqrt", "sigmoid", "silu", "tanh", "gelu", "gelu_tanh", "quick_gelu", "neg" })
+                yield return new object[] { op, n };
+    }
+
+    private static double Ref(string op, double x) => op switch
+    {
+        "exp" => Math.Exp(x),
+        "sqrt" => Math.Sqrt(Math.Abs(x)),
+        "sigmoid" => 1 / (1 + Math.Exp(-x)),
+        "silu" => x / (1 + Math.Exp(-x)),
+        "tanh" => Math.Tanh(x),
+        "gelu" => 0.5 * x * (1 + ErfMath.ErfRef(x / Math.Sqrt(2))),
+        "gelu_tanh" => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))),
+        "quick_gelu" => x / (1 + Math.Exp(-1.702 * x)),
+        "neg" => -x,
+        _ => throw new ArgumentException(op),
+    };
+
+    private static Tensor Fast(string op, Tensor x) => op switch
+    {
+        "exp" => Ops.Exp(x),
+        "sqrt" => Ops.Sqrt(x),
+        "sigmoid" => Ops.Sigmoid(x),
+        "silu" => Ops.Silu(x),
+        "tanh" => Ops.Tanh(x),
+        "gelu" => Ops.Gelu(x),
+        "gelu_tanh" => Ops.GeluTanh(x),
+        "quick_gelu" => Ops.QuickGelu(x),
+        "neg" => Ops.Neg(x),
+        _ => throw new ArgumentException(op),
+    };
+
+    [Theory]
+    [MemberData(nameof(UnaryCases))]
+    public void Unary_RandomOddSizes_MatchesDoubleReference(string op, int n)
+    {
+        using var scope = TensorScope.Begin();
+        var data = TestUtil.RandomArray(n, n, scale: 6f);
+        if (op == "sqrt") for (int i = 0; i < n; i++) data[i] = MathF.Abs(data[i]);
+        var x = Tensor.FromArray(data, n);
+        foreach (var wide in new[] { true, false })
+        {
+            VectorDriver.UseVector512 = wide && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+            try
+            {
+                var y = Fast(op, x);
+                var expected = data.Select(v => (float)Ref(op, v)).ToArray();
+                TestUtil.AssertClose(expected, y.Span, atol: 2e-6f, rtol: 2e-6f, what: $"{op} n={n} v512={wide}");
+            }
+            finally { VectorDriver.UseVector512 = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated; }
+        }
+    }
+
+    [Theory]
+    [InlineData(new[] { 2, 3, 5 }, new[] { 2, 3, 5 })]
+    [InlineData(new[] { 2, 3, 5 }, new[] { 5 })]
+    [InlineData(new[] { 2, 3, 5 }, new[] { 3, 1 })]
+    [InlineData(new[] { 2, 1, 5 }, new[] { 1, 7, 1 })]
+    [InlineData(new[] { 1 }, new[] { 4, 33 })]
+    [InlineData(new[] { 2, 17, 9, 9 }, new[] { 1, 17, 1, 1 })]
+    [InlineData(new[] { 3, 65, 1 }, new[] { 3, 1, 257 })]
+    public void Binary_Broadcasting_MatchesReference(int[] sa, int[] sb)
+    {
+        using var scope = TensorScope.Begin();
+        var a = TestUtil.Random(1, sa); var b = TestUtil.Random(2, sb);
+        for (int i = 0; i < b.Numel; i++) b.Span[i] += 3f; // keep division well-conditioned
+        var outShape = ShapeUtil.Broadcast(sa, sb, "test");
+        foreach (var (name, fn, f) in new (string, Func<Tensor, Tensor, Tensor>, Func<float, float, float>)[]
+                 { ("add", Ops.Add, (x, y) => x + y), ("sub", Ops.Sub, (x, y) => x - y), ("mul", Ops.Mul, (x, y) => x * y), ("div", Ops.Div, (x, y) => x / y) })
+        {
+            var c = fn(a, b);
+            Assert.Equal(outShape, c.ShapeArray());
+            var expected = ReferenceBroadcast(a, b, outShape, f);
+            TestUtil.AssertClose(expected, c.Span, 1e-6f, 1e-6f, $"{name} {ShapeUtil.Format(sa)} {ShapeUtil.Format(sb)}");
+        }
+    }
+
+    internal static float[] ReferenceBroadcast(Tensor a, Tensor b, int[] outShape, Func<float, float, float> f)
+    {
+        int r = outShape.Length;
+        var res = new float[ShapeUtil.Numel(outShape)];
+        var idx = new int[r];
+        for (long flat = 0; flat < res.Length; flat++)
+        {
+            long rem = flat;
+            for (int i = r - 1; i >= 0; i--) { idx[i] = (int)(rem % outShape[i]); rem /= outShape[i]; }
+            res[flat] = f(a.Span[(int)Index(a, idx)], b.Span[(int)Index(b, idx)]);
+        }
+        return res;
+    }
+
+    private static long Index(Tensor t, int[] outIdx)
+    {
+        long off = 0;
+        int shift = outIdx.Length - t.Rank;
+        for (int i = 0; i < t.Rank; i++) off = off * t.Shape[i] + (t.Shape[i] == 1 ? 0 : outIdx[i + shift]);
+        return off;
+    }
+
+    [Fact]
+    public void Add_IncompatibleShapes_ThrowsNamingBothShapes()
+    {
+        using var scope = TensorScope.Begin();
+        var ex = Assert.Throws<ArgumentException>(() => Ops.Add(Tensor.Zeros(2, 3), Tensor.Zeros(4)));
+        Assert.Contains("[2, 3]", ex.Message);
+        Assert.Contains("[4]", ex.Message);
+    }
+
+    [Fact]
+    public void Empty_NegativeDim_Throws()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => Tensor.Empty(2, -1));
+        Assert.Contains("[2, -1]", ex.Message);
+    }
+}
