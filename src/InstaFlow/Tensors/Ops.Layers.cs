@@ -1,0 +1,155 @@
+// Layer ops: conv2d, group/layer norm, nearest upsampling, embedding lookup, fused attention (with tape recording).
+using InstaFlow.Tensors.Autograd;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tensors;
+
+public static unsafe partial class Ops
+{
+    /// <summary>
+    /// x: [B, Cin, H, W], weight: [Cout, Cin, KH, KW], bias: [Cout] or null. padding is (top, bottom, left, right).
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, int stride = 1, int padding = 0) =>
+        Conv2d(x, weight, bias, stride, padding, padding, padding, padding);
+
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, int stride, int padTop, int padBottom, int padLeft, int padRight)
+    {
+        ShapeUtil.RequireRank(x, 4, "Conv2d");
+        ShapeUtil.RequireRank(weight, 4, "Conv2d", "weight");
+        if (weight.Dim(1) != x.Dim(1)) throw new ArgumentException($"Conv2d: input {x.Describe()} has {x.Dim(1)} channels but weight {weight.Describe()} expects {weight.Dim(1)}");
+        if (bias != null && (bias.Rank != 1 || bias.Dim(0) != weight.Dim(0))) throw new ArgumentException($"Conv2d: bias {bias.Describe()} does not match weight {weight.Describe()}");
+        if (stride < 1 || padTop < 0 || padBottom < 0 || padLeft < 0 || padRight < 0) throw new ArgumentException($"Conv2d: invalid stride {stride} or padding ({padTop}, {padBottom}, {padLeft}, {padRight})");
+        var s = new Conv2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), weight.Dim(0), weight.Dim(2), weight.Dim(3), stride, padTop, padBottom, padLeft, padRight);
+        if (s.H + padTop + padBottom < s.KH || s.W + padLeft + padRight < s.KW)
+            throw new ArgumentException($"Conv2d: input {x.Describe()} (padded) is smaller than the kernel {weight.Describe()}");
+        var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
+        Kernels.Conv2d.Forward(s, x.Data, weight.Data, bias != null ? bias.Data : null, y.Data);
+        var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
+        if (GradMode.ShouldRecord(inputs))
+            Tape.Record(y, OpKind.Conv2d, inputs, new[] { x, weight }, ints: new[] { stride, padTop, padBottom, padLeft, padRight });
+        return y;
+    }
+
+    /// <summary>x: [B, C, *spatial]; normalizes each of `groups` channel groups; gamma/beta: [C] or null.</summary>
+    public static Tensor GroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps)
+    {
+        if (x.Rank < 2) throw new ArgumentException($"GroupNorm: needs [B, C, ...], got {x.Describe()}");
+        int b = x.Dim(0), c = x.Dim(1);
+        if (groups <= 0 || c % groups != 0) throw new ArgumentException($"GroupNorm: {c} channels of {x.Describe()} do not split into {groups} groups");
+        CheckAffine(gamma, beta, c, "GroupNorm", x);
+        long spatial = x.Numel / ((long)b * c);
+        var y = Tensor.Empty(x.ShapeArray());
+        bool rec = GradMode.ShouldRecord(new[] { x, gamma, beta });
+        Tensor? mean = rec ? Tensor.Empty(b, groups) : null, rstd = rec ? Tensor.Empty(b, groups) : null;
+        Norms.GroupNormForward(x.Data, Ptr(gamma), Ptr(beta), y.Data, b, c, spatial, groups, eps, Ptr(mean), Ptr(rstd));
+        if (rec) Tape.Record(y, OpKind.GroupNorm, Affine(x, gamma, beta), new[] { x, gamma ?? x, mean!, rstd! }, ints: new[] { groups, gamma != null ? 1 : 0, beta != null ? 1 : 0 });
+        return y;
+    }
+
+    /// <summary>Normalizes over the last dim; gamma/beta: [last] or null.</summary>
+    public static Tensor LayerNorm(Tensor x, Tensor? gamma, Tensor? beta, float eps)
+    {
+        if (x.Rank < 1) throw new ArgumentException($"LayerNorm: needs rank >= 1, got {x.Describe()}");
+        int n = x.Dim(-1);
+        CheckAffine(gamma, beta, n, "LayerNorm", x);
+        long rows = x.Numel / Math.Max(1, n);
+        var y = Tensor.Empty(x.ShapeArray());
+        bool rec = GradMode.ShouldRecord(new[] { x, gamma, beta });
+        Tensor? mean = rec ? Tensor.Empty((int)rows) : null, rstd = rec ? Tensor.Empty((int)rows) : null;
+        Norms.LayerNormForward(x.Data, Ptr(gamma), Ptr(beta), y.Data, rows, n, eps, Ptr(mean), Ptr(rstd));
+        if (rec) Tape.Record(y, OpKind.LayerNorm, Affine(x, gamma, beta), new[] { x, gamma ?? x, mean!, rstd! }, ints: new[] { gamma != null ? 1 : 0, beta != null ? 1 : 0 });
+        return y;
+    }
+
+    private static Tensor[] Affine(Tensor x, Tensor? gamma, Tensor? beta)
+    {
+        var l = new List<Tensor> { x };
+        if (gamma != null) l.Add(gamma);
+        if (beta != null) l.Add(beta);
+        return l.ToArray();
+    }
+
+    private static void CheckAffine(Tensor? gamma, Tensor? beta, int n, string op, Tensor x)
+    {
+        if (gamma != null && gamma.Numel != n) throw new ArgumentException($"{op}: weight {gamma.Describe()} does not have {n} elements for input {x.Describe()}");
+        if (beta != null && beta.Numel != n) throw new ArgumentException($"{op}: bias {beta.Describe()} does not have {n} elements for input {x.Describe()}");
+    }
+
+    private static float* Ptr(Tensor? t) => t == null ? null : t.Data;
+
+    /// <summary>Nearest-neighbour resize of [.., H, W] to (outH, outW) with PyTorch's index rule (x2 = exact doubling).</summary>
+    public static Tensor UpsampleNearest(Tensor x, int outH, int outW)
+    {
+        if (x.Rank < 2) throw new ArgumentException($"UpsampleNearest: needs [.., H, W], got {x.Describe()}");
+        if (outH <= 0 || outW <= 0) throw new ArgumentException($"UpsampleNearest: invalid output size {outH}x{outW} for {x.Describe()}");
+        int h = x.Dim(-2), w = x.Dim(-1);
+        var shape = x.ShapeArray(); shape[^2] = outH; shape[^1] = outW;
+        var y = Tensor.Empty(shape);
+        var iy = NearestIndex(h, outH); var ix = NearestIndex(w, outW);
+        long planes = x.Numel / ((long)h * w);
+        float* px = x.Data, py = y.Data;
+        Par.ForRange(planes, Math.Max(1, 16384 / ((long)outH * outW)), (s, e) =>
+        {
+            for (long p = s; p < e; p++)
+                for (int oy = 0; oy < outH; oy++)
+                {
+                    float* src = px + (p * h + iy[oy]) * w;
+                    float* dst = py + (p * outH + oy) * outW;
+                    for (int ox = 0; ox < outW; ox++) dst[ox] = src[ix[ox]];
+                }
+        });
+        if (GradMode.ShouldRecord(x)) Tape.Record(y, OpKind.Upsample, new[] { x });
+        return y;
+    }
+
+    public static Tensor UpsampleNearest2x(Tensor x) => UpsampleNearest(x, x.Dim(-2) * 2, x.Dim(-1) * 2);
+
+    internal static int[] NearestIndex(int inSize, int outSize)
+    {
+        var idx = new int[outSize];
+        // PyTorch: exact integer shift when doubling, otherwise floor(i * (float)in/out) clamped.
+        float scale = (float)inSize / outSize;
+        for (int i = 0; i < outSize; i++)
+            idx[i] = outSize == 2 * inSize ? i >> 1 : Math.Min((int)MathF.Floor(i * scale), inSize - 1);
+        return idx;
+    }
+
+    /// <summary>weight: [V, D]; ids of any shape -> [*ids.shape, D].</summary>
+    public static Tensor Embedding(Tensor weight, int[] ids, params int[] idShape)
+    {
+        ShapeUtil.RequireRank(weight, 2, "Embedding", "weight");
+        if (ShapeUtil.Numel(idShape) != ids.Length) throw new ArgumentException($"Embedding: {ids.Length} ids do not fill shape {ShapeUtil.Format(idShape)}");
+        int v = weight.Dim(0), d = weight.Dim(1);
+        var shape = idShape.Append(d).ToArray();
+        var y = Tensor.Empty(shape);
+        float* pw = weight.Data, py = y.Data;
+        for (int i = 0; i < ids.Length; i++)
+        {
+            if ((uint)ids[i] >= (uint)v) throw new ArgumentException($"Embedding: id {ids[i]} at position {i} is outside the table {weight.Describe()}");
+            Buffer.MemoryCopy(pw + (long)ids[i] * d, py + (long)i * d, d * 4L, d * 4L);
+        }
+        if (GradMode.ShouldRecord(weight)) Tape.Record(y, OpKind.Embedding, new[] { weight }, ints: ids);
+        return y;
+    }
+
+    /// <summary>
+    /// Fused multi-head attention. q: [B, Tq, H*D], k/v: [B, Tk, H*D] (the linear projections' layout) -> [B, Tq, H*D].
+    /// scale defaults to 1/sqrt(D). causal masks key j &gt; query i.
+    /// </summary>
+    public static Tensor Attention(Tensor q, Tensor k, Tensor v, int heads, bool causal = false, float? scale = null)
+    {
+        ShapeUtil.RequireRank(q, 3, "Attention", "q"); ShapeUtil.RequireRank(k, 3, "Attention", "k"); ShapeUtil.RequireRank(v, 3, "Attention", "v");
+        int b = q.Dim(0), tq = q.Dim(1), c = q.Dim(2), tk = k.Dim(1);
+        if (k.Dim(0) != b || v.Dim(0) != b || k.Dim(2) != c || v.Dim(2) != c || v.Dim(1) != tk)
+            throw new ArgumentException($"Attention: q {q.Describe()}, k {k.Describe()}, v {v.Describe()} do not agree");
+        if (heads <= 0 || c % heads != 0) throw new ArgumentException($"Attention: width {c} of {q.Describe()} does not split into {heads} heads");
+        var s = new AttentionShape(b, heads, tq, tk, c / heads, causal);
+        float sc = scale ?? 1f / MathF.Sqrt(s.HeadDim);
+        var o = Tensor.Empty(b, tq, c);
+        bool rec = GradMode.ShouldRecord(new[] { q, k, v });
+        var lse = rec ? Tensor.Empty(b, heads, tq) : null;
+        Kernels.Attention.Forward(s, q.Data, k.Data, v.Data, o.Data, Ptr(lse), sc);
+        if (rec) Tape.Record(o, OpKind.Attention, new[] { q, k, v }, new[] { q, k, v, o.Detach(), lse! }, ints: new[] { heads, causal ? 1 : 0 }, floats: new[] { sc });
+        return o;
+    }
+}
