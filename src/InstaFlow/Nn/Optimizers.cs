@@ -1,0 +1,176 @@
+// Optimizers (AdamW with decoupled weight decay and bias correction, SGD with momentum), global-norm gradient
+// clipping, and an exponential moving average of parameters. State tensors are persistent and checkpointable.
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Nn;
+
+public abstract class Optimizer
+{
+    protected Optimizer(IEnumerable<Parameter> parameters) { Params = parameters.ToList(); }
+
+    public IReadOnlyList<Parameter> Params { get; }
+    public float LearningRate { get; set; }
+    public long StepCount { get; protected set; }
+
+    public abstract void Step();
+    public void ZeroGrad() { foreach (var p in Params) p.ZeroGrad(); }
+
+    /// <summary>Named state tensors (moments, step) so that training can resume exactly.</summary>
+    public abstract IEnumerable<(string Name, Tensor Value)> State();
+    public abstract void LoadState(IReadOnlyDictionary<string, Tensor> state, long step);
+}
+
+public sealed unsafe class AdamW : Optimizer
+{
+    public float Beta1 { get; init; } = 0.9f;
+    public float Beta2 { get; init; } = 0.999f;
+    public float Eps { get; init; } = 1e-8f;
+    public float WeightDecay { get; init; } = 1e-2f;
+    private readonly Tensor[] _m, _v;
+
+    public AdamW(IEnumerable<Parameter> parameters, float lr) : base(parameters)
+    {
+        LearningRate = lr;
+        _m = Params.Select(p => Zeros(p.Shape)).ToArray();
+        _v = Params.Select(p => Zeros(p.Shape)).ToArray();
+    }
+
+    private static Tensor Zeros(int[] shape) { var t = Tensor.EmptyPersistent(shape); t.Span.Clear(); return t; }
+
+    public override void Step()
+    {
+        StepCount++;
+        float lr = LearningRate, b1 = Beta1, b2 = Beta2, eps = Eps;
+        float bc1 = 1f - MathF.Pow(b1, StepCount), bc2 = 1f - MathF.Pow(b2, StepCount);
+        float decay = 1f - lr * WeightDecay;
+        for (int i = 0; i < Params.Count; i++)
+        {
+            var g = Params[i].Grad;
+            if (g == null) continue;
+            float* w = Params[i].Value.Data, pg = g.Data, m = _m[i].Data, v = _v[i].Data;
+            long n = g.Numel;
+            Par.ForRange(n, 1 << 14, (s, e) =>
+            {
+                for (long j = s; j < e; j++)
+                {
+                    float gj = pg[j];
+                    m[j] = b1 * m[j] + (1 - b1) * gj;
+                    v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+                    float mhat = m[j] / bc1, vhat = v[j] / bc2;
+                    w[j] = w[j] * decay - lr * mhat / (MathF.Sqrt(vhat) + eps);
+                }
+            });
+        }
+    }
+
+    public override IEnumerable<(string Name, Tensor Value)> State()
+    {
+        for (int i = 0; i < Params.Count; i++) { yield return ($"m.{i}", _m[i]); yield return ($"v.{i}", _v[i]); }
+    }
+
+    public override void LoadState(IReadOnlyDictionary<string, Tensor> state, long step)
+    {
+        for (int i = 0; i < Params.Count; i++) { Restore(state, $"m.{i}", _m[i]); Restore(state, $"v.{i}", _v[i]); }
+        StepCount = step;
+    }
+
+    internal static void Restore(IReadOnlyDictionary<string, Tensor> state, string key, Tensor into)
+    {
+        if (!state.TryGetValue(key, out var t)) throw new InvalidDataException($"optimizer state is missing '{key}'");
+        if (!ShapeUtil.SameShape(t.Shape, into.Shape)) throw new InvalidDataException($"optimizer state '{key}' has shape {t.Describe()}, expected {into.Describe()}");
+        into.CopyFrom(t);
+    }
+}
+
+public sealed unsafe class Sgd : Optimizer
+{
+    public float Momentum { get; init; }
+    public float WeightDecay { get; init; }
+    private readonly Tensor[] _buf;
+
+    public Sgd(IEnumerable<Parameter> parameters, float lr, float momentum = 0f) : base(parameters)
+    {
+        LearningRate = lr;
+        Momentum = momentum;
+        _buf = Params.Select(p => { var t = Tensor.EmptyPersistent(p.Shape); t.Span.Clear(); return t; }).ToArray();
+    }
+
+    public override void Step()
+    {
+        StepCount++;
+        for (int i = 0; i < Params.Count; i++)
+        {
+            var g = Params[i].Grad;
+            if (g == null) continue;
+            float* w = Params[i].Value.Data, pg = g.Data, b = _buf[i].Data;
+            float lr = LearningRate, mu = Momentum, wd = WeightDecay;
+            for (long j = 0; j < g.Numel; j++)
+            {
+                float d = pg[j] + wd * w[j];
+                b[j] = mu * b[j] + d;
+                w[j] -= lr * (mu != 0 ? b[j] : d);
+            }
+        }
+    }
+
+    public override IEnumerable<(string Name, Tensor Value)> State()
+    {
+        for (int i = 0; i < Params.Count; i++) yield return ($"momentum.{i}", _buf[i]);
+    }
+
+    public override void LoadState(IReadOnlyDictionary<string, Tensor> state, long step)
+    {
+        for (int i = 0; i < Params.Count; i++) AdamW.Restore(state, $"momentum.{i}", _buf[i]);
+        StepCount = step;
+    }
+}
+
+public static unsafe class GradClip
+{
+    /// <summary>Scales all gradients so that their global L2 norm is at most maxNorm; returns the norm before clipping.</summary>
+    public static float ClipGlobalNorm(IEnumerable<Parameter> parameters, float maxNorm)
+    {
+        var grads = parameters.Select(p => p.Grad).Where(g => g != null).ToList();
+        double sq = 0;
+        foreach (var g in grads) sq += Blas.Dot(g!.Data, g.Data, g.Numel);
+        float norm = (float)Math.Sqrt(sq);
+        if (norm > maxNorm && norm > 0)
+        {
+            float s = maxNorm / (norm + 1e-6f);
+            foreach (var g in grads) Blas.Scale(s, g!.Data, g.Numel);
+        }
+        return norm;
+    }
+}
+
+/// <summary>ema = decay * ema + (1 - decay) * param, kept in separate persistent tensors.</summary>
+public sealed unsafe class Ema
+{
+    private readonly IReadOnlyList<Parameter> _params;
+    public Tensor[] Shadow { get; }
+    public float Decay { get; }
+
+    public Ema(IEnumerable<Parameter> parameters, float decay)
+    {
+        _params = parameters.ToList();
+        Decay = decay;
+        Shadow = _params.Select(p => { var t = Tensor.EmptyPersistent(p.Shape); t.CopyFrom(p.Value); return t; }).ToArray();
+    }
+
+    public void Update()
+    {
+        for (int i = 0; i < _params.Count; i++)
+        {
+            float* s = Shadow[i].Data, w = _params[i].Value.Data;
+            float d = Decay;
+            for (long j = 0; j < Shadow[i].Numel; j++) s[j] = d * s[j] + (1 - d) * w[j];
+        }
+    }
+
+    /// <summary>Copies the averaged values into the live parameters (e.g. before saving an EMA model).</summary>
+    public void CopyTo()
+    {
+        for (int i = 0; i < _params.Count; i++) _params[i].Value.CopyFrom(Shadow[i]);
+    }
+}
