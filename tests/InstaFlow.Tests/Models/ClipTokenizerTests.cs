@@ -117,7 +117,7 @@ public class ClipTokenizerTests
     }
 
     [Fact]
-    public void Encode_AstralLettersAndDigits_MatchTheirCodePointClass()
+    public void SplitWords_AstralLettersAndDigits_MatchTheirCodePointClass()
     {
         // Mathematical bold letters are \p{L} (one word with the ASCII letters around them), the bold digit is \p{N}.
         var words = ClipTokenizer.SplitWords("x\U0001D400y \U0001D7CE\U0001D7CF \U0001F431!").ToList();
@@ -149,44 +149,29 @@ public class ClipTokenizerTests
         Assert.Equal("i\u0307stanbul", ClipTextCleaner.Clean("\u0130STANBUL", lowerCase: true));
     }
 
-    [Fact]
-    public void FromDirectory_MissingVocab_ThrowsFileNotFoundNamingIt()
+    // Each case copies the fixture tokenizer to a temp folder and breaks one file (null content: deletes it).
+    [Theory]
+    [InlineData("vocab.json", null, typeof(FileNotFoundException), "vocab.json")]
+    [InlineData("merges.txt", null, typeof(FileNotFoundException), "merges.txt")]
+    [InlineData("vocab.json", "{\"a\": 1,", typeof(InvalidDataException), "vocab.json")]
+    [InlineData("merges.txt", "#version: 0.2\ni n\nthree parts here\n", typeof(InvalidDataException), "merges.txt:3")]
+    [InlineData("tokenizer_config.json", "{\"bos_token\": 5}", typeof(InvalidDataException), "tokenizer_config.json")]
+    [InlineData("special_tokens_map.json", "{\"eos_token\": \"<|nope|>\"}", typeof(InvalidDataException), "vocab.json")]
+    public void FromDirectory_MissingOrMalformedFile_ThrowsOneLineErrorNamingIt(string file, string? content, Type expected, string mention)
     {
-        using var dir = new TempTokenizerDir();
-        File.Delete(Path.Combine(dir.Path, "vocab.json"));
-        var e = Assert.Throws<FileNotFoundException>(() => ClipTokenizer.FromDirectory(dir.Path));
-        Assert.Contains("vocab.json", e.Message);
-    }
-
-    [Fact]
-    public void FromDirectory_MalformedMerges_ThrowsInvalidDataNamingFileAndLine()
-    {
-        using var dir = new TempTokenizerDir();
-        File.WriteAllText(Path.Combine(dir.Path, "merges.txt"), "#version: 0.2\ni n\nthree parts here\n");
-        var e = Assert.Throws<InvalidDataException>(() => ClipTokenizer.FromDirectory(dir.Path));
-        Assert.Contains("merges.txt:3", e.Message);
-        Assert.DoesNotContain("\n", e.Message);
-    }
-
-    [Fact]
-    public void FromDirectory_MalformedVocab_ThrowsInvalidDataNamingIt()
-    {
-        using var dir = new TempTokenizerDir();
-        File.WriteAllText(Path.Combine(dir.Path, "vocab.json"), "{\"a\": 1,");
-        var e = Assert.Throws<InvalidDataException>(() => ClipTokenizer.FromDirectory(dir.Path));
-        Assert.Contains("vocab.json", e.Message);
-    }
-
-    /// <summary>A copy of the fixture tokenizer in a temp folder, to break one file at a time.</summary>
-    private sealed class TempTokenizerDir : IDisposable
-    {
-        public string Path { get; } = Directory.CreateTempSubdirectory("clip-tok-").FullName;
-
-        public TempTokenizerDir()
+        var dir = Directory.CreateTempSubdirectory("clip-tok-").FullName;
+        try
         {
-            foreach (var f in Directory.GetFiles(TokenizerDir)) File.Copy(f, System.IO.Path.Combine(Path, System.IO.Path.GetFileName(f)));
+            foreach (var f in Directory.GetFiles(TokenizerDir)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+            if (content == null) File.Delete(Path.Combine(dir, file));
+            else File.WriteAllText(Path.Combine(dir, file), content);
+            var e = Assert.Throws(expected, () => ClipTokenizer.FromDirectory(dir));
+            Assert.Contains(mention, e.Message);
+            Assert.DoesNotContain("\n", e.Message);
         }
-
-        public void Dispose() => Directory.Delete(Path, recursive: true);
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 }

@@ -63,9 +63,10 @@ public sealed partial class ClipTokenizer
         var vocabPath = Path.Combine(tokenizerDir, "vocab.json");
         var vocab = ReadVocab(vocabPath);
         var merges = ReadMerges(Path.Combine(tokenizerDir, "merges.txt"));
-        var settings = TokenizerSettings.Default;
-        settings = settings.Apply(Path.Combine(tokenizerDir, "tokenizer_config.json"));
-        settings = settings.Apply(Path.Combine(tokenizerDir, "special_tokens_map.json"));
+        // As in transformers, special_tokens_map.json wins over tokenizer_config.json.
+        var settings = TokenizerSettings.Default
+            .Apply(Path.Combine(tokenizerDir, "tokenizer_config.json"))
+            .Apply(Path.Combine(tokenizerDir, "special_tokens_map.json"));
         return new ClipTokenizer(vocab, merges, settings, vocabPath);
     }
 
