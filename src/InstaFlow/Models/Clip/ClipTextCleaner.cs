@@ -20,7 +20,7 @@ internal static class ClipTextCleaner
             else if (IsCjkIdeograph(cp)) sb.Append(' ').Append(rune.ToString()).Append(' ');
             else sb.Append(rune.ToString());
         }
-        var normalized = ClipNfc.Normalize(sb.ToString());
+        var normalized = sb.ToString().Normalize(System.Text.NormalizationForm.FormC);
         // Python's str.split() splits on every Unicode whitespace char; after the cleanup above only ' ' and the
         // line/paragraph separators (Zl, Zp) are left, and char.IsWhiteSpace covers both.
         var words = normalized.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
