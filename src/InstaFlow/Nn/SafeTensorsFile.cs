@@ -68,6 +68,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
         var mmf = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         MemoryMappedViewAccessor? view = null;
+        NativeBuffer? mapping = null;
         try
         {
             view = mmf.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
@@ -75,26 +76,24 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
             p += view.PointerOffset;
             var accessor = view;
-            var mapping = NativeBuffer.Wrap(p, length, _ =>
+            // The mapping lives until the reader and every zero-copy tensor over it have released their reference.
+            mapping = NativeBuffer.Wrap(p, length, _ =>
             {
                 accessor.SafeMemoryMappedViewHandle.ReleasePointer();
                 accessor.Dispose();
                 mmf.Dispose();
             });
-            try
-            {
-                var (tensors, metadata) = ParseHeader(path, p, length);
-                return new SafeTensorsFile(path, mapping, tensors, metadata);
-            }
-            catch
-            {
-                mapping.Release();
-                throw;
-            }
+            var (tensors, metadata) = ParseHeader(path, p, length);
+            return new SafeTensorsFile(path, mapping, tensors, metadata);
         }
-        catch when (view == null)
+        catch
         {
-            mmf.Dispose();
+            if (mapping != null) mapping.Release();
+            else
+            {
+                view?.Dispose();
+                mmf.Dispose();
+            }
             throw;
         }
     }
