@@ -71,7 +71,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         NativeBuffer? mapping = null;
         try
         {
-            view = mmf.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+            // Copy-on-write: zero-copy weight tensors may be updated in place (fine-tuning) without touching the file.
+            view = mmf.CreateViewAccessor(0, length, MemoryMappedFileAccess.CopyOnWrite);
             byte* p = null;
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
             p += view.PointerOffset;

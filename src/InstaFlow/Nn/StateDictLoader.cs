@@ -1,0 +1,44 @@
+// Loads safetensors weights into a module by diffusers/transformers key names, with optional key renaming (for
+// legacy checkpoints) and a report of missing and unexpected keys.
+using InstaFlow.Tensors;
+
+namespace InstaFlow.Nn;
+
+public static class StateDictLoader
+{
+    /// <summary>
+    /// Reads every tensor of the file (F32 stays memory-mapped, F16/BF16 are widened once) and loads it into the
+    /// module. rename maps a file key to the module's key; ignoredKeys are skipped without being reported.
+    /// </summary>
+    public static LoadReport Load(Module module, string path, Func<string, string>? rename = null, IEnumerable<string>? ignoredKeys = null, bool strict = true)
+    {
+        using var file = SafeTensors.Open(path);
+        var ignore = new HashSet<string>(ignoredKeys ?? Array.Empty<string>());
+        var state = new Dictionary<string, Tensor>();
+        var expected = module.NamedParameters().ToDictionary(x => x.Name, x => x.Param.Shape);
+        foreach (var info in file.Tensors)
+        {
+            if (ignore.Contains(info.Name)) continue;
+            var key = rename?.Invoke(info.Name) ?? info.Name;
+            if (state.ContainsKey(key)) throw new InvalidDataException($"{path}: two tensors map to the key '{key}'");
+            if (expected.TryGetValue(key, out var shape) && !ShapeUtil.SameShape(info.Shape, shape))
+            {
+                // Old checkpoints store attention projections as 1x1 convs [C, C, 1, 1] where a linear [C, C] is expected.
+                if (ShapeUtil.Numel(info.Shape) == ShapeUtil.Numel(shape) && info.Shape.Length == 4 && shape.Length == 2 && info.Shape[2] == 1 && info.Shape[3] == 1)
+                {
+                    state[key] = file.ReadF32(info.Name).Reshape(shape);
+                    continue;
+                }
+                throw new InvalidDataException($"{path}: tensor '{info.Name}' has shape {ShapeUtil.Format(info.Shape)} but the model built from config.json expects {ShapeUtil.Format(shape)}; the weights do not belong to this config");
+            }
+            if (info.DType is not (SafeTensorDType.F32 or SafeTensorDType.F16 or SafeTensorDType.BF16 or SafeTensorDType.F64))
+            {
+                if (!strict || !expected.ContainsKey(key)) { state[key] = null!; continue; }
+                throw new InvalidDataException($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected a floating-point type");
+            }
+            state[key] = file.ReadF32(info.Name);
+        }
+        foreach (var k in state.Where(kv => kv.Value == null).Select(kv => kv.Key).ToList()) state.Remove(k);
+        return module.LoadStateDict(state, strict, path);
+    }
+}
