@@ -70,6 +70,17 @@ public static unsafe partial class Ops
     public static Tensor GeluTanh(Tensor a) => Unary<GeluTanhOp>(a, OpKind.GeluTanh, saveOutput: false);
     public static Tensor QuickGelu(Tensor a) => Unary<QuickGeluOp>(a, OpKind.QuickGelu, saveOutput: false);
 
+    /// <summary>min(max(x, lo), hi); the gradient passes only where x is inside [lo, hi].</summary>
+    public static Tensor Clamp(Tensor a, float lo, float hi)
+    {
+        if (!(lo <= hi)) throw new ArgumentException($"Clamp: lower bound {lo} is above upper bound {hi}");
+        var c = Tensor.Empty(a.ShapeArray());
+        float* pa = a.Data, pc = c.Data;
+        Par.ForRange(a.Numel, 1 << 15, (s, e) => { for (long i = s; i < e; i++) pc[i] = Math.Clamp(pa[i], lo, hi); });
+        if (GradMode.ShouldRecord(a)) Tape.Record(c, OpKind.Clamp, new[] { a }, new[] { a }, floats: new[] { lo, hi });
+        return c;
+    }
+
     /// <summary>x * x, element-wise.</summary>
     public static Tensor Square(Tensor a)
     {

@@ -117,6 +117,14 @@ public sealed unsafe partial class Tensor : IDisposable
         return t;
     }
 
+    /// <summary>A copy that no scope owns (dispose it yourself): for results that outlive the current step.</summary>
+    public Tensor ClonePersistent()
+    {
+        var t = EmptyPersistent(_shape);
+        Span.CopyTo(t.Span);
+        return t;
+    }
+
     /// <summary>Same data, detached from the tape (a view: shares storage).</summary>
     public Tensor Detach() => View(_shape, 0);
 

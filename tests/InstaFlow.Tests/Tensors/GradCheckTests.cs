@@ -62,6 +62,7 @@ public class GradCheckTests
     [Fact] public void Mul_Broadcast_GradientMatchesFiniteDifference() => Check(x => Ops.Mul(x[0], x[1]), new[] { R(1, 2, 3, 5), R(2, 1, 3, 1) }, "mul");
     [Fact] public void Div_Broadcast_GradientMatchesFiniteDifference() => Check(x => Ops.Div(x[0], x[1]), new[] { R(1, 4, 7), Positive(2, 7) }, "div");
     [Fact] public void Scalars_GradientMatchesFiniteDifference() => Check(x => Ops.AddScalar(Ops.MulScalar(x[0], -2.5f), 3f), new[] { R(1, 3, 4) }, "scalar");
+    [Fact] public void Clamp_GradientMatchesFiniteDifference() => Check(x => Ops.Clamp(x[0], -0.5f, 0.4f), new[] { R(5, 23) }, "clamp", eps: 1e-3f);
     [Fact] public void Square_GradientMatchesFiniteDifference() => Check(x => Ops.Square(x[0]), new[] { R(1, 9) }, "square");
 
     [Theory]

@@ -33,7 +33,7 @@ public sealed class AutoencoderKL : Module
         Hook?.Invoke("quant_conv", moments);
         int l = Config.LatentChannels;
         var mean = Ops.Narrow(moments, 1, 0, l);
-        var logvar = Clamp(Ops.Narrow(moments, 1, l, l), -30f, 20f);
+        var logvar = Ops.Clamp(Ops.Narrow(moments, 1, l, l), -30f, 20f);
         return (mean, logvar);
     }
 
@@ -46,14 +46,18 @@ public sealed class AutoencoderKL : Module
         return Decoder.Forward(z);
     }
 
-    private static Tensor Clamp(Tensor x, float lo, float hi)
+    /// <summary>Maps old diffusers VAE attention names (query/key/value/proj_attn) to the current ones.</summary>
+    public static string RenameLegacyKey(string key)
     {
-        // Clamping logvar only matters for degenerate encoders; done out of the tape (no gradient through the clip).
-        var y = x.Clone();
-        var s = y.Span;
-        for (int i = 0; i < s.Length; i++) s[i] = Math.Clamp(s[i], lo, hi);
-        return ReferenceEquals(x, y) ? x : (x.TracksGrad ? x : y);
+        foreach (var (old, now) in LegacyNames)
+        {
+            int i = key.IndexOf(old, StringComparison.Ordinal);
+            if (i >= 0 && key.Contains(".attentions.", StringComparison.Ordinal)) return key[..i] + now + key[(i + old.Length)..];
+        }
+        return key;
     }
+
+    private static readonly (string, string)[] LegacyNames = { (".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0.") };
 }
 
 public sealed class VaeEncoder : Module

@@ -31,6 +31,11 @@ internal static unsafe class BackwardRules
             case OpKind.MulScalar: return new[] { Ops.MulScalar(g, n.Floats[0]) };
             case OpKind.Neg: return new[] { Ops.Neg(g) };
             case OpKind.Pow2: return new[] { Ops.Mul(g, Ops.MulScalar(n.Saved[0], 2f)) };
+            case OpKind.Clamp:
+            {
+                float lo = n.Floats[0], hi = n.Floats[1];
+                return new[] { Pointwise(g, n.Saved[0], (gv, v) => v >= lo && v <= hi ? gv : 0f) };
+            }
             case OpKind.Exp: return new[] { Ops.Mul(g, n.Saved[0]) };
             case OpKind.Sqrt: return new[] { Ops.Div(g, Ops.MulScalar(n.Saved[0], 2f)) };
             case OpKind.Sigmoid: return new[] { Pointwise(g, n.Saved[0], static (gv, y) => gv * y * (1 - y)) };

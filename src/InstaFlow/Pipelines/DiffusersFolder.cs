@@ -1,0 +1,119 @@
+// Opens a diffusers pipeline folder (model_index.json + one sub-folder per component) and loads the
+// Stable-Diffusion-1.5-family components from it, with weight variants and clear errors for unusable folders.
+using System.Text.Json;
+using InstaFlow.Models;
+using InstaFlow.Models.Clip;
+using InstaFlow.Models.Unet;
+using InstaFlow.Models.Vae;
+using InstaFlow.Nn;
+
+namespace InstaFlow.Pipelines;
+
+public sealed class DiffusersFolder
+{
+    public string Root { get; }
+    /// <summary>component name -> (library, class) from model_index.json (null entries omitted).</summary>
+    public IReadOnlyDictionary<string, (string Library, string Class)> Components { get; }
+    public string PipelineClass { get; }
+
+    private DiffusersFolder(string root, Dictionary<string, (string, string)> comps, string cls)
+    {
+        Root = root; Components = comps; PipelineClass = cls;
+    }
+
+    public static DiffusersFolder Open(string dir)
+    {
+        var root = Path.GetFullPath(dir);
+        if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"model folder not found: {root}");
+        var index = Path.Combine(root, "model_index.json");
+        if (!File.Exists(index))
+            throw new FileNotFoundException($"{root}: no model_index.json; expected a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/)", index);
+        var comps = new Dictionary<string, (string, string)>();
+        string cls;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(index));
+            cls = doc.RootElement.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : "";
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (p.Name.StartsWith('_') || p.Value.ValueKind != JsonValueKind.Array) continue;
+                var a = p.Value.EnumerateArray().ToArray();
+                if (a.Length == 2 && a[0].ValueKind == JsonValueKind.String && a[1].ValueKind == JsonValueKind.String)
+                    comps[p.Name] = (a[0].GetString()!, a[1].GetString()!);
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{index}: not valid JSON ({e.Message})");
+        }
+        return new DiffusersFolder(root, comps, cls);
+    }
+
+    /// <summary>The component's sub-folder; throws naming the folder when it is missing.</summary>
+    public string Component(string name)
+    {
+        var d = Path.Combine(Root, name);
+        if (!Directory.Exists(d))
+            throw new DirectoryNotFoundException($"{Root}: component folder '{name}/' is missing (an SD-1.5-family folder needs unet/, vae/, text_encoder/ and tokenizer/)");
+        return d;
+    }
+
+    /// <summary>Picks `{stem}.{variant}.safetensors` or `{stem}.safetensors`; errors list what the folder holds.</summary>
+    public string Weights(string component, string stem, string? variant)
+    {
+        var dir = Component(component);
+        var name = variant is null ? $"{stem}.safetensors" : $"{stem}.{variant}.safetensors";
+        var path = Path.Combine(dir, name);
+        if (File.Exists(path)) return path;
+        var have = Directory.GetFiles(dir, "*.safetensors").Select(Path.GetFileName);
+        var bin = Directory.GetFiles(dir, "*.bin").Any() ? " (PyTorch .bin pickles are not supported: convert them to safetensors)" : "";
+        throw new FileNotFoundException($"{dir}: weights file {name} not found; the folder has [{string.Join(", ", have)}]{bin}", path);
+    }
+}
+
+/// <summary>The four SD-1.5-family components a text-to-image pipeline needs.</summary>
+public sealed class SdComponents : IDisposable
+{
+    public required string Name { get; init; }
+    public required ClipTokenizer Tokenizer { get; init; }
+    public required ClipTextModel TextEncoder { get; init; }
+    public required UNet2DConditionModel Unet { get; init; }
+    public required AutoencoderKL Vae { get; init; }
+    public IReadOnlyList<LoadReport> Reports { get; init; } = Array.Empty<LoadReport>();
+
+    /// <summary>Loads every component; variant picks e.g. diffusion_pytorch_model.fp16.safetensors (falling back to the plain file for components without it).</summary>
+    public static SdComponents Load(string dir, string? variant = null)
+    {
+        var f = DiffusersFolder.Open(dir);
+        var reports = new List<LoadReport>();
+        string Pick(string comp, string stem)
+        {
+            if (variant == null) return f.Weights(comp, stem, null);
+            try { return f.Weights(comp, stem, variant); }
+            catch (FileNotFoundException) when (File.Exists(Path.Combine(f.Component(comp), stem + ".safetensors"))) { return f.Weights(comp, stem, null); }
+        }
+
+        var tokenizer = ClipTokenizer.FromDirectory(f.Component("tokenizer"));
+
+        var text = new ClipTextModel(ClipTextConfig.Load(Path.Combine(f.Component("text_encoder"), "config.json")));
+        reports.Add(StateDictLoader.Load(text, Pick("text_encoder", "model"), ignoredKeys: ClipTextModel.IgnoredKeys));
+
+        var unet = new UNet2DConditionModel(UNet2DConditionConfig.Load(Path.Combine(f.Component("unet"), "config.json")));
+        reports.Add(StateDictLoader.Load(unet, Pick("unet", "diffusion_pytorch_model")));
+
+        var vae = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(f.Component("vae"), "config.json")));
+        reports.Add(StateDictLoader.Load(vae, Pick("vae", "diffusion_pytorch_model"), AutoencoderKL.RenameLegacyKey));
+
+        if (text.Config.HiddenSize != unet.Config.CrossAttentionDim)
+            throw new InvalidDataException($"{f.Root}: text_encoder hidden_size {text.Config.HiddenSize} does not match unet cross_attention_dim {unet.Config.CrossAttentionDim}");
+        if (vae.Config.LatentChannels != unet.Config.InChannels)
+            throw new InvalidDataException($"{f.Root}: vae latent_channels {vae.Config.LatentChannels} does not match unet in_channels {unet.Config.InChannels}");
+        return new SdComponents { Name = Path.GetFileName(f.Root.TrimEnd(Path.DirectorySeparatorChar)), Tokenizer = tokenizer, TextEncoder = text, Unet = unet, Vae = vae, Reports = reports };
+    }
+
+    public void Dispose()
+    {
+        foreach (var m in new Module[] { TextEncoder, Unet, Vae })
+            foreach (var p in m.Parameters()) p.Value.Dispose();
+    }
+}
