@@ -5,8 +5,9 @@ namespace InstaFlow.Cli;
 
 public static class Cli
 {
-    public static int Run(string[] args)
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
+        CliIO.Use(stdout ?? Console.Out, stderr ?? Console.Error);
         var root = new RootCommand("InstaFlow.NET: one-step text-to-image with Rectified Flow");
         foreach (var c in Commands()) root.Subcommands.Add(c);
         try
@@ -15,7 +16,7 @@ public static class Cli
         }
         catch (Exception e) when (IsUserError(e))
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            CliIO.Err.WriteLine($"error: {e.Message}");
             return 2;
         }
     }
@@ -27,8 +28,20 @@ public static class Cli
     /// <summary>Each command family registers itself here.</summary>
     private static IEnumerable<Command> Commands()
     {
+        yield return GenerateCommand.Create();
         yield return TokenizeCommand.Create();
     }
+}
+
+/// <summary>Where commands print: the console, or writers a test passes to Cli.Run (per async flow, so tests may run in parallel).</summary>
+public static class CliIO
+{
+    private static readonly AsyncLocal<(TextWriter Out, TextWriter Err)?> Current = new();
+
+    public static TextWriter Out => Current.Value?.Out ?? Console.Out;
+    public static TextWriter Err => Current.Value?.Err ?? Console.Error;
+
+    public static void Use(TextWriter stdout, TextWriter stderr) => Current.Value = (stdout, stderr);
 }
 
 /// <summary>An error caused by the user's input (bad file, bad option): printed as one line, no stack trace.</summary>

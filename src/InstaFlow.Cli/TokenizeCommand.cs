@@ -27,7 +27,7 @@ public static class TokenizeCommand
             var file = parseResult.GetValue(jsonl);
             if ((prompt == null) == (file == null)) throw new UserException("tokenize needs exactly one of a TEXT argument and --jsonl FILE");
             var tokenizer = ClipTokenizer.FromDirectory(ResolveTokenizerDir(parseResult.GetValue(model)!));
-            if (prompt != null) Console.Out.WriteLine(JsonSerializer.Serialize(tokenizer.Tokenize(prompt).Ids));
+            if (prompt != null) CliIO.Out.WriteLine(JsonSerializer.Serialize(tokenizer.Tokenize(prompt).Ids));
             else TokenizeJsonl(tokenizer, file!);
             return 0;
         });
@@ -52,7 +52,7 @@ public static class TokenizeCommand
             lineNo++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             var prompt = ReadPrompt(line, $"{path}:{lineNo}");
-            Console.Out.WriteLine(JsonSerializer.Serialize(new { prompt, ids = tokenizer.Tokenize(prompt).Ids }));
+            CliIO.Out.WriteLine(JsonSerializer.Serialize(new { prompt, ids = tokenizer.Tokenize(prompt).Ids }));
         }
     }
 

@@ -13,19 +13,10 @@ public class TokenizeCommandTests
 
     private static string Run(params string[] args)
     {
-        var original = Console.Out;
         var captured = new StringWriter();
-        Console.SetOut(captured);
-        try
-        {
-            int code = new RootCommand { TokenizeCommand.Create() }.Parse(args)
-                .Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
-            Assert.Equal(0, code);
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
+        var err = new StringWriter();
+        int code = InstaFlow.Cli.Cli.Run(args, captured, err);
+        Assert.True(code == 0, $"exit code {code}: {err}");
         return captured.ToString();
     }
 
@@ -67,17 +58,16 @@ public class TokenizeCommandTests
     }
 
     [Fact]
-    public void Tokenize_NeitherTextNorJsonl_ThrowsUserException() =>
-        Assert.Throws<UserException>(() => Run("tokenize", "--model", ModelDir));
+    public void Tokenize_NeitherTextNorJsonl_PrintsOneLineError() =>
+        CliRunner.AssertUserError(new[] { "tokenize", "--model", ModelDir }, "exactly one of");
 
     [Fact]
-    public void Tokenize_FolderWithoutTokenizer_ThrowsFileNotFoundNamingVocab()
+    public void Tokenize_FolderWithoutTokenizer_PrintsErrorNamingVocab()
     {
         var dir = Directory.CreateTempSubdirectory("no-tok-").FullName;
         try
         {
-            var e = Assert.Throws<FileNotFoundException>(() => Run("tokenize", "--model", dir, "a cat"));
-            Assert.Contains("vocab.json", e.Message);
+            CliRunner.AssertUserError(new[] { "tokenize", "--model", dir, "a cat" }, "vocab.json");
         }
         finally
         {
@@ -86,14 +76,13 @@ public class TokenizeCommandTests
     }
 
     [Fact]
-    public void Tokenize_JsonlLineWithoutPrompt_ThrowsInvalidDataNamingLine()
+    public void Tokenize_JsonlLineWithoutPrompt_PrintsErrorNamingLine()
     {
         var file = Path.GetTempFileName();
         try
         {
             File.WriteAllLines(file, ["{\"prompt\": \"a cat\"}", "{\"text\": \"a dog\"}"]);
-            var e = Assert.Throws<InvalidDataException>(() => Run("tokenize", "--model", ModelDir, "--jsonl", file));
-            Assert.Contains($"{file}:2", e.Message);
+            CliRunner.AssertUserError(new[] { "tokenize", "--model", ModelDir, "--jsonl", file }, $"{file}:2");
         }
         finally
         {
