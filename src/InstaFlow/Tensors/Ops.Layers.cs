@@ -23,6 +23,7 @@ public static unsafe partial class Ops
         if (s.H + padTop + padBottom < s.KH || s.W + padLeft + padRight < s.KW)
             throw new ArgumentException($"Conv2d: input {x.Describe()} (padded) is smaller than the kernel {weight.Describe()}");
         var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
+        FlopCounter.Add(s.Flops);
         Kernels.Conv2d.Forward(s, x.Data, weight.Data, bias != null ? bias.Data : null, y.Data);
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         if (GradMode.ShouldRecord(inputs))
@@ -148,6 +149,7 @@ public static unsafe partial class Ops
         var o = Tensor.Empty(b, tq, c);
         bool rec = GradMode.ShouldRecord(new[] { q, k, v });
         var lse = rec ? Tensor.Empty(b, heads, tq) : null;
+        FlopCounter.Add(s.Flops);
         Kernels.Attention.Forward(s, q.Data, k.Data, v.Data, o.Data, Ptr(lse), sc);
         if (rec) Tape.Record(o, OpKind.Attention, new[] { q, k, v }, new[] { q, k, v, o.Detach(), lse! }, ints: new[] { heads, causal ? 1 : 0 }, floats: new[] { sc });
         return o;

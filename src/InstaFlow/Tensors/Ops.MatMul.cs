@@ -25,6 +25,7 @@ public static unsafe partial class Ops
         }
         var outShape = a.ShapeArray(); outShape[^1] = n;
         var c = Tensor.Empty(outShape);
+        FlopCounter.Add(2L * batchA * m * n * k);
         if (shared)
             Gemm.Sgemm(false, transB, (int)(batchA * m), n, k, 1f, a.Data, k, b.Data, transB ? k : n, 0f, c.Data, n);
         else
@@ -44,6 +45,7 @@ public static unsafe partial class Ops
         long rows = x.Numel / Math.Max(1, inF);
         var outShape = x.ShapeArray(); outShape[^1] = outF;
         var y = Tensor.Empty(outShape);
+        FlopCounter.Add(2L * rows * outF * inF);
         float* py = y.Data;
         if (bias != null)
         {

@@ -1,0 +1,84 @@
+// The full-size SD-1.5 architecture (CLIP-L text encoder, 860M-parameter UNet, VAE) with random weights, timed
+// stage by stage: what one 512x512 InstaFlow image costs on this machine, with no download.
+using System.Diagnostics;
+using InstaFlow.Models.Clip;
+using InstaFlow.Models.Unet;
+using InstaFlow.Models.Vae;
+using InstaFlow.Nn;
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
+
+namespace InstaFlow.Pipelines;
+
+public sealed record BenchStage(string Name, string Shape, double MedianSeconds, double MinSeconds, double Gflop, double PeakRssGiB)
+{
+    public double GflopsPerSecond => MedianSeconds > 0 ? Gflop / MedianSeconds : 0;
+}
+
+public static class Sd15Bench
+{
+    /// <summary>Builds the models (reported as the "load" stage), then times each stage `runs` times after one warm-up.</summary>
+    public static IEnumerable<BenchStage> Run(int runs, Action<string>? log = null)
+    {
+        var sw = Stopwatch.StartNew();
+        var text = new ClipTextModel(new ClipTextConfig());
+        var unet = new UNet2DConditionModel(new UNet2DConditionConfig());
+        var vae = new AutoencoderKL(new AutoencoderKLConfig());
+        foreach (var (m, seed) in new (Module, ulong)[] { (text, 1), (unet, 2), (vae, 3) }) m.InitDefault(seed);
+        log?.Invoke($"built SD-1.5 with random weights: text {text.ParameterCount / 1e6:F1}M, unet {unet.ParameterCount / 1e6:F1}M, vae {vae.ParameterCount / 1e6:F1}M parameters");
+        yield return new BenchStage("load (build + random init)", "", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
+
+        var ids = new int[77];
+        ids[0] = 49406;
+        for (int i = 1; i < 77; i++) ids[i] = i < 6 ? 320 + i : 49407;
+        using var ctxScope = TensorScope.Begin();
+        Tensor ctx1;
+        using (GradMode.NoGrad()) ctx1 = text.Forward(ids, 1).LastHiddenState;
+        var ctx2 = Ops.Concat(new[] { ctx1, ctx1 }, 0);
+
+        int threads = Par.Threads;
+        Par.Threads = 1;
+        yield return Time("text encoder, 1 thread", "[1, 77]", runs, () => text.Forward(ids, 1));
+        Par.Threads = threads;
+        yield return Time($"text encoder, {threads} threads", "[1, 77]", runs, () => text.Forward(ids, 1));
+        var noise1 = Tensor.Full(0.5f, 1, 4, 64, 64);
+        var noise2 = Tensor.Full(0.5f, 2, 4, 64, 64);
+        yield return Time("unet, batch 1 (one InstaFlow step)", "[1, 4, 64, 64]", runs, () => unet.Forward(noise1, new[] { 1000f }, ctx1));
+        yield return Time("unet, batch 2 (CFG step)", "[2, 4, 64, 64]", runs, () => unet.Forward(noise2, new[] { 1000f, 1000f }, ctx2));
+        yield return Time("vae decode 512x512", "[1, 4, 64, 64]", runs, () => vae.Decode(noise1));
+    }
+
+    private static BenchStage Time(string name, string shape, int runs, Func<object> body)
+    {
+        var times = new List<double>();
+        double gflop = 0;
+        for (int r = 0; r <= runs; r++)
+        {
+            using var scope = TensorScope.Begin();
+            using var ng = GradMode.NoGrad();
+            FlopCounter.Reset();
+            FlopCounter.Enabled = true;
+            var sw = Stopwatch.StartNew();
+            body();
+            double s = sw.Elapsed.TotalSeconds;
+            FlopCounter.Enabled = false;
+            gflop = FlopCounter.Flops / 1e9;
+            if (r > 0) times.Add(s); // run 0 warms up the pool and the JIT
+        }
+        times.Sort();
+        return new BenchStage(name, shape, times[times.Count / 2], times[0], gflop, PeakRssGiB());
+    }
+
+    /// <summary>Peak resident set size of this process (VmHWM), in GiB; 0 where /proc is unavailable.</summary>
+    public static double PeakRssGiB()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / (1024.0 * 1024.0);
+        }
+        catch (IOException) { }
+        return 0;
+    }
+}
