@@ -1,0 +1,115 @@
+// Writer for the safetensors format (and the entry point for reading: SafeTensors.Open). Files are written to
+// "<path>.tmp" and renamed into place, so a crash never leaves a half-written checkpoint under the real name.
+using System.Text.Json;
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Nn;
+
+public static unsafe class SafeTensors
+{
+    public static SafeTensorsFile Open(string path) => SafeTensorsFile.Open(path);
+
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors,
+        SafeTensorDType dtype = SafeTensorDType.F32, IReadOnlyDictionary<string, string>? metadata = null)
+        => Save(path, tensors.Select(kv => (kv.Key, kv.Value)), dtype, metadata);
+
+    /// <summary>
+    /// Writes float32 tensors stored as <paramref name="dtype"/> (F32, F16 or BF16, rounded to nearest even).
+    /// Entries are laid out in name order; the header is space-padded to a multiple of 8 bytes like the Python library.
+    /// </summary>
+    public static void Save(string path, IEnumerable<(string Name, Tensor Tensor)> tensors,
+        SafeTensorDType dtype = SafeTensorDType.F32, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        if (dtype is not (SafeTensorDType.F32 or SafeTensorDType.F16 or SafeTensorDType.BF16))
+            throw new ArgumentException($"SafeTensors.Save: can store float tensors as F32, F16 or BF16, not {SafeTensorDTypes.Name(dtype)}");
+        var list = tensors.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+        for (int i = 0; i < list.Count; i++)
+        {
+            if (list[i].Name == "__metadata__") throw new ArgumentException("SafeTensors.Save: \"__metadata__\" is reserved and cannot name a tensor");
+            if (i > 0 && list[i].Name == list[i - 1].Name) throw new ArgumentException($"SafeTensors.Save: duplicate tensor name \"{list[i].Name}\"");
+        }
+
+        byte[] header = BuildHeader(list, dtype, metadata);
+        string full = Path.GetFullPath(path);
+        string tmp = full + ".tmp";
+        try
+        {
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            {
+                Span<byte> len = stackalloc byte[8];
+                BitConverter.TryWriteBytes(len, (ulong)header.Length);
+                fs.Write(len);
+                fs.Write(header);
+                foreach (var (_, t) in list) WriteData(fs, t, dtype);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, full, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
+    }
+
+    private static byte[] BuildHeader(List<(string Name, Tensor Tensor)> list, SafeTensorDType dtype, IReadOnlyDictionary<string, string>? metadata)
+    {
+        var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms))
+        {
+            w.WriteStartObject();
+            if (metadata is { Count: > 0 })
+            {
+                w.WriteStartObject("__metadata__");
+                foreach (var (k, v) in metadata) w.WriteString(k, v);
+                w.WriteEndObject();
+            }
+            long offset = 0;
+            int elemSize = SafeTensorDTypes.Size(dtype);
+            foreach (var (name, t) in list)
+            {
+                long bytes = t.Numel * elemSize;
+                w.WriteStartObject(name);
+                w.WriteString("dtype", SafeTensorDTypes.Name(dtype));
+                w.WriteStartArray("shape");
+                foreach (var d in t.Shape) w.WriteNumberValue(d);
+                w.WriteEndArray();
+                w.WriteStartArray("data_offsets");
+                w.WriteNumberValue(offset);
+                w.WriteNumberValue(offset + bytes);
+                w.WriteEndArray();
+                w.WriteEndObject();
+                offset += bytes;
+            }
+            w.WriteEndObject();
+        }
+        int padded = (int)((ms.Length + 7) / 8 * 8);
+        while (ms.Length < padded) ms.WriteByte((byte)' ');
+        return ms.ToArray();
+    }
+
+    private static void WriteData(FileStream fs, Tensor t, SafeTensorDType dtype)
+    {
+        float* src = t.Data;
+        long n = t.Numel;
+        if (dtype == SafeTensorDType.F32)
+        {
+            for (long i = 0; i < n; i += ChunkElements)
+                fs.Write(new ReadOnlySpan<byte>(src + i, (int)Math.Min(ChunkElements, n - i) * sizeof(float)));
+            return;
+        }
+        // Convert in chunks so saving a large model in F16 needs only a small staging buffer.
+        var staging = new ushort[Math.Min(n, ChunkElements)];
+        fixed (ushort* dst = staging)
+            for (long i = 0; i < n; i += ChunkElements)
+            {
+                int m = (int)Math.Min(ChunkElements, n - i);
+                if (dtype == SafeTensorDType.F16) HalfConvert.F32ToF16(src + i, dst, m);
+                else HalfConvert.F32ToBF16(src + i, dst, m);
+                fs.Write(new ReadOnlySpan<byte>(dst, m * sizeof(ushort)));
+            }
+    }
+
+    private const int ChunkElements = 1 << 20;
+}
