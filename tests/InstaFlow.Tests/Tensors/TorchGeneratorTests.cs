@@ -100,4 +100,31 @@ public class TorchGeneratorTests
         var expected = z.ToArray().Select(v => v * 0.5f + 2f).ToArray();
         TestUtil.AssertClose(expected, x.Span, 1e-6f, what: "normal(2, 0.5)");
     }
+
+    [Theory]
+    [InlineData("case0")]
+    [InlineData("case1")]
+    [InlineData("case2")]
+    public void Randn_SeededPipelineCase_EqualsInitialLatents(string name)
+    {
+        string dir = Path.Combine(TestUtil.Fixtures, "e2e_seeded");
+        using var cases = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "cases.json")));
+        ulong seed = cases.RootElement.EnumerateArray().Single(c => c.GetProperty("name").GetString() == name).GetProperty("seed").GetUInt64();
+        using var file = SafeTensors.Open(Path.Combine(dir, name + ".safetensors"));
+        using var expected = file.ReadF32("initial_latents");
+        using var scope = TensorScope.Begin();
+        var actual = new TorchGenerator(seed).Randn(expected.ShapeArray());
+        TestUtil.AssertClose(expected.Span, actual.Span, 0f, what: name + " initial_latents");
+    }
+
+    [Fact]
+    public void FillUniform_Range_StaysInsideAndIsSeeded()
+    {
+        var a = new float[1001];
+        var b = new float[1001];
+        new TorchGenerator(3).FillUniform(a, -2f, 3f);
+        new TorchGenerator(3).FillUniform(b, -2f, 3f);
+        Assert.All(a, v => Assert.InRange(v, -2f, 3f));
+        TestUtil.AssertClose(a, b, 0f, what: "same seed");
+    }
 }

@@ -71,28 +71,16 @@ public static unsafe class HalfConvert
         return (ushort)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
     }
 
-    public static void F16ToF32(ReadOnlySpan<ushort> src, Span<float> dst)
-    {
-        CheckLengths(src.Length, dst.Length, nameof(F16ToF32));
-        fixed (ushort* s = src) fixed (float* d = dst) F16ToF32(s, d, src.Length);
-    }
+    public static void F16ToF32(ReadOnlySpan<ushort> src, Span<float> dst) => Run(src, dst, &F16ToF32, nameof(F16ToF32));
+    public static void BF16ToF32(ReadOnlySpan<ushort> src, Span<float> dst) => Run(src, dst, &BF16ToF32, nameof(BF16ToF32));
+    public static void F32ToF16(ReadOnlySpan<float> src, Span<ushort> dst) => Run(src, dst, &F32ToF16, nameof(F32ToF16));
+    public static void F32ToBF16(ReadOnlySpan<float> src, Span<ushort> dst) => Run(src, dst, &F32ToBF16, nameof(F32ToBF16));
 
-    public static void BF16ToF32(ReadOnlySpan<ushort> src, Span<float> dst)
+    private static void Run<TIn, TOut>(ReadOnlySpan<TIn> src, Span<TOut> dst, delegate*<TIn*, TOut*, long, void> kernel, string op)
+        where TIn : unmanaged where TOut : unmanaged
     {
-        CheckLengths(src.Length, dst.Length, nameof(BF16ToF32));
-        fixed (ushort* s = src) fixed (float* d = dst) BF16ToF32(s, d, src.Length);
-    }
-
-    public static void F32ToF16(ReadOnlySpan<float> src, Span<ushort> dst)
-    {
-        CheckLengths(src.Length, dst.Length, nameof(F32ToF16));
-        fixed (float* s = src) fixed (ushort* d = dst) F32ToF16(s, d, src.Length);
-    }
-
-    public static void F32ToBF16(ReadOnlySpan<float> src, Span<ushort> dst)
-    {
-        CheckLengths(src.Length, dst.Length, nameof(F32ToBF16));
-        fixed (float* s = src) fixed (ushort* d = dst) F32ToBF16(s, d, src.Length);
+        if (src.Length != dst.Length) throw new ArgumentException($"{op}: source has {src.Length} elements but destination has {dst.Length}");
+        fixed (TIn* s = src) fixed (TOut* d = dst) kernel(s, d, src.Length);
     }
 
     public static void F16ToF32(ushort* src, float* dst, long n)
@@ -198,10 +186,5 @@ public static unsafe class HalfConvert
         var rounded = (u + Vector256.Create(0x7FFFu) + ((u >> 16) & Vector256<uint>.One)) >> 16;
         var isNaN = ~Vector256.Equals(x, x).AsUInt32();
         return Vector256.ConditionalSelect(isNaN, Vector256.Create((uint)BFloat16QuietNaN), rounded);
-    }
-
-    private static void CheckLengths(int src, int dst, string op)
-    {
-        if (src != dst) throw new ArgumentException($"{op}: source has {src} elements but destination has {dst}");
     }
 }
