@@ -52,10 +52,14 @@ public abstract class OdeSampler
     }
 }
 
-/// <summary>Explicit Euler on a uniform grid: one evaluation per step, first order. One step is the InstaFlow sampler.</summary>
-public sealed class EulerSampler(int steps) : OdeSampler
+/// <summary>One-step methods on a uniform grid of Steps steps between t0 and t1.</summary>
+public abstract class FixedGridSampler(int steps) : OdeSampler
 {
     public int Steps { get; } = steps;
+    protected abstract int EvaluationsPerStep { get; }
+
+    /// <summary>The state at t + h from x at t.</summary>
+    protected abstract Tensor Step(VelocityFn v, Tensor x, float t, float h);
 
     protected override int Integrate(VelocityFn v, Tensor x0, float t0, float t1, Action<float, Tensor> accept)
     {
@@ -63,36 +67,32 @@ public sealed class EulerSampler(int steps) : OdeSampler
         var x = x0;
         for (int i = 0; i < Steps; i++)
         {
-            float h = grid[i + 1] - grid[i];
             using var scope = TensorScope.Begin();
-            var next = scope.Keep(Combine(x, h, [1.0], [v(x, grid[i])]));
+            var next = scope.Keep(Step(v, x, grid[i], grid[i + 1] - grid[i]));
             accept(grid[i + 1], next);
             x = next;
         }
-        return Steps;
+        return Steps * EvaluationsPerStep;
     }
 }
 
-/// <summary>Heun's method (explicit trapezoid) on a uniform grid: two evaluations per step, second order.</summary>
-public sealed class HeunSampler(int steps) : OdeSampler
+/// <summary>Explicit Euler: one evaluation per step, first order. One step is the InstaFlow sampler.</summary>
+public sealed class EulerSampler(int steps) : FixedGridSampler(steps)
 {
-    public int Steps { get; } = steps;
+    protected override int EvaluationsPerStep => 1;
+    protected override Tensor Step(VelocityFn v, Tensor x, float t, float h) => Combine(x, h, [1.0], [v(x, t)]);
+}
 
-    protected override int Integrate(VelocityFn v, Tensor x0, float t0, float t1, Action<float, Tensor> accept)
+/// <summary>Heun's method (explicit trapezoid): two evaluations per step, second order.</summary>
+public sealed class HeunSampler(int steps) : FixedGridSampler(steps)
+{
+    protected override int EvaluationsPerStep => 2;
+
+    protected override Tensor Step(VelocityFn v, Tensor x, float t, float h)
     {
-        var grid = UniformGrid(Steps, t0, t1);
-        var x = x0;
-        for (int i = 0; i < Steps; i++)
-        {
-            float h = grid[i + 1] - grid[i];
-            using var scope = TensorScope.Begin();
-            var k1 = v(x, grid[i]);
-            var k2 = v(Combine(x, h, [1.0], [k1]), grid[i + 1]);
-            var next = scope.Keep(Combine(x, h, [0.5, 0.5], [k1, k2]));
-            accept(grid[i + 1], next);
-            x = next;
-        }
-        return 2 * Steps;
+        var k1 = v(x, t);
+        var k2 = v(Combine(x, h, [1.0], [k1]), t + h);
+        return Combine(x, h, [0.5, 0.5], [k1, k2]);
     }
 }
 
