@@ -145,3 +145,21 @@ public class TrainingTests
         Assert.True(trainer.LastLoss < 0.1f * first, $"distillation loss went from {first} to {trainer.LastLoss}");
     }
 }
+
+public class OnlineReflowTests
+{
+    [Fact]
+    public void TeacherPairs_Grid_SolvesTheTeacherFromTheTrainingNoise()
+    {
+        var net = new MlpVelocity(2, 8, 1);
+        net.InitDefault(8);
+        var teacher = new FlowModel(net, FlowConvention.InstaFlow);
+        using var scope = TensorScope.Begin();
+        var batch = new TeacherPairs(teacher, new EulerSampler(4), [2], [0f, 0.5f, 1f]).Next(new TorchGenerator(5), 6);
+        var noise = new TorchGenerator(5).Randn(6, 2);
+        Assert.Equal(3, batch.Points.Length);
+        Assert.Equal(noise.ToArray(), batch.Points[0].ToArray());
+        var end = new EulerSampler(4).Sample(teacher.Field(), new EulerSampler(4).Sample(teacher.Field(), noise, 0f, 0.5f).X, 0.5f, 1f).X;
+        TestUtil.AssertClose(end, batch.Points[2], 0f, what: "online pair end state");
+    }
+}
