@@ -31,6 +31,7 @@ public static class Cli
         yield return GenerateCommand.Create();
         yield return TokenizeCommand.Create();
         yield return DataCommand.Create();
+        yield return ExperimentCommand.Create();
     }
 }
 

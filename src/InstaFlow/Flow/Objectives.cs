@@ -1,0 +1,137 @@
+// Training objectives on couplings (Z0, Z1): the rectified-flow regression (1-RF on independent pairs, k-RF on
+// reflowed pairs) and k-step distillation, with classifier-free-guidance dropout of the condition.
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Random;
+
+namespace InstaFlow.Flow;
+
+/// <summary>
+/// A batch of couplings: Points[0] is the noise Z0, Points[^1] the data end Z1, anything between is the teacher's
+/// state at interior times of a grid (for k-step distillation). Cond is the per-sample condition or null.
+/// </summary>
+public sealed record PairBatch(Tensor[] Points, Tensor? Cond);
+
+/// <summary>Where training couplings come from. All randomness must come from rng so that runs resume exactly.</summary>
+public interface IPairSource
+{
+    PairBatch Next(TorchGenerator rng, int batch);
+}
+
+/// <summary>A scalar loss (with gradients) for one optimizer step.</summary>
+public interface ITrainingObjective
+{
+    Tensor Loss(TorchGenerator rng);
+}
+
+/// <summary>Compares a predicted state with its target; L2 by default, pluggable so perceptual losses (LPIPS) fit.</summary>
+public delegate Tensor DistillationLoss(Tensor predicted, Tensor target);
+
+public static class Losses
+{
+    /// <summary>Mean over all elements of (a - b)^2.</summary>
+    public static Tensor Mse(Tensor a, Tensor b) => Ops.MeanAll(Ops.Square(Ops.Sub(a, b)));
+}
+
+/// <summary>Replaces each sample's condition by the null condition with probability p (for classifier-free guidance).</summary>
+public sealed class CondDropout
+{
+    public CondDropout(float probability, Tensor nullCond)
+    {
+        if (probability is < 0 or > 1) throw new ArgumentException($"condition dropout probability must be in [0, 1], got {probability}");
+        Probability = probability; NullCond = nullCond;
+    }
+
+    public float Probability { get; }
+    /// <summary>One sample's null condition, shaped like a single row of the condition batch (a leading 1 is allowed).</summary>
+    public Tensor NullCond { get; }
+
+    public Tensor Apply(Tensor cond, TorchGenerator rng)
+    {
+        long row = cond.Numel / cond.Dim(0);
+        if (NullCond.Numel != row) throw new ArgumentException($"null condition {NullCond.Describe()} does not match one row of the condition {cond.Describe()}");
+        var r = cond.Clone();
+        for (int b = 0; b < cond.Dim(0); b++)
+            if (rng.NextFloat() < Probability) NullCond.Span.CopyTo(r.Span.Slice((int)(b * row), (int)row));
+        return r;
+    }
+}
+
+/// <summary>E || network(X_t, t, c) - target(Z0, Z1) ||^2 with t from the time sampler: the rectified-flow loss.</summary>
+public sealed class RectifiedFlowObjective(FlowModel flow, IPairSource pairs, TimeSampler times, int batchSize, CondDropout? dropout = null) : ITrainingObjective
+{
+    public Tensor Loss(TorchGenerator rng)
+    {
+        var batch = pairs.Next(rng, batchSize);
+        Tensor z0 = batch.Points[0], z1 = batch.Points[^1];
+        var t = times.Sample(rng, batchSize);
+        var cond = batch.Cond != null && dropout != null ? dropout.Apply(batch.Cond, rng) : batch.Cond;
+        var pred = flow.Predict(FlowConvention.Interpolate(z0, z1, t), t, cond);
+        return Losses.Mse(pred, flow.Convention.Target(z0, z1));
+    }
+}
+
+/// <summary>
+/// k-step distillation on a grid 0 = t_0 &lt; ... &lt; t_k = 1: each sample picks a segment i, and the student's
+/// Euler step from the teacher's state at t_i must land on the teacher's state at t_{i+1}. With k = 1 this is the
+/// InstaFlow one-step generator: loss(Z0 + v(Z0, 0), Z1).
+/// </summary>
+public sealed class DistillationObjective : ITrainingObjective
+{
+    private readonly FlowModel _student;
+    private readonly IPairSource _pairs;
+    private readonly float[] _grid;
+    private readonly int _batchSize;
+    private readonly DistillationLoss _loss;
+    private readonly CondDropout? _dropout;
+
+    public DistillationObjective(FlowModel student, IPairSource pairs, float[] grid, int batchSize, DistillationLoss? loss = null, CondDropout? dropout = null)
+    {
+        if (grid.Length < 2 || grid[0] != 0f || grid[^1] != 1f) throw new ArgumentException("distillation grid must run from 0 to 1 with at least one segment");
+        _student = student; _pairs = pairs; _grid = grid; _batchSize = batchSize; _loss = loss ?? Losses.Mse; _dropout = dropout;
+    }
+
+    public Tensor Loss(TorchGenerator rng)
+    {
+        var batch = _pairs.Next(rng, _batchSize);
+        if (batch.Points.Length != _grid.Length)
+            throw new ArgumentException($"distillation on a {_grid.Length - 1}-step grid needs pairs with {_grid.Length} states, got {batch.Points.Length}");
+        int k = _grid.Length - 1;
+        var start = Tensor.EmptyLike(batch.Points[0]);
+        var target = Tensor.EmptyLike(batch.Points[0]);
+        var t = Tensor.Empty(_batchSize);
+        var dt = Tensor.Empty(_batchSize);
+        for (int b = 0; b < _batchSize; b++)
+        {
+            int i = k == 1 ? 0 : (int)(rng.NextUInt64() % (ulong)k);
+            Rows.Copy(batch.Points[i], b, start, b);
+            Rows.Copy(batch.Points[i + 1], b, target, b);
+            t.Span[b] = _grid[i];
+            dt.Span[b] = (_grid[i + 1] - _grid[i]) * _student.Convention.OutputSign;
+        }
+        var cond = batch.Cond != null && _dropout != null ? _dropout.Apply(batch.Cond, rng) : batch.Cond;
+        var step = Ops.Mul(FlowConvention.PerSample(dt, start.Rank), _student.Predict(start, t, cond));
+        return _loss(Ops.Add(start, step), target);
+    }
+}
+
+/// <summary>Row (first-dimension slice) copies between batch tensors.</summary>
+public static class Rows
+{
+    public static void Copy(Tensor src, long srcRow, Tensor dst, long dstRow)
+    {
+        long n = src.Numel / src.Dim(0);
+        if (dst.Numel / dst.Dim(0) != n) throw new ArgumentException($"row copy: rows of {src.Describe()} and {dst.Describe()} differ in size");
+        src.Span.Slice((int)(srcRow * n), (int)n).CopyTo(dst.Span.Slice((int)(dstRow * n), (int)n));
+    }
+}
+
+/// <summary>1-RF couplings: Z0 ~ N(0, I) and Z1 (with its condition) drawn independently from the data.</summary>
+public sealed class IndependentCoupling(int[] sampleShape, Func<TorchGenerator, int, (Tensor Data, Tensor? Cond)> data) : IPairSource
+{
+    public PairBatch Next(TorchGenerator rng, int batch)
+    {
+        var z0 = rng.Randn([batch, .. sampleShape]);
+        var (z1, cond) = data(rng, batch);
+        return new PairBatch([z0, z1], cond);
+    }
+}
