@@ -14,6 +14,12 @@ public sealed class TensorScope : IDisposable
 
     public static TensorScope Begin() => new();
 
+    /// <summary>
+    /// A scope for one block's temporaries at inference (nothing recorded), or null while gradients are recorded,
+    /// when the tape still needs them. Use as `using var s = TensorScope.ForInference(); ... return s.KeepOrSelf(y);`.
+    /// </summary>
+    public static TensorScope? ForInference() => Autograd.GradMode.IsEnabled ? null : new();
+
     internal static void Register(Tensor t) => _current?._owned.Add(t);
 
     /// <summary>Moves t out of this scope into the enclosing one (or makes it unowned) and returns it.</summary>
@@ -35,4 +41,10 @@ public sealed class TensorScope : IDisposable
         foreach (var t in _owned) t.Dispose();
         _owned.Clear();
     }
+}
+
+public static class TensorScopeExtensions
+{
+    /// <summary>Keeps t when there is a scope (see <see cref="TensorScope.ForInference"/>), and returns it either way.</summary>
+    public static Tensor KeepOrSelf(this TensorScope? scope, Tensor t) => scope == null ? t : scope.Keep(t);
 }

@@ -120,8 +120,9 @@ public sealed class ClipEncoderLayer : Module
     public Tensor Forward(Tensor x)
     {
         // x: [B, T, D]; pre-LN residual blocks
+        using var scope = TensorScope.ForInference();
         x = Ops.Add(x, SelfAttn.Forward(LayerNorm1.Forward(x)));
-        return Ops.Add(x, Mlp.Forward(LayerNorm2.Forward(x)));
+        return scope.KeepOrSelf(Ops.Add(x, Mlp.Forward(LayerNorm2.Forward(x))));
     }
 }
 

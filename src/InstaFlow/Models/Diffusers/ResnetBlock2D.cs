@@ -28,6 +28,7 @@ public sealed class ResnetBlock2D : Module
     public Tensor Forward(Tensor x, Tensor? tembAct)
     {
         // x: [B, Cin, H, W]
+        using var scope = TensorScope.ForInference();
         var h = Conv1.Forward(Act.GroupNormSilu(Norm1, x));
         if (TimeEmbProj != null && tembAct != null)
         {
@@ -37,7 +38,7 @@ public sealed class ResnetBlock2D : Module
         h = Conv2.Forward(Act.GroupNormSilu(Norm2, h));
         var skip = ConvShortcut != null ? ConvShortcut.Forward(x) : x;
         var y = Ops.Add(skip, h);
-        return _outputScale == 1f ? y : Ops.MulScalar(y, 1f / _outputScale);
+        return scope.KeepOrSelf(_outputScale == 1f ? y : Ops.MulScalar(y, 1f / _outputScale));
     }
 }
 

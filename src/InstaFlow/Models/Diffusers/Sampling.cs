@@ -31,7 +31,8 @@ public sealed class Upsample2D : Module
     /// <summary>x: [B, C, H, W] -> [B, C, 2H, 2W], or [B, C, size] when the skip connection's size is given.</summary>
     public Tensor Forward(Tensor x, (int H, int W)? size = null)
     {
+        using var scope = TensorScope.ForInference();
         var up = size is { } s ? Ops.UpsampleNearest(x, s.H, s.W) : Ops.UpsampleNearest2x(x);
-        return Conv.Forward(up);
+        return scope.KeepOrSelf(Conv.Forward(up));
     }
 }

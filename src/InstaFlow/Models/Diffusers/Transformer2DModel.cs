@@ -28,6 +28,7 @@ public sealed class Transformer2DModel : Module
     {
         // x: [B, C, H, W]
         int b = x.Dim(0), h = x.Dim(2), w = x.Dim(3);
+        using var scope = TensorScope.ForInference();
         // 1. norm and project in, then flatten to a sequence [B, H*W, inner]
         var hs = Norm.Forward(x);
         if (!_linearProjection) hs = ToSequence(((Conv2d)ProjIn).Forward(hs));
@@ -38,7 +39,7 @@ public sealed class Transformer2DModel : Module
         Tensor o = !_linearProjection
             ? ((Conv2d)ProjOut).Forward(ToImage(hs, b, h, w))
             : ToImage(((Linear)ProjOut).Forward(hs), b, h, w);
-        return Ops.Add(o, x);
+        return scope.KeepOrSelf(Ops.Add(o, x));
     }
 
     internal static Tensor ToSequence(Tensor x) =>
@@ -67,9 +68,10 @@ public sealed class BasicTransformerBlock : Module
     public Tensor Forward(Tensor x, Tensor context)
     {
         // x: [B, T, C], context: [B, Tk, Ck]
+        using var scope = TensorScope.ForInference();
         x = Ops.Add(Attn1.Forward(Norm1.Forward(x)), x);
         x = Ops.Add(Attn2.Forward(Norm2.Forward(x), context), x);
-        return Ops.Add(Ff.Forward(Norm3.Forward(x)), x);
+        return scope.KeepOrSelf(Ops.Add(Ff.Forward(Norm3.Forward(x)), x));
     }
 }
 

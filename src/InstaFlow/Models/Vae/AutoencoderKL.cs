@@ -237,8 +237,9 @@ public sealed class VaeAttention : Module
     {
         // x: [B, C, H, W]
         int b = x.Dim(0), h = x.Dim(2), w = x.Dim(3);
+        using var scope = TensorScope.ForInference();
         var seq = Transformer2DModel.ToSequence(GroupNorm.Forward(x));
         var o = Attn.Forward(seq);
-        return Ops.Add(Transformer2DModel.ToImage(o, b, h, w), x);
+        return scope.KeepOrSelf(Ops.Add(Transformer2DModel.ToImage(o, b, h, w), x));
     }
 }
