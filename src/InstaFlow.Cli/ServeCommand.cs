@@ -21,12 +21,9 @@ public static class ServeCommand
         {
             var options = new ServerOptions
             {
-                ModelDir = r.GetValue(model) ?? "", Variant = r.GetValue(variant), Host = r.GetValue(host)!, Port = r.GetValue(port),
-                ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true,
+                ModelDir = ModelLocator.Resolve(r.GetValue(model)), Variant = r.GetValue(variant), Host = r.GetValue(host)!,
+                Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true,
             };
-            // Bad listening options are reported before looking for the model, which may be slow or missing.
-            options.Validate();
-            options = options with { ModelDir = ModelLocator.Resolve(r.GetValue(model)) };
             await using var server = await InstaFlowServer.StartAsync(options, cancellation);
             CliIO.Err.WriteLine($"InstaFlow web UI: {server.Address} (API: POST {server.Address}api/generate); Ctrl+C stops");
             await server.WaitForShutdownAsync(cancellation);
