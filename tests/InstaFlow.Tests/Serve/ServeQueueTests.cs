@@ -29,6 +29,17 @@ public sealed class ServeQueueTests : IAsyncLifetime
     private void WaitForPending(int n) =>
         Assert.True(SpinWait.SpinUntil(() => _run.Server.Queue.Pending == n, Patience), $"queue never reached {n} pending (has {_run.Server.Queue.Pending})");
 
+    /// <summary>Sends a request, cancels it once the queue holds it (queuedAt pending), and waits for its place to be given back.</summary>
+    private async Task Abandon(int queuedAt)
+    {
+        using var cancel = new CancellationTokenSource();
+        var abandoned = Post(cancel.Token);
+        WaitForPending(queuedAt);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+        WaitForPending(queuedAt - 1);
+    }
+
     [Fact]
     public async Task FullQueue_429WithRetryAfter_ThenQueuedJobsFinish()
     {
@@ -54,13 +65,7 @@ public sealed class ServeQueueTests : IAsyncLifetime
     {
         var running = Post();
         WaitForPending(1);
-        using var cancel = new CancellationTokenSource();
-        var abandoned = Post(cancel.Token);
-        WaitForPending(2);
-
-        cancel.Cancel();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
-        WaitForPending(1);
+        await Abandon(queuedAt: 2);
 
         var next = Post();
         WaitForPending(2);
@@ -73,12 +78,7 @@ public sealed class ServeQueueTests : IAsyncLifetime
     [Fact]
     public async Task CancelledRunningRequest_FreesTheSlot()
     {
-        using var cancel = new CancellationTokenSource();
-        var abandoned = Post(cancel.Token);
-        WaitForPending(1);
-        cancel.Cancel();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
-        WaitForPending(0);
+        await Abandon(queuedAt: 1);
 
         _gate.SetResult();
         using var next = await Post();
