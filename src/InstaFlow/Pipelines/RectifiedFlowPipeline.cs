@@ -47,16 +47,28 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
     /// <summary>Receives intermediate tensors (prompt_embeds, step{i}.v_pred, step{i}.latents, image_raw) for tests.</summary>
     public Action<string, Tensor>? Hook { get; set; }
 
-    public GenerationResult Generate(GenerationRequest req)
+    public GenerationResult Generate(GenerationRequest req) => Generate(req, CancellationToken.None);
+
+    /// <summary>
+    /// Like Generate(req), but stops with OperationCanceledException between stages and UNet steps once the token is
+    /// cancelled, so a server can drop the work of a client that went away.
+    /// </summary>
+    public GenerationResult Generate(GenerationRequest req, CancellationToken cancellation)
     {
         Validate(req);
+        cancellation.ThrowIfCancellationRequested();
         int b = req.Prompts.Count;
         int width = req.Width ?? DefaultWidth, height = req.Height ?? DefaultHeight;
         int f = Model.Vae.Config.ScaleFactor, lc = Model.Unet.Config.InChannels;
         bool cfg = req.Guidance > 1f;
         var timings = new List<StageTiming>();
         var sw = Stopwatch.StartNew();
-        void Mark(string stage) { timings.Add(new StageTiming(stage, sw.Elapsed.TotalSeconds)); sw.Restart(); }
+        void Mark(string stage)
+        {
+            timings.Add(new StageTiming(stage, sw.Elapsed.TotalSeconds));
+            cancellation.ThrowIfCancellationRequested();
+            sw.Restart();
+        }
 
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();

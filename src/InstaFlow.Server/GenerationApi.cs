@@ -1,0 +1,154 @@
+// The REST API: POST /api/generate (JSON with base64 PNGs, or the first PNG when Accept asks for image/png),
+// GET /api/health and GET /api/model. Errors are JSON {error, field, reason}.
+using System.Diagnostics;
+using System.Text.Json;
+using InstaFlow.Pipelines;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace InstaFlow.Server;
+
+public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string, (string Library, string Class)> components,
+    GenerationQueue queue, long maxBodyBytes)
+{
+    // The relaxed encoder leaves '+' in base64 as is (the default writes \u002B); the JSON is never inlined in HTML.
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+    private readonly RectifiedFlowPipeline _pipeline = new(model);
+
+    public void Map(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/health", () => Results.Json(new { Status = "ok", Model = model.Name, Queue = new { queue.Pending, queue.MaxWaiting } }, Json));
+        app.MapGet("/api/model", ModelInfo);
+        app.MapPost("/api/generate", Generate);
+    }
+
+    public static IResult Error(ApiError e) => Results.Json(new { Error = e.Message, e.Field, e.Reason }, Json, statusCode: e.Status);
+
+    private IResult ModelInfo()
+    {
+        int w = _pipeline.DefaultWidth, h = _pipeline.DefaultHeight;
+        return Results.Json(new
+        {
+            model.Name,
+            Components = components.ToDictionary(c => c.Key, c => c.Value.Class),
+            DefaultSteps = 1,
+            DefaultGuidance = 0f,
+            DefaultWidth = w,
+            DefaultHeight = h,
+            SampleSizes = SampleSizes(w, h),
+            Limits = new
+            {
+                GenerateParameters.MaxSteps, GenerateParameters.MaxGuidance, GenerateParameters.MaxBatch,
+                GenerateParameters.MaxSize, SizeMultiple = SizeMultiple(),
+            },
+        }, Json);
+    }
+
+    private int SizeMultiple() => Math.Max(8, model.Vae.Config.ScaleFactor);
+
+    /// <summary>Sizes offered by the page: the model's own size and a few near it (3/4 to 3/2), as {width, height}.</summary>
+    private object[] SampleSizes(int w, int h)
+    {
+        int m = SizeMultiple();
+        int Snap(int x) => Math.Clamp(x / m * m, m, GenerateParameters.MaxSize / m * m);
+        return new[] { (3, 4), (1, 1), (5, 4), (3, 2) }
+            .Select(r => (W: Snap(w * r.Item1 / r.Item2), H: Snap(h * r.Item1 / r.Item2)))
+            .Distinct()
+            .Select(s => (object)new { Width = s.W, Height = s.H })
+            .ToArray();
+    }
+
+    // Takes the request, not the context: a Func<HttpContext, Task<IResult>> would bind as a RequestDelegate and
+    // its result would be dropped.
+    private async Task<IResult> Generate(HttpRequest request)
+    {
+        var ctx = request.HttpContext;
+        try
+        {
+            var p = GenerateParameters.Parse(await ReadBody(ctx), _pipeline.DefaultWidth, _pipeline.DefaultHeight, model.Vae.Config.ScaleFactor);
+            var waited = Stopwatch.StartNew();
+            var output = await queue.RunAsync(ct => Run(p, ct, waited.Elapsed.TotalSeconds), ctx.RequestAborted);
+            if (WantsPng(ctx.Request))
+            {
+                ctx.Response.Headers["X-Seed"] = output.Seeds[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
+                return Results.Bytes(output.Pngs[0], "image/png");
+            }
+            return Results.Json(new
+            {
+                Images = output.Pngs.Select(Convert.ToBase64String),
+                output.Seeds, p.Width, p.Height, output.Timings,
+                p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, Model = model.Name,
+            }, Json);
+        }
+        catch (ApiError e) { return Error(e); }
+        catch (QueueFullException e)
+        {
+            ctx.Response.Headers.RetryAfter = e.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Error(new ApiError(null, e.Message, StatusCodes.Status429TooManyRequests));
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            // The client is gone; nobody reads a response.
+            return Results.Empty;
+        }
+        catch (ArgumentException e) { return Error(new ApiError(null, e.Message)); }
+    }
+
+    private async Task<JsonElement> ReadBody(HttpContext ctx)
+    {
+        try
+        {
+            using var doc = await JsonDocument.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted);
+            return doc.RootElement.Clone();
+        }
+        catch (JsonException e) { throw new ApiError(null, $"the body is not valid JSON ({e.Message})"); }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw new ApiError(null, $"the body is larger than {maxBodyBytes} bytes", e.StatusCode);
+        }
+    }
+
+    private sealed record Output(byte[][] Pngs, ulong[] Seeds, Dictionary<string, double> Timings);
+
+    /// <summary>
+    /// One pipeline run per image with seeds seed, seed+1, ...: each image can be made again alone (API or CLI) from
+    /// its own seed, and its PNG records that seed.
+    /// </summary>
+    private Output Run(GenerateParameters p, CancellationToken cancellation, double queueSeconds)
+    {
+        var timings = new Dictionary<string, double> { ["queue"] = queueSeconds };
+        var pngs = new byte[p.Batch][];
+        var seeds = new ulong[p.Batch];
+        for (int i = 0; i < p.Batch; i++)
+        {
+            seeds[i] = unchecked(p.Seed + (ulong)i);
+            var res = _pipeline.Generate(new GenerationRequest
+            {
+                Prompts = [p.Prompt], NegativePrompts = p.NegativePrompt == null ? null : [p.NegativePrompt],
+                Steps = p.Steps, Guidance = p.Guidance, Seed = seeds[i], Width = p.Width, Height = p.Height,
+            }, cancellation);
+            res.FinalLatents.Dispose();
+            foreach (var t in res.Timings) timings[t.Stage] = timings.GetValueOrDefault(t.Stage) + t.Seconds;
+            var sw = Stopwatch.StartNew();
+            var meta = new GenerationMetadata(p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, seeds[i], res.Width, res.Height, model.Name);
+            pngs[i] = Png.Encode(res.Width, res.Height, 3, res.ImagesHwc[0], meta.ToPngText());
+            timings["png_encode"] = timings.GetValueOrDefault("png_encode") + sw.Elapsed.TotalSeconds;
+        }
+        return new Output(pngs, seeds, timings);
+    }
+
+    /// <summary>True when Accept ranks image/png above application/json (JSON stays the default).</summary>
+    private static bool WantsPng(HttpRequest request)
+    {
+        var accept = request.GetTypedHeaders().Accept;
+        double Quality(string type) => accept.Where(a => a.MediaType.Equals(type, StringComparison.OrdinalIgnoreCase))
+            .Select(a => a.Quality ?? 1).DefaultIfEmpty(0).Max();
+        double png = Quality("image/png");
+        return png > 0 && png > Quality("application/json");
+    }
+}

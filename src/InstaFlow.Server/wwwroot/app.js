@@ -1,0 +1,120 @@
+// The page's behaviour: fills the size list from /api/model, sends the form to /api/generate, shows progress,
+// errors from the API, and each result (images, parameters, timings, download links) at the top of the gallery.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+function headers() {
+  const h = { "Content-Type": "application/json", "Accept": "application/json" };
+  const key = $("api-key").value.trim();
+  if (key) h["Authorization"] = "Bearer " + key;
+  return h;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+// API errors are JSON {error, field, reason}; anything else (a proxy page, a dropped connection) is reported as is.
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return body.error || response.statusText;
+  } catch {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+async function loadModel() {
+  const response = await fetch("api/model", { headers: headers() });
+  if (!response.ok) {
+    showError("could not read the model: " + await errorText(response));
+    return;
+  }
+  const m = await response.json();
+  $("model-name").textContent = m.name;
+  $("steps").value = m.default_steps;
+  $("guidance").value = m.default_guidance;
+  for (const s of m.sample_sizes) {
+    const o = new Option(`${s.width}×${s.height}`, `${s.width}x${s.height}`);
+    o.selected = s.width === m.default_width && s.height === m.default_height;
+    $("size").add(o);
+  }
+}
+
+function readForm() {
+  const [width, height] = $("size").value.split("x").map(Number);
+  const body = {
+    prompt: $("prompt").value,
+    steps: Number($("steps").value),
+    guidance: Number($("guidance").value),
+    seed: Number($("seed").value),
+    batch: Number($("batch").value),
+    width,
+    height,
+  };
+  const negative = $("negative").value;
+  if (negative) body.negative_prompt = negative;
+  return body;
+}
+
+function showResult(r) {
+  const card = document.createElement("article");
+  card.className = "result";
+  const images = document.createElement("div");
+  images.className = "images";
+  r.images.forEach((b64, i) => {
+    const url = "data:image/png;base64," + b64;
+    const fig = document.createElement("figure");
+    const img = new Image();
+    img.src = url;
+    img.alt = r.prompt;
+    img.title = `seed ${r.seeds[i]}`;
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `instaflow-${r.seeds[i]}.png`;
+    link.textContent = "download";
+    const caption = document.createElement("figcaption");
+    caption.append(`seed ${r.seeds[i]} · `, link);
+    fig.append(img, caption);
+    images.append(fig);
+  });
+  const timings = Object.entries(r.timings).map(([stage, s]) => `${stage} ${s.toFixed(3)} s`).join(", ");
+  const params = document.createElement("p");
+  params.className = "params";
+  params.textContent = `${r.prompt}\n` + (r.negative_prompt ? `negative: ${r.negative_prompt}\n` : "") +
+    `${r.width}×${r.height}, steps ${r.steps}, guidance ${r.guidance}, model ${r.model}\n${timings}`;
+  card.append(images, params);
+  $("gallery").prepend(card);
+}
+
+async function generate(event) {
+  event.preventDefault();
+  showError("");
+  $("generate").disabled = true;
+  $("progress").hidden = false;
+  const started = performance.now();
+  const timer = setInterval(() => { $("elapsed").textContent = ((performance.now() - started) / 1000).toFixed(1) + " s"; }, 100);
+  try {
+    const response = await fetch("api/generate", { method: "POST", headers: headers(), body: JSON.stringify(readForm()) });
+    if (response.ok) showResult(await response.json());
+    else showError(await errorText(response));
+  } catch (e) {
+    showError("the server did not answer: " + e.message);
+  } finally {
+    clearInterval(timer);
+    $("generate").disabled = false;
+    $("progress").hidden = true;
+  }
+}
+
+$("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2 ** 32); });
+$("form").addEventListener("submit", generate);
+// With --api-key the first model request fails; entering the key loads the model's sizes.
+$("api-key").addEventListener("change", () => {
+  showError("");
+  $("size").length = 0;
+  loadModel().catch((e) => showError("the server did not answer: " + e.message));
+});
+loadModel().catch((e) => showError("the server did not answer: " + e.message));

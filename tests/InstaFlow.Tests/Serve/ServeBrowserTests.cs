@@ -1,0 +1,83 @@
+// The web page in a real browser (the system's Chromium driven by Playwright): type a prompt, click Generate,
+// wait for the image, check its size, and keep a screenshot; API errors appear on the page.
+using InstaFlow.Pipelines;
+using Microsoft.Playwright;
+
+namespace InstaFlow.Tests.Serve;
+
+public sealed class ServeBrowserTests : IAsyncLifetime
+{
+    private const string Chromium = "/usr/bin/chromium";
+    private RunningServer _run = null!;
+    private IPlaywright _playwright = null!;
+    private IBrowser _browser = null!;
+
+    public async Task InitializeAsync()
+    {
+        // Not a skip: a missing browser would otherwise hide a broken page.
+        if (!File.Exists(Chromium))
+            throw new InvalidOperationException($"{Chromium} not found: the web UI test needs Debian's chromium; install it with `apt-get update && apt-get install -y chromium` (.ci/run does this)");
+        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        _run = await RunningServer.StartAsync();
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_browser != null) await _browser.DisposeAsync();
+        _playwright?.Dispose();
+        if (_run != null) await _run.DisposeAsync();
+    }
+
+    private async Task<IPage> OpenPage()
+    {
+        var page = await _browser.NewPageAsync();
+        await page.GotoAsync(_run.Server.Address.ToString());
+        // The size list is filled from /api/model once the page has talked to the server.
+        await page.Locator("#size option").First.WaitForAsync(new() { State = WaitForSelectorState.Attached });
+        return page;
+    }
+
+    [Fact]
+    public async Task Generate_ShowsImageOfChosenSize()
+    {
+        var page = await OpenPage();
+        await page.FillAsync("#prompt", "a green frog on a leaf");
+        await page.FillAsync("#seed", "42");
+        await page.SelectOptionAsync("#size", "24x24");
+        await page.ClickAsync("#generate");
+        var img = page.Locator("#gallery img").First;
+        await img.WaitForAsync(new() { Timeout = 60_000 });
+
+        var natural = await img.EvaluateAsync<int[]>("i => i.decode().then(() => [i.naturalWidth, i.naturalHeight])");
+        Assert.Equal(new[] { 24, 24 }, natural);
+        var src = await img.GetAttributeAsync("src");
+        Assert.StartsWith("data:image/png;base64,", src);
+        var png = Png.Decode(Convert.FromBase64String(src!["data:image/png;base64,".Length..]));
+        Assert.Equal((24, 24, "42"), (png.Width, png.Height, png.Text["seed"]));
+        Assert.Contains("a green frog on a leaf", await page.Locator("#gallery .params").First.InnerTextAsync());
+        Assert.Equal(1, await page.Locator("#gallery a[download]").CountAsync());
+
+        var dir = Path.Combine(AppContext.BaseDirectory, "TestResults");
+        Directory.CreateDirectory(dir);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(dir, "serve-web-ui.png"), FullPage = true });
+    }
+
+    [Fact]
+    public async Task ApiError_ShownOnPage()
+    {
+        var page = await OpenPage();
+        await page.FillAsync("#prompt", "   ");
+        await page.ClickAsync("#generate");
+        var error = page.Locator("#error");
+        await error.WaitForAsync(new() { State = WaitForSelectorState.Visible });
+        Assert.Contains("prompt: must not be empty", await error.InnerTextAsync());
+        Assert.Equal(0, await page.Locator("#gallery img").CountAsync());
+    }
+}
