@@ -172,7 +172,8 @@ public static class TextToImageTraining
         var result = new StageResult(modelDir, clock.Elapsed.TotalSeconds, trainer.LastLoss, net.ParameterCount);
         DiffusersWriter.WriteJson(Path.Combine(o.OutDir, "result.json"), new
         {
-            stage = label, seconds = result.Seconds, final_loss = result.FinalLoss, parameters = result.Parameters,
+            // a run that only finishes a resumed checkpoint takes no step and has no loss of its own
+            stage = label, seconds = result.Seconds, final_loss = float.IsFinite(result.FinalLoss) ? result.FinalLoss : (float?)null, parameters = result.Parameters,
             steps = o.Steps, batch_size = o.BatchSize, learning_rate = o.LearningRate, ema_decay = o.EmaDecay, seed = o.Seed,
         });
         return result;
