@@ -25,7 +25,17 @@ internal static class PipelineSteps
         }
     }
 
-    public static void Validate(SdComponents model, GenerationRequest r)
+    /// <summary>What one Generate call works with, after the request passed <see cref="Validate"/>.</summary>
+    public sealed record Run(int Batch, int Width, int Height, bool Cfg, Timer Timer);
+
+    /// <summary>Validates the request and resolves its size (default: the UNet sample size) and CFG (guidance &gt; 1).</summary>
+    public static Run Prepare(SdComponents model, GenerationRequest req, int defaultWidth, int defaultHeight)
+    {
+        Validate(model, req);
+        return new Run(req.Prompts.Count, req.Width ?? defaultWidth, req.Height ?? defaultHeight, req.Guidance > 1f, new Timer());
+    }
+
+    private static void Validate(SdComponents model, GenerationRequest r)
     {
         if (r.Prompts.Count == 0) throw new ArgumentException("no prompt given");
         if (r.Steps < 1 || r.Steps > 1000) throw new ArgumentException($"steps must be between 1 and 1000, got {r.Steps}");

@@ -30,11 +30,7 @@ public sealed class StableDiffusionPipeline(SdComponents model, NoiseScheduler s
     /// </summary>
     public GenerationResult Generate(GenerationRequest req)
     {
-        PipelineSteps.Validate(Model, req);
-        int b = req.Prompts.Count;
-        int width = req.Width ?? DefaultWidth, height = req.Height ?? DefaultHeight;
-        bool cfg = req.Guidance > 1f;
-        var timer = new PipelineSteps.Timer();
+        var (b, width, height, cfg, timer) = PipelineSteps.Prepare(Model, req, DefaultWidth, DefaultHeight);
 
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
