@@ -13,9 +13,9 @@ public static class TripletsCommand
     public const string ShardHelp =
         "this process's part of the job, i/n with 0 <= i < n: it makes the shard files s with s mod n == i. " +
         "Run one process per part, on any machines and in any order, all writing to (or later copied into) one --out folder: " +
-        "a Slurm array `sbatch --array=0-N-1` runs `--shard ${SLURM_ARRAY_TASK_ID}/N`; a Kubernetes indexed Job " +
-        "(completionMode: Indexed, completions: N) runs `--shard $JOB_COMPLETION_INDEX/N`. " +
-        "Each part writes manifest-i-of-n.json (manifest.json for 1/1); re-running a part skips its verified shards";
+        "a Slurm array (`sbatch --array=0-15`) runs `--shard ${SLURM_ARRAY_TASK_ID}/16`; a Kubernetes indexed Job " +
+        "(completionMode: Indexed, completions: 16) runs `--shard ${JOB_COMPLETION_INDEX}/16`. " +
+        "Each part writes manifest-i-of-n.json (manifest.json for 0/1); re-running a part skips its verified shards";
 
     public static Command Create()
     {
