@@ -30,6 +30,8 @@ public static class Cli
     {
         yield return GenerateCommand.Create();
         yield return ServeCommand.Create();
+        yield return SampleCommand.Create();
+        yield return TripletsCommand.Create();
         yield return TokenizeCommand.Create();
         yield return DataCommand.Create();
         yield return ExperimentCommand.Create();
