@@ -32,6 +32,7 @@ public static class Cli
         yield return ServeCommand.Create();
         yield return SampleCommand.Create();
         yield return TripletsCommand.Create();
+        yield return ReflowCommand.Create();
         yield return TokenizeCommand.Create();
         yield return DataCommand.Create();
         yield return ExperimentCommand.Create();
