@@ -1,5 +1,5 @@
 // Fast conv2d kernels (groups 1, dilation 1, any stride, asymmetric zero padding) as GEMMs over image patches.
-// The 1x1/stride-1 case is a plain GEMM; the rest packs patches (im2col) per image and tile.
+// Forward is an implicit GEMM (patches packed straight into B panels); the backward passes use im2col/col2im + SGEMM.
 namespace InstaFlow.Tensors.Kernels;
 
 /// <summary>Geometry of one conv2d: input [Batch, InC, H, W], weight [OutC, InC, KH, KW], output [Batch, OutC, OutH, OutW].</summary>
@@ -19,22 +19,19 @@ public static unsafe class Conv2d
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        float* col = null;
-        var buf = s.IsPointwise ? null : NativeBuffer.Rent((long)kdim * ohw * 4);
+        var buf = NativeBuffer.Rent(GemmPacking.PackedASize(s.OutC, kdim) * sizeof(float));
         try
         {
-            if (buf != null) col = (float*)buf.Pointer;
+            float* wp = (float*)buf.Pointer;
+            GemmPacking.PackA(false, w, kdim, s.OutC, kdim, 1f, wp);
             for (int b = 0; b < s.Batch; b++)
             {
                 float* xb = x + b * inImg, yb = y + b * outImg;
-                float* src = xb;
-                if (!s.IsPointwise) { Im2Col(s, xb, col); src = col; }
-                if (bias != null)
-                    for (int o = 0; o < s.OutC; o++) new Span<float>(yb + (long)o * ohw, ohw).Fill(bias[o]);
-                Gemm.Sgemm(false, false, s.OutC, ohw, kdim, 1f, w, kdim, src, ohw, bias != null ? 1f : 0f, yb, ohw);
+                if (s.IsPointwise) Gemm.Run(s.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
+                else Gemm.Run(s.OutC, ohw, kdim, wp, new Conv2dPatches(s, xb), 0f, bias, yb, ohw);
             }
         }
-        finally { buf?.Release(); }
+        finally { buf.Release(); }
     }
 
     /// <summary>gx = conv_transpose(gy, w): the gradient with respect to the input (overwrites gx).</summary>
