@@ -27,7 +27,7 @@ public static class Cli
     /// <summary>Each command family registers itself here.</summary>
     private static IEnumerable<Command> Commands()
     {
-        yield break;
+        yield return BenchCommand.Create();
     }
 }
 

@@ -1,0 +1,214 @@
+// Kernel micro-benchmarks behind `instaflow bench kernels`: measures the machine's FMA peak, then times GEMM,
+// conv2d, attention and group norm at Stable Diffusion shapes (median of several runs after warm-up).
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tensors.Bench;
+
+/// <summary>One timed case. Work is FLOPs (Unit "GFLOP/s") or bytes moved (Unit "GB/s").</summary>
+public sealed record BenchResult(string Name, string Shape, double MedianSeconds, double Work, string Unit, double PeakGflops)
+{
+    public double Rate => Work / MedianSeconds / 1e9;
+    public bool IsCompute => Unit == "GFLOP/s";
+    /// <summary>Fraction of the measured FMA peak (compute cases only).</summary>
+    public double? PeakFraction => IsCompute ? Rate / PeakGflops : null;
+}
+
+public static unsafe class KernelBench
+{
+    /// <summary>A run repeats the call until it lasts this long, so short kernels are not lost in timer noise.</summary>
+    private const double MinRunSeconds = 0.02;
+
+    public static string VectorWidth => GemmKernels.Isa switch { GemmIsa.Avx512 => "AVX-512 (512-bit)", GemmIsa.Avx2 => "AVX2 (256-bit)", _ => "scalar" };
+
+    public static string MachineLine(int threads)
+    {
+        string cpu = "unknown CPU";
+        if (File.Exists("/proc/cpuinfo"))
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? cpu;
+        return $"{cpu}, {Environment.ProcessorCount} cores ({threads} used), {VectorWidth}, {RuntimeInformation.FrameworkDescription}";
+    }
+
+    /// <summary>
+    /// FMA peak in GFLOP/s: every thread runs independent FMA chains on registers only (enough chains to cover the
+    /// FMA latency on both pipes), all threads at once; median over runs.
+    /// </summary>
+    public static double MeasurePeakGflops(int threads, int runs)
+    {
+        const long Iters = 20_000_000;
+        var samples = new List<double>();
+        for (int r = 0; r <= runs; r++)
+        {
+            using var start = new Barrier(threads + 1);
+            var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => { start.SignalAndWait(); FmaChains(Iters); })).ToList();
+            workers.ForEach(w => w.Start());
+            start.SignalAndWait();
+            var sw = Stopwatch.StartNew();
+            workers.ForEach(w => w.Join());
+            double flops = (double)threads * Iters * FmaChainCount * Lanes * 2;
+            if (r > 0) samples.Add(flops / sw.Elapsed.TotalSeconds / 1e9);
+        }
+        return Median(samples);
+    }
+
+    private const int FmaChainCount = 12;
+    private static int Lanes => GemmKernels.Isa == GemmIsa.Avx512 ? 16 : GemmKernels.Isa == GemmIsa.Avx2 ? 8 : 1;
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaChains(long iters)
+    {
+        if (GemmKernels.Isa == GemmIsa.Avx512) return FmaChains512(iters);
+        if (GemmKernels.Isa == GemmIsa.Avx2) return FmaChains256(iters);
+        float s0 = 1, s1 = 2, s2 = 3, s3 = 4, s4 = 5, s5 = 6, s6 = 7, s7 = 8, s8 = 9, s9 = 10, s10 = 11, s11 = 12;
+        const float m = 0.999f, c = 1e-3f;
+        for (long i = 0; i < iters; i++)
+        {
+            s0 = MathF.FusedMultiplyAdd(s0, m, c); s1 = MathF.FusedMultiplyAdd(s1, m, c); s2 = MathF.FusedMultiplyAdd(s2, m, c);
+            s3 = MathF.FusedMultiplyAdd(s3, m, c); s4 = MathF.FusedMultiplyAdd(s4, m, c); s5 = MathF.FusedMultiplyAdd(s5, m, c);
+            s6 = MathF.FusedMultiplyAdd(s6, m, c); s7 = MathF.FusedMultiplyAdd(s7, m, c); s8 = MathF.FusedMultiplyAdd(s8, m, c);
+            s9 = MathF.FusedMultiplyAdd(s9, m, c); s10 = MathF.FusedMultiplyAdd(s10, m, c); s11 = MathF.FusedMultiplyAdd(s11, m, c);
+        }
+        return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaChains512(long iters)
+    {
+        var m = Vector512.Create(0.999f); var c = Vector512.Create(1e-3f);
+        Vector512<float> s0 = m, s1 = m, s2 = m, s3 = m, s4 = m, s5 = m, s6 = m, s7 = m, s8 = m, s9 = m, s10 = m, s11 = m;
+        for (long i = 0; i < iters; i++)
+        {
+            s0 = Vector512.FusedMultiplyAdd(s0, m, c); s1 = Vector512.FusedMultiplyAdd(s1, m, c); s2 = Vector512.FusedMultiplyAdd(s2, m, c);
+            s3 = Vector512.FusedMultiplyAdd(s3, m, c); s4 = Vector512.FusedMultiplyAdd(s4, m, c); s5 = Vector512.FusedMultiplyAdd(s5, m, c);
+            s6 = Vector512.FusedMultiplyAdd(s6, m, c); s7 = Vector512.FusedMultiplyAdd(s7, m, c); s8 = Vector512.FusedMultiplyAdd(s8, m, c);
+            s9 = Vector512.FusedMultiplyAdd(s9, m, c); s10 = Vector512.FusedMultiplyAdd(s10, m, c); s11 = Vector512.FusedMultiplyAdd(s11, m, c);
+        }
+        return Vector512.Sum(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaChains256(long iters)
+    {
+        var m = Vector256.Create(0.999f); var c = Vector256.Create(1e-3f);
+        Vector256<float> s0 = m, s1 = m, s2 = m, s3 = m, s4 = m, s5 = m, s6 = m, s7 = m, s8 = m, s9 = m, s10 = m, s11 = m;
+        for (long i = 0; i < iters; i++)
+        {
+            s0 = Vector256.FusedMultiplyAdd(s0, m, c); s1 = Vector256.FusedMultiplyAdd(s1, m, c); s2 = Vector256.FusedMultiplyAdd(s2, m, c);
+            s3 = Vector256.FusedMultiplyAdd(s3, m, c); s4 = Vector256.FusedMultiplyAdd(s4, m, c); s5 = Vector256.FusedMultiplyAdd(s5, m, c);
+            s6 = Vector256.FusedMultiplyAdd(s6, m, c); s7 = Vector256.FusedMultiplyAdd(s7, m, c); s8 = Vector256.FusedMultiplyAdd(s8, m, c);
+            s9 = Vector256.FusedMultiplyAdd(s9, m, c); s10 = Vector256.FusedMultiplyAdd(s10, m, c); s11 = Vector256.FusedMultiplyAdd(s11, m, c);
+        }
+        return Vector256.Sum(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11);
+    }
+
+    /// <summary>Runs every case with Par.Threads = threads, reporting each result as soon as it is measured.</summary>
+    public static void RunAll(int runs, int threads, double peakGflops, Action<BenchResult> report)
+    {
+        int saved = Par.Threads;
+        Par.Threads = threads;
+        try
+        {
+            foreach (int n in new[] { 512, 1024, 2048, 4096 })
+                report(GemmCase($"gemm {n}", n, n, n, false, runs, peakGflops));
+            report(GemmCase("gemm sd proj", 4096, 320, 320, true, runs, peakGflops));
+            report(GemmCase("gemm sd ff-up", 4096, 1280, 320, true, runs, peakGflops));
+            report(GemmCase("gemm sd ff-down", 4096, 320, 1280, true, runs, peakGflops));
+            report(GemmCase("gemm sd text", 77, 768, 768, true, runs, peakGflops));
+            report(ConvCase("conv3x3 unet", new Conv2dShape(1, 320, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1), runs, peakGflops));
+            report(ConvCase("conv3x3 vae", new Conv2dShape(1, 128, 512, 512, 128, 3, 3, 1, 1, 1, 1, 1), runs, peakGflops));
+            report(ConvCase("conv3x3 unet-deep", new Conv2dShape(1, 640, 32, 32, 640, 3, 3, 1, 1, 1, 1, 1), runs, peakGflops));
+            report(AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), runs, peakGflops));
+            report(AttentionCase("attention cross", new AttentionShape(1, 8, 4096, 77, 40, false), runs, peakGflops));
+            report(GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, runs, peakGflops));
+        }
+        finally
+        {
+            Par.Threads = saved;
+            BufferPool.Trim();
+        }
+    }
+
+    /// <summary>Linear-layer shapes (transB) are timed as x W^T, the way the model calls them.</summary>
+    private static BenchResult GemmCase(string name, int m, int n, int k, bool transB, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        float* a = buffers.Random((long)m * k), b = buffers.Random((long)k * n), c = buffers.Random((long)m * n);
+        string shape = transB ? $"[{m}x{k}]·[{n}x{k}]^T" : $"[{m}x{k}]·[{k}x{n}]";
+        double t = Time(runs, () => Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, transB ? k : n, 0f, c, n));
+        return new BenchResult(name, shape, t, 2.0 * m * n * k, "GFLOP/s", peak);
+    }
+
+    private static BenchResult ConvCase(string name, Conv2dShape s, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        float* x = buffers.Random((long)s.Batch * s.InC * s.H * s.W), w = buffers.Random((long)s.OutC * s.InC * s.KH * s.KW);
+        float* bias = buffers.Random(s.OutC), y = buffers.Random((long)s.Batch * s.OutC * s.OutH * s.OutW);
+        double t = Time(runs, () => Conv2d.Forward(s, x, w, bias, y));
+        return new BenchResult(name, $"[{s.Batch},{s.InC},{s.H},{s.W}]->{s.OutC} {s.KH}x{s.KW}", t, s.Flops, "GFLOP/s", peak);
+    }
+
+    private static BenchResult AttentionCase(string name, AttentionShape s, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        long qn = (long)s.Batch * s.Tq * s.Width, kn = (long)s.Batch * s.Tk * s.Width;
+        float* q = buffers.Random(qn), k = buffers.Random(kn), v = buffers.Random(kn), o = buffers.Random(qn);
+        float scale = 1f / MathF.Sqrt(s.HeadDim);
+        double t = Time(runs, () => Attention.Forward(s, q, k, v, o, null, scale));
+        return new BenchResult(name, $"{s.Heads}h q{s.Tq} k{s.Tk} d{s.HeadDim}", t, s.Flops, "GFLOP/s", peak);
+    }
+
+    /// <summary>Bytes moved: the input read once and the output written once (the compulsory traffic).</summary>
+    private static BenchResult GroupNormCase(string name, int batch, int channels, int spatial, int groups, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        long n = (long)batch * channels * spatial;
+        float* x = buffers.Random(n), y = buffers.Random(n), gamma = buffers.Random(channels), beta = buffers.Random(channels);
+        double t = Time(runs, () => Norms.GroupNormForward(x, gamma, beta, y, batch, channels, spatial, groups, 1e-5f, null, null));
+        return new BenchResult(name, $"[{batch},{channels},{spatial}] {groups} groups", t, 2.0 * n * sizeof(float), "GB/s", peak);
+    }
+
+    /// <summary>Median seconds per call over runs, after a warm-up that also picks how many calls make one run.</summary>
+    private static double Time(int runs, Action call)
+    {
+        var sw = Stopwatch.StartNew();
+        call();
+        int reps = Math.Max(1, (int)Math.Ceiling(MinRunSeconds / Math.Max(1e-7, sw.Elapsed.TotalSeconds)));
+        call();
+        var samples = new List<double>();
+        for (int r = 0; r < runs; r++)
+        {
+            sw.Restart();
+            for (int i = 0; i < reps; i++) call();
+            samples.Add(sw.Elapsed.TotalSeconds / reps);
+        }
+        return Median(samples);
+    }
+
+    private static double Median(List<double> xs)
+    {
+        xs.Sort();
+        int h = xs.Count / 2;
+        return xs.Count % 2 == 1 ? xs[h] : (xs[h - 1] + xs[h]) / 2;
+    }
+
+    /// <summary>Pooled buffers filled with seeded values in [-1, 1), all released together.</summary>
+    private sealed class Buffers : IDisposable
+    {
+        private readonly List<NativeBuffer> _held = new();
+        private readonly Random _rng = new(1234);
+
+        public float* Random(long n)
+        {
+            var b = NativeBuffer.Rent(n * sizeof(float));
+            _held.Add(b);
+            float* p = (float*)b.Pointer;
+            for (long i = 0; i < n; i++) p[i] = (float)(_rng.NextDouble() * 2 - 1);
+            return p;
+        }
+
+        public void Dispose() => _held.ForEach(b => b.Release());
+    }
+}
