@@ -19,7 +19,7 @@ public static unsafe class Conv2d
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        var buf = NativeBuffer.Rent(GemmPacking.PackedASize(s.OutC, kdim) * sizeof(float));
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, kdim, GemmKernels.MR) * sizeof(float));
         try
         {
             float* wp = (float*)buf.Pointer;
@@ -27,7 +27,7 @@ public static unsafe class Conv2d
             for (int b = 0; b < s.Batch; b++)
             {
                 float* xb = x + b * inImg, yb = y + b * outImg;
-                if (s.IsPointwise) Gemm.Run(s.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
+                if (s.IsPointwise) Gemm.RunDense(s.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
                 else Gemm.Run(s.OutC, ohw, kdim, wp, new Conv2dPatches(s, xb), 0f, bias, yb, ohw);
             }
         }

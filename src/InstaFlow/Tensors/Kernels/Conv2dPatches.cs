@@ -6,7 +6,7 @@ namespace InstaFlow.Tensors.Kernels;
 
 internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPanelSource
 {
-    public void PackPanel(int k0, int kc, int j0, int cols, float* dst)
+    public float* Panel(int k0, int kc, int j0, int cols, float* dst)
     {
         const int NR = GemmKernels.NR;
         int ow = s.OutW, khw = s.KH * s.KW;
@@ -40,6 +40,7 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
                 if (++ky == s.KH) { ky = 0; c++; }
             }
         }
+        return dst;
     }
 
     /// <summary>One panel row whose output positions share an image row: a straight copy away from the borders.</summary>

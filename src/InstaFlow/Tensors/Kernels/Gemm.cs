@@ -1,5 +1,5 @@
-// Fast SGEMM entry point (row-major, BLAS semantics), BLIS-style: A packed once into MR-row panels, each task packs
-// its own KC x NT block of B and runs 6x32 micro-kernels. Tasks are fixed tiles of C chosen from the shape alone and
+// Fast SGEMM entry point (row-major, BLAS semantics), BLIS-style: A (and a dense B) packed once into panels, then
+// tasks run 6x32 micro-kernels over fixed tiles of C. Tasks are fixed tiles of C chosen from the shape alone and
 // each element is summed in one fixed K order, so results are identical for any thread count.
 using System.Runtime.InteropServices;
 
@@ -7,11 +7,11 @@ namespace InstaFlow.Tensors.Kernels;
 
 public static unsafe class Gemm
 {
-    /// <summary>Widest B block per task: KC x 512 floats (512 KiB) leaves half of the 1 MiB L2 for A and C.</summary>
-    private const int MaxTileN = 512;
+    /// <summary>Largest task tile: the A block (252 x KC, 252 KiB) stays in the 1 MiB L2 while B panels pass through L1.</summary>
+    private const int MaxTileM = 252, MaxTileN = 256;
     private const int MR = GemmKernels.MR, NR = GemmKernels.NR;
 
-    [ThreadStatic] private static nint _bBlock;
+    [ThreadStatic] private static nint _bPanel;
 
     /// <summary>C = alpha * op(A) * op(B) + beta * C (beta 0 means C is not read).</summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
@@ -21,12 +21,24 @@ public static unsafe class Gemm
         if (k == 0) { ScaleC(m, n, beta, c, ldc); return; }
         // Below these sizes packing costs more than it saves: B would be packed for fewer than 16 rows of A.
         if (m < 16 || n < 16) { GemmSmall.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
-        var buf = NativeBuffer.Rent(GemmPacking.PackedASize(m, k) * sizeof(float));
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(m, k, MR) * sizeof(float));
         try
         {
             float* ap = (float*)buf.Pointer;
             GemmPacking.PackA(transA, a, lda, m, k, alpha, ap);
-            Run(m, n, k, ap, new DenseSource(b, ldb, transB), beta, null, c, ldc);
+            RunDense(m, n, k, ap, new DenseSource(b, ldb, transB), beta, null, c, ldc);
+        }
+        finally { buf.Release(); }
+    }
+
+    /// <summary>Run with a dense B packed once up front: cheaper than packing it again in every M tile.</summary>
+    internal static void RunDense(int m, int n, int k, float* packedA, DenseSource b, float beta, float* bias, float* c, long ldc)
+    {
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
+        try
+        {
+            GemmPacking.PackB(b, n, k, (float*)buf.Pointer);
+            Run(m, n, k, packedA, new PackedSource((float*)buf.Pointer, n), beta, bias, c, ldc);
         }
         finally { buf.Release(); }
     }
@@ -50,58 +62,66 @@ public static unsafe class Gemm
         var kb = new KBlocks(k);
         PlanTiles(m, n, k, out int tileM, out int tileN);
         int tilesM = (m + tileM - 1) / tileM, tilesN = (n + tileN - 1) / tileN;
-        int panelsA = (m + MR - 1) / MR;
         Par.For(tilesM * tilesN, t =>
         {
             int i0 = t / tilesN * tileM, j0 = t % tilesN * tileN;
             int rows = Math.Min(tileM, m - i0), cols = Math.Min(tileN, n - j0);
-            float* bb = BBlock();
+            float* scratch = BPanel();
             for (int blk = 0; blk < kb.Count; blk++)
             {
                 int k0 = kb.Start(blk), kc = kb.Length(blk);
-                for (int jp = 0; jp < cols; jp += NR)
-                    source.PackPanel(k0, kc, j0 + jp, Math.Min(NR, cols - jp), bb + (long)jp * kc);
                 // Later K blocks accumulate onto what the first one stored (beta 1, no bias).
                 float bt = blk == 0 ? beta : 1f;
                 float* bs = blk == 0 ? bias : null;
-                float* aBlock = packedA + (long)panelsA * MR * k0;
-                for (int ip = 0; ip < rows; ip += MR)
+                float* aBlock = packedA + GemmPacking.PanelOffset(m, MR, k0, kc, i0);
+                // Each B panel is packed (or found) and used at once from L1 against the whole A block, which stays in L2.
+                for (int jp = 0; jp < cols; jp += NR)
                 {
-                    int i = i0 + ip;
-                    float* ap = aBlock + (long)(i / MR) * MR * kc;
-                    float* ci = c + i * ldc + j0;
-                    int mr = Math.Min(MR, m - i);
-                    for (int jp = 0; jp < cols; jp += NR)
-                        GemmKernels.Tile(kc, ap, bb + (long)jp * kc, ci + jp, ldc, mr, Math.Min(NR, cols - jp), bt, bs == null ? null : bs + i);
+                    int nr = Math.Min(NR, cols - jp);
+                    float* bpanel = source.Panel(k0, kc, j0 + jp, nr, scratch);
+                    for (int ip = 0; ip < rows; ip += MR)
+                    {
+                        int i = i0 + ip;
+                        GemmKernels.Tile(kc, aBlock + (long)ip * kc, bpanel, c + i * ldc + j0 + jp, ldc, Math.Min(MR, m - i), nr, bt,
+                            bs == null ? null : bs + i);
+                    }
                 }
             }
         });
     }
 
     /// <summary>
-    /// Tile sizes from the shape only (never the thread count): enough tasks to balance two busy cores, split N first
-    /// down to 256 columns, then M down to 96 rows, then N down to 64.
+    /// Tile sizes from the shape only (never the thread count). A task's A block (tileM x KC) must stay in L2 while
+    /// every B panel of the tile runs against it; then, for balance on two busy cores, tiles are split until there
+    /// are enough tasks: N down to 128 columns, then M down to 96 rows, then N down to 64.
     /// </summary>
     private static void PlanTiles(int m, int n, int k, out int tileM, out int tileN)
     {
-        tileM = GemmPacking.RoundUp(m, MR);
-        tileN = Math.Min(MaxTileN, GemmPacking.RoundUp(n, NR));
+        tileM = Balanced(m, MaxTileM, MR);
+        tileN = Balanced(n, MaxTileN, NR);
         long target = Math.Clamp(2L * m * n * k / 10_000_000, 1, 16);
         while (Tasks(m, n, tileM, tileN) < target)
         {
-            if (tileN > 256) tileN /= 2;
-            else if (tileM >= 192) tileM = GemmPacking.RoundUp(tileM / 2, MR);
-            else if (tileN > 64) tileN /= 2;
+            if (tileN > 128) tileN = Balanced(n, tileN / 2, NR);
+            else if (tileM >= 192) tileM = Balanced(m, tileM / 2, MR);
+            else if (tileN > 64) tileN = Balanced(n, tileN / 2, NR);
             else break;
         }
     }
 
+    /// <summary>Equal tiles of at most max (rounded up to a multiple of unit) covering size.</summary>
+    private static int Balanced(int size, int max, int unit)
+    {
+        int tiles = (size + max - 1) / max;
+        return Math.Min(GemmPacking.RoundUp((size + tiles - 1) / tiles, unit), GemmPacking.RoundUp(max, unit));
+    }
+
     private static long Tasks(int m, int n, int tileM, int tileN) => (long)((m + tileM - 1) / tileM) * ((n + tileN - 1) / tileN);
 
-    /// <summary>This thread's B block (KC x MaxTileN floats), allocated once and kept for the thread's life.</summary>
-    private static float* BBlock()
+    /// <summary>This thread's B panel (KC x NR floats), allocated once and kept for the thread's life.</summary>
+    private static float* BPanel()
     {
-        if (_bBlock == 0) _bBlock = (nint)NativeMemory.AlignedAlloc((nuint)KBlocks.KC * MaxTileN * sizeof(float), NativeBuffer.Alignment);
-        return (float*)_bBlock;
+        if (_bPanel == 0) _bPanel = (nint)NativeMemory.AlignedAlloc((nuint)KBlocks.KC * NR * sizeof(float), NativeBuffer.Alignment);
+        return (float*)_bPanel;
     }
 }

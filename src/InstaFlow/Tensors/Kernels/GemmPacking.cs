@@ -4,16 +4,19 @@ using System.Runtime.CompilerServices;
 
 namespace InstaFlow.Tensors.Kernels;
 
-/// <summary>Fills one NR-wide B panel: dst[p * NR + j] = op(B)[k0 + p, j0 + j] for j &lt; cols, 0 for cols &lt;= j &lt; NR.</summary>
+/// <summary>
+/// Supplies one NR-wide B panel, p[p * NR + j] = op(B)[k0 + p, j0 + j] for j &lt; cols and 0 for cols &lt;= j &lt; NR:
+/// either packed into scratch (KC x NR floats) or found already packed.
+/// </summary>
 public unsafe interface IPanelSource
 {
-    void PackPanel(int k0, int kc, int j0, int cols, float* dst);
+    float* Panel(int k0, int kc, int j0, int cols, float* scratch);
 }
 
 /// <summary>A dense row-major B (or B^T when Trans): element (p, j) is b[p * ldb + j] (or b[j * ldb + p]).</summary>
 public readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPanelSource
 {
-    public void PackPanel(int k0, int kc, int j0, int cols, float* dst)
+    public float* Panel(int k0, int kc, int j0, int cols, float* dst)
     {
         const int NR = GemmKernels.NR;
         if (!trans)
@@ -28,7 +31,7 @@ public readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPane
                     new Span<float>(d + cols, NR - cols).Clear();
                 }
             }
-            return;
+            return dst;
         }
         for (int j = 0; j < cols; j++)
         {
@@ -37,7 +40,15 @@ public readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPane
         }
         if (cols < NR)
             for (int p = 0; p < kc; p++) new Span<float>(dst + p * NR + cols, NR - cols).Clear();
+        return dst;
     }
+}
+
+/// <summary>B already packed by <see cref="GemmPacking.PackB"/>: panels are found, not copied.</summary>
+public readonly unsafe struct PackedSource(float* packed, int n) : IPanelSource
+{
+    public float* Panel(int k0, int kc, int j0, int cols, float* scratch) =>
+        packed + GemmPacking.PanelOffset(n, GemmKernels.NR, k0, kc, j0);
 }
 
 /// <summary>K split into equal blocks of at most KC, so a B block (KC x tile width) stays in L2.</summary>
@@ -59,8 +70,28 @@ internal readonly struct KBlocks
 
 internal static unsafe class GemmPacking
 {
-    /// <summary>Floats needed to hold op(A) (m x k) packed: whole MR panels, every K block.</summary>
-    public static long PackedASize(int m, int k) => (long)RoundUp(m, GemmKernels.MR) * k;
+    /// <summary>Floats needed to hold an m x k operand packed in panels of width: whole panels, every K block.</summary>
+    public static long PackedSize(int m, int k, int width) => (long)RoundUp(m, width) * k;
+
+    /// <summary>Where the panel holding row/column i0 of K block (k0, kc) starts: blocks in K order, panels inside.</summary>
+    public static long PanelOffset(int size, int width, int k0, int kc, int i0) => (long)RoundUp(size, width) * k0 + (long)i0 * kc;
+
+    /// <summary>Packs op(B) (k x n) once, for GEMMs whose M tiles would otherwise each pack it again.</summary>
+    public static void PackB(DenseSource source, int n, int k, float* dst)
+    {
+        const int NR = GemmKernels.NR;
+        var kb = new KBlocks(k);
+        int panels = (n + NR - 1) / NR;
+        Par.ForRange(panels, 8, (p0, p1) =>
+        {
+            for (int jp = (int)p0; jp < p1; jp++)
+                for (int blk = 0; blk < kb.Count; blk++)
+                {
+                    int k0 = kb.Start(blk), kc = kb.Length(blk), j0 = jp * NR;
+                    source.Panel(k0, kc, j0, Math.Min(NR, n - j0), dst + PanelOffset(n, NR, k0, kc, j0));
+                }
+        });
+    }
 
     public static int RoundUp(int x, int to) => (x + to - 1) / to * to;
 
@@ -79,7 +110,7 @@ internal static unsafe class GemmPacking
                 for (int blk = 0; blk < kb.Count; blk++)
                 {
                     int k0 = kb.Start(blk), kc = kb.Length(blk);
-                    float* d = dst + (long)panels * MR * k0 + (long)ir * MR * kc;
+                    float* d = dst + PanelOffset(m, MR, k0, kc, ir * MR);
                     for (int i = 0; i < MR; i++)
                     {
                         int row = ir * MR + i;
