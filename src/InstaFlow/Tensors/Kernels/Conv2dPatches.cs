@@ -49,9 +49,18 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
         const int NR = GemmKernels.NR;
         if ((uint)iy >= (uint)s.H) { new Span<float>(d, NR).Clear(); return; }
         float* src = plane + (long)iy * s.W;
-        if (s.Stride == 1 && cols == NR && ix0 >= 0 && ix0 + NR <= s.W)
+        if (s.Stride == 1)
         {
-            Unsafe.CopyBlockUnaligned(d, src + ix0, NR * sizeof(float));
+            if (cols == NR && ix0 >= 0 && ix0 + NR <= s.W)
+            {
+                Unsafe.CopyBlockUnaligned(d, src + ix0, NR * sizeof(float));
+                return;
+            }
+            // Near a border: the in-image part is still one contiguous run.
+            int lo = Math.Clamp(-ix0, 0, cols), hi = Math.Clamp(s.W - ix0, lo, cols);
+            new Span<float>(d, lo).Clear();
+            Unsafe.CopyBlockUnaligned(d + lo, src + ix0 + lo, (uint)(hi - lo) * sizeof(float));
+            new Span<float>(d + hi, NR - hi).Clear();
             return;
         }
         for (int t = 0; t < NR; t++)
