@@ -2,6 +2,7 @@
 // (text table or JSON lines). All measuring lives in InstaFlow.Tensors.Bench.KernelBench.
 using System.CommandLine;
 using System.Globalization;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using InstaFlow.Tensors.Bench;
 
@@ -9,6 +10,8 @@ namespace InstaFlow.Cli;
 
 public static class BenchCommand
 {
+    private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "One JSON object per line instead of a table" };
@@ -32,23 +35,25 @@ public static class BenchCommand
         double peak = KernelBench.MeasurePeakGflops(threads, runs);
         if (asJson)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new { machine, peak_gflops = Math.Round(peak, 1) }));
+            Console.WriteLine(JsonSerializer.Serialize(new { machine, peak_gflops = Math.Round(peak, 1) }, Json));
             KernelBench.RunAll(runs, threads, peak, r => Console.WriteLine(JsonSerializer.Serialize(new
             {
                 name = r.Name,
                 shape = r.Shape,
                 median_s = r.MedianSeconds,
+                min_s = r.Time.Min,
+                max_s = r.Time.Max,
                 gflops = r.IsCompute ? Math.Round(r.Rate, 1) : (double?)null,
                 gbps = r.IsCompute ? (double?)null : Math.Round(r.Rate, 1),
                 peak_fraction = r.PeakFraction is double f ? Math.Round(f, 3) : (double?)null,
-            })));
+            }, Json)));
             return;
         }
         Console.WriteLine($"machine: {machine}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FMA peak: {peak:F1} GFLOP/s (median of {runs})"));
-        Console.WriteLine($"| case | shape | median ms | rate | of peak |");
+        Console.WriteLine($"| case | shape | median ms (min-max) | rate at median | of peak |");
         Console.WriteLine($"|---|---|---|---|---|");
         KernelBench.RunAll(runs, threads, peak, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F3} | {r.Rate:F1} {r.Unit} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} |")));
+            $"| {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F2} ({r.Time.Min * 1e3:F2}-{r.Time.Max * 1e3:F2}) | {r.Rate:F1} {r.Unit} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} |")));
     }
 }

@@ -8,9 +8,13 @@ using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Tensors.Bench;
 
+/// <summary>Seconds per call over the timed runs.</summary>
+public readonly record struct Timing(double Median, double Min, double Max);
+
 /// <summary>One timed case. Work is FLOPs (Unit "GFLOP/s") or bytes moved (Unit "GB/s").</summary>
-public sealed record BenchResult(string Name, string Shape, double MedianSeconds, double Work, string Unit, double PeakGflops)
+public sealed record BenchResult(string Name, string Shape, Timing Time, double Work, string Unit, double PeakGflops)
 {
+    public double MedianSeconds => Time.Median;
     public double Rate => Work / MedianSeconds / 1e9;
     public bool IsCompute => Unit == "GFLOP/s";
     /// <summary>Fraction of the measured FMA peak (compute cases only).</summary>
@@ -57,11 +61,32 @@ public static unsafe class KernelBench
     private const int FmaChainCount = 12;
     private static int Lanes => GemmKernels.Isa == GemmIsa.Avx512 ? 16 : GemmKernels.Isa == GemmIsa.Avx2 ? 8 : 1;
 
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float FmaChains(long iters)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float FmaChains(long iters) => GemmKernels.Isa switch
     {
-        if (GemmKernels.Isa == GemmIsa.Avx512) return FmaChains512(iters);
-        if (GemmKernels.Isa == GemmIsa.Avx2) return FmaChains256(iters);
+        GemmIsa.Avx512 => FmaChains<Vector512<float>, Isa512>(iters),
+        GemmIsa.Avx2 => FmaChains<Vector256<float>, Isa256>(iters),
+        _ => FmaChainsScalar(iters),
+    };
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaChains<TV, TIsa>(long iters) where TV : struct where TIsa : IFmaIsa<TV>
+    {
+        var m = TIsa.Broadcast(0.999f); var c = TIsa.Broadcast(1e-3f);
+        TV s0 = m, s1 = m, s2 = m, s3 = m, s4 = m, s5 = m, s6 = m, s7 = m, s8 = m, s9 = m, s10 = m, s11 = m;
+        for (long i = 0; i < iters; i++)
+        {
+            s0 = TIsa.Fma(s0, m, c); s1 = TIsa.Fma(s1, m, c); s2 = TIsa.Fma(s2, m, c); s3 = TIsa.Fma(s3, m, c);
+            s4 = TIsa.Fma(s4, m, c); s5 = TIsa.Fma(s5, m, c); s6 = TIsa.Fma(s6, m, c); s7 = TIsa.Fma(s7, m, c);
+            s8 = TIsa.Fma(s8, m, c); s9 = TIsa.Fma(s9, m, c); s10 = TIsa.Fma(s10, m, c); s11 = TIsa.Fma(s11, m, c);
+        }
+        var t = TIsa.Add(TIsa.Add(TIsa.Add(s0, s1), TIsa.Add(s2, s3)), TIsa.Add(TIsa.Add(s4, s5), TIsa.Add(s6, s7)));
+        return TIsa.Sum(TIsa.Add(t, TIsa.Add(TIsa.Add(s8, s9), TIsa.Add(s10, s11))));
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaChainsScalar(long iters)
+    {
         float s0 = 1, s1 = 2, s2 = 3, s3 = 4, s4 = 5, s5 = 6, s6 = 7, s7 = 8, s8 = 9, s9 = 10, s10 = 11, s11 = 12;
         const float m = 0.999f, c = 1e-3f;
         for (long i = 0; i < iters; i++)
@@ -72,36 +97,6 @@ public static unsafe class KernelBench
             s9 = MathF.FusedMultiplyAdd(s9, m, c); s10 = MathF.FusedMultiplyAdd(s10, m, c); s11 = MathF.FusedMultiplyAdd(s11, m, c);
         }
         return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float FmaChains512(long iters)
-    {
-        var m = Vector512.Create(0.999f); var c = Vector512.Create(1e-3f);
-        Vector512<float> s0 = m, s1 = m, s2 = m, s3 = m, s4 = m, s5 = m, s6 = m, s7 = m, s8 = m, s9 = m, s10 = m, s11 = m;
-        for (long i = 0; i < iters; i++)
-        {
-            s0 = Vector512.FusedMultiplyAdd(s0, m, c); s1 = Vector512.FusedMultiplyAdd(s1, m, c); s2 = Vector512.FusedMultiplyAdd(s2, m, c);
-            s3 = Vector512.FusedMultiplyAdd(s3, m, c); s4 = Vector512.FusedMultiplyAdd(s4, m, c); s5 = Vector512.FusedMultiplyAdd(s5, m, c);
-            s6 = Vector512.FusedMultiplyAdd(s6, m, c); s7 = Vector512.FusedMultiplyAdd(s7, m, c); s8 = Vector512.FusedMultiplyAdd(s8, m, c);
-            s9 = Vector512.FusedMultiplyAdd(s9, m, c); s10 = Vector512.FusedMultiplyAdd(s10, m, c); s11 = Vector512.FusedMultiplyAdd(s11, m, c);
-        }
-        return Vector512.Sum(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static float FmaChains256(long iters)
-    {
-        var m = Vector256.Create(0.999f); var c = Vector256.Create(1e-3f);
-        Vector256<float> s0 = m, s1 = m, s2 = m, s3 = m, s4 = m, s5 = m, s6 = m, s7 = m, s8 = m, s9 = m, s10 = m, s11 = m;
-        for (long i = 0; i < iters; i++)
-        {
-            s0 = Vector256.FusedMultiplyAdd(s0, m, c); s1 = Vector256.FusedMultiplyAdd(s1, m, c); s2 = Vector256.FusedMultiplyAdd(s2, m, c);
-            s3 = Vector256.FusedMultiplyAdd(s3, m, c); s4 = Vector256.FusedMultiplyAdd(s4, m, c); s5 = Vector256.FusedMultiplyAdd(s5, m, c);
-            s6 = Vector256.FusedMultiplyAdd(s6, m, c); s7 = Vector256.FusedMultiplyAdd(s7, m, c); s8 = Vector256.FusedMultiplyAdd(s8, m, c);
-            s9 = Vector256.FusedMultiplyAdd(s9, m, c); s10 = Vector256.FusedMultiplyAdd(s10, m, c); s11 = Vector256.FusedMultiplyAdd(s11, m, c);
-        }
-        return Vector256.Sum(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11);
     }
 
     /// <summary>Runs every case with Par.Threads = threads, reporting each result as soon as it is measured.</summary>
@@ -136,8 +131,8 @@ public static unsafe class KernelBench
     {
         using var buffers = new Buffers();
         float* a = buffers.Random((long)m * k), b = buffers.Random((long)k * n), c = buffers.Random((long)m * n);
-        string shape = transB ? $"[{m}x{k}]·[{n}x{k}]^T" : $"[{m}x{k}]·[{k}x{n}]";
-        double t = Time(runs, () => Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, transB ? k : n, 0f, c, n));
+        string shape = transB ? $"[{m}x{k}]*[{n}x{k}]^T" : $"[{m}x{k}]*[{k}x{n}]";
+        var t = Time(runs, () => Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, transB ? k : n, 0f, c, n));
         return new BenchResult(name, shape, t, 2.0 * m * n * k, "GFLOP/s", peak);
     }
 
@@ -146,7 +141,7 @@ public static unsafe class KernelBench
         using var buffers = new Buffers();
         float* x = buffers.Random((long)s.Batch * s.InC * s.H * s.W), w = buffers.Random((long)s.OutC * s.InC * s.KH * s.KW);
         float* bias = buffers.Random(s.OutC), y = buffers.Random((long)s.Batch * s.OutC * s.OutH * s.OutW);
-        double t = Time(runs, () => Conv2d.Forward(s, x, w, bias, y));
+        var t = Time(runs, () => Conv2d.Forward(s, x, w, bias, y));
         return new BenchResult(name, $"[{s.Batch},{s.InC},{s.H},{s.W}]->{s.OutC} {s.KH}x{s.KW}", t, s.Flops, "GFLOP/s", peak);
     }
 
@@ -156,7 +151,7 @@ public static unsafe class KernelBench
         long qn = (long)s.Batch * s.Tq * s.Width, kn = (long)s.Batch * s.Tk * s.Width;
         float* q = buffers.Random(qn), k = buffers.Random(kn), v = buffers.Random(kn), o = buffers.Random(qn);
         float scale = 1f / MathF.Sqrt(s.HeadDim);
-        double t = Time(runs, () => Attention.Forward(s, q, k, v, o, null, scale));
+        var t = Time(runs, () => Attention.Forward(s, q, k, v, o, null, scale));
         return new BenchResult(name, $"{s.Heads}h q{s.Tq} k{s.Tk} d{s.HeadDim}", t, s.Flops, "GFLOP/s", peak);
     }
 
@@ -166,12 +161,12 @@ public static unsafe class KernelBench
         using var buffers = new Buffers();
         long n = (long)batch * channels * spatial;
         float* x = buffers.Random(n), y = buffers.Random(n), gamma = buffers.Random(channels), beta = buffers.Random(channels);
-        double t = Time(runs, () => Norms.GroupNormForward(x, gamma, beta, y, batch, channels, spatial, groups, 1e-5f, null, null));
+        var t = Time(runs, () => Norms.GroupNormForward(x, gamma, beta, y, batch, channels, spatial, groups, 1e-5f, null, null));
         return new BenchResult(name, $"[{batch},{channels},{spatial}] {groups} groups", t, 2.0 * n * sizeof(float), "GB/s", peak);
     }
 
-    /// <summary>Median seconds per call over runs, after a warm-up that also picks how many calls make one run.</summary>
-    private static double Time(int runs, Action call)
+    /// <summary>Seconds per call over runs, after a warm-up that also picks how many calls make one run.</summary>
+    private static Timing Time(int runs, Action call)
     {
         var sw = Stopwatch.StartNew();
         call();
@@ -184,7 +179,7 @@ public static unsafe class KernelBench
             for (int i = 0; i < reps; i++) call();
             samples.Add(sw.Elapsed.TotalSeconds / reps);
         }
-        return Median(samples);
+        return new Timing(Median(samples), samples.Min(), samples.Max());
     }
 
     private static double Median(List<double> xs)

@@ -48,112 +48,68 @@ public static unsafe class GemmKernels
     {
         switch (Isa)
         {
-            case GemmIsa.Avx512: Kernel512(kc, a, b, c, ldc, beta, bias); break;
+            case GemmIsa.Avx512: Kernel<Vector512<float>, Isa512>(kc, a, b, c, ldc, beta, bias); break;
             case GemmIsa.Avx2:
-                Kernel256(kc, a, b, c, ldc, beta, bias);
-                Kernel256(kc, a, b + 16, c + 16, ldc, beta, bias);
+                // 12 ymm accumulators plus two operands fill AVX2's 16 registers: the 32 columns take two passes.
+                Kernel<Vector256<float>, Isa256>(kc, a, b, c, ldc, beta, bias);
+                Kernel<Vector256<float>, Isa256>(kc, a, b + 16, c + 16, ldc, beta, bias);
                 break;
             default: KernelScalar(kc, a, b, c, ldc, beta, bias); break;
         }
     }
 
+    /// <summary>6 x (2 vectors) of C; generic over the vector type so the JIT emits one copy per width.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512(int kc, float* a, float* b, float* c, long ldc, float beta, float* bias)
+    private static void Kernel<TV, TIsa>(int kc, float* a, float* b, float* c, long ldc, float beta, float* bias)
+        where TV : struct where TIsa : IFmaIsa<TV>
     {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        int w = TIsa.Width;
+        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kc; p++)
         {
-            var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + 16);
-            var av = Vector512.Create(a[0]);
-            c00 = Avx512F.FusedMultiplyAdd(av, b0, c00); c01 = Avx512F.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a[1]);
-            c10 = Avx512F.FusedMultiplyAdd(av, b0, c10); c11 = Avx512F.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a[2]);
-            c20 = Avx512F.FusedMultiplyAdd(av, b0, c20); c21 = Avx512F.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a[3]);
-            c30 = Avx512F.FusedMultiplyAdd(av, b0, c30); c31 = Avx512F.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a[4]);
-            c40 = Avx512F.FusedMultiplyAdd(av, b0, c40); c41 = Avx512F.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a[5]);
-            c50 = Avx512F.FusedMultiplyAdd(av, b0, c50); c51 = Avx512F.FusedMultiplyAdd(av, b1, c51);
+            var b0 = TIsa.Load(b);
+            var b1 = TIsa.Load(b + w);
+            var av = TIsa.Broadcast(a[0]);
+            c00 = TIsa.Fma(av, b0, c00); c01 = TIsa.Fma(av, b1, c01);
+            av = TIsa.Broadcast(a[1]);
+            c10 = TIsa.Fma(av, b0, c10); c11 = TIsa.Fma(av, b1, c11);
+            av = TIsa.Broadcast(a[2]);
+            c20 = TIsa.Fma(av, b0, c20); c21 = TIsa.Fma(av, b1, c21);
+            av = TIsa.Broadcast(a[3]);
+            c30 = TIsa.Fma(av, b0, c30); c31 = TIsa.Fma(av, b1, c31);
+            av = TIsa.Broadcast(a[4]);
+            c40 = TIsa.Fma(av, b0, c40); c41 = TIsa.Fma(av, b1, c41);
+            av = TIsa.Broadcast(a[5]);
+            c50 = TIsa.Fma(av, b0, c50); c51 = TIsa.Fma(av, b1, c51);
             a += MR; b += NR;
         }
-        Store512(c, c00, c01, beta, bias, 0);
-        Store512(c + ldc, c10, c11, beta, bias, 1);
-        Store512(c + 2 * ldc, c20, c21, beta, bias, 2);
-        Store512(c + 3 * ldc, c30, c31, beta, bias, 3);
-        Store512(c + 4 * ldc, c40, c41, beta, bias, 4);
-        Store512(c + 5 * ldc, c50, c51, beta, bias, 5);
+        StoreRow<TV, TIsa>(c, c00, c01, beta, bias, 0);
+        StoreRow<TV, TIsa>(c + ldc, c10, c11, beta, bias, 1);
+        StoreRow<TV, TIsa>(c + 2 * ldc, c20, c21, beta, bias, 2);
+        StoreRow<TV, TIsa>(c + 3 * ldc, c30, c31, beta, bias, 3);
+        StoreRow<TV, TIsa>(c + 4 * ldc, c40, c41, beta, bias, 4);
+        StoreRow<TV, TIsa>(c + 5 * ldc, c50, c51, beta, bias, 5);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store512(float* c, Vector512<float> v0, Vector512<float> v1, float beta, float* bias, int row)
+    private static void StoreRow<TV, TIsa>(float* c, TV v0, TV v1, float beta, float* bias, int row)
+        where TV : struct where TIsa : IFmaIsa<TV>
     {
+        int w = TIsa.Width;
         if (bias != null)
         {
-            var bv = Vector512.Create(bias[row]);
-            v0 += bv; v1 += bv;
+            var bv = TIsa.Broadcast(bias[row]);
+            v0 = TIsa.Add(v0, bv); v1 = TIsa.Add(v1, bv);
         }
         if (beta != 0)
         {
-            var bt = Vector512.Create(beta);
-            v0 = Avx512F.FusedMultiplyAdd(bt, Vector512.Load(c), v0);
-            v1 = Avx512F.FusedMultiplyAdd(bt, Vector512.Load(c + 16), v1);
+            var bt = TIsa.Broadcast(beta);
+            v0 = TIsa.Fma(bt, TIsa.Load(c), v0);
+            v1 = TIsa.Fma(bt, TIsa.Load(c + w), v1);
         }
-        Vector512.Store(v0, c);
-        Vector512.Store(v1, c + 16);
-    }
-
-    /// <summary>One 6x16 half of the tile: 12 ymm accumulators plus two operands fit AVX2's 16 registers.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(int kc, float* a, float* b, float* c, long ldc, float beta, float* bias)
-    {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            var b0 = Vector256.Load(b);
-            var b1 = Vector256.Load(b + 8);
-            var av = Vector256.Create(a[0]);
-            c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
-            av = Vector256.Create(a[1]);
-            c10 = Fma.MultiplyAdd(av, b0, c10); c11 = Fma.MultiplyAdd(av, b1, c11);
-            av = Vector256.Create(a[2]);
-            c20 = Fma.MultiplyAdd(av, b0, c20); c21 = Fma.MultiplyAdd(av, b1, c21);
-            av = Vector256.Create(a[3]);
-            c30 = Fma.MultiplyAdd(av, b0, c30); c31 = Fma.MultiplyAdd(av, b1, c31);
-            av = Vector256.Create(a[4]);
-            c40 = Fma.MultiplyAdd(av, b0, c40); c41 = Fma.MultiplyAdd(av, b1, c41);
-            av = Vector256.Create(a[5]);
-            c50 = Fma.MultiplyAdd(av, b0, c50); c51 = Fma.MultiplyAdd(av, b1, c51);
-            a += MR; b += NR;
-        }
-        Store256(c, c00, c01, beta, bias, 0);
-        Store256(c + ldc, c10, c11, beta, bias, 1);
-        Store256(c + 2 * ldc, c20, c21, beta, bias, 2);
-        Store256(c + 3 * ldc, c30, c31, beta, bias, 3);
-        Store256(c + 4 * ldc, c40, c41, beta, bias, 4);
-        Store256(c + 5 * ldc, c50, c51, beta, bias, 5);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store256(float* c, Vector256<float> v0, Vector256<float> v1, float beta, float* bias, int row)
-    {
-        if (bias != null)
-        {
-            var bv = Vector256.Create(bias[row]);
-            v0 += bv; v1 += bv;
-        }
-        if (beta != 0)
-        {
-            var bt = Vector256.Create(beta);
-            v0 = Fma.MultiplyAdd(bt, Vector256.Load(c), v0);
-            v1 = Fma.MultiplyAdd(bt, Vector256.Load(c + 8), v1);
-        }
-        Vector256.Store(v0, c);
-        Vector256.Store(v1, c + 8);
+        TIsa.Store(v0, c);
+        TIsa.Store(v1, c + w);
     }
 
     private static void KernelScalar(int kc, float* a, float* b, float* c, long ldc, float beta, float* bias)
@@ -178,4 +134,39 @@ public static unsafe class GemmKernels
             }
         }
     }
+}
+
+/// <summary>The few vector operations the micro-kernels and the peak benchmark need, for one vector width.</summary>
+public unsafe interface IFmaIsa<TV> where TV : struct
+{
+    static abstract int Width { get; }
+    static abstract TV Load(float* p);
+    static abstract void Store(TV v, float* p);
+    static abstract TV Broadcast(float x);
+    static abstract TV Add(TV a, TV b);
+    /// <summary>a * b + c, rounded once.</summary>
+    static abstract TV Fma(TV a, TV b, TV c);
+    static abstract float Sum(TV v);
+}
+
+public readonly unsafe struct Isa512 : IFmaIsa<Vector512<float>>
+{
+    public static int Width => 16;
+    public static Vector512<float> Load(float* p) => Vector512.Load(p);
+    public static void Store(Vector512<float> v, float* p) => Vector512.Store(v, p);
+    public static Vector512<float> Broadcast(float x) => Vector512.Create(x);
+    public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+    public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Avx512F.FusedMultiplyAdd(a, b, c);
+    public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+}
+
+public readonly unsafe struct Isa256 : IFmaIsa<Vector256<float>>
+{
+    public static int Width => 8;
+    public static Vector256<float> Load(float* p) => Vector256.Load(p);
+    public static void Store(Vector256<float> v, float* p) => Vector256.Store(v, p);
+    public static Vector256<float> Broadcast(float x) => Vector256.Create(x);
+    public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+    public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => System.Runtime.Intrinsics.X86.Fma.MultiplyAdd(a, b, c);
+    public static float Sum(Vector256<float> v) => Vector256.Sum(v);
 }
