@@ -11,7 +11,7 @@ namespace InstaFlow.Tensors.Bench;
 /// <summary>Seconds per call over the timed runs.</summary>
 public readonly record struct Timing(double Median, double Min, double Max);
 
-/// <summary>One timed case. Work is FLOPs (Unit "GFLOP/s") or bytes moved (Unit "GB/s").</summary>
+/// <summary>One timed case. Work is FLOPs (Unit "GFLOP/s") or bytes moved (Unit "GB/s"); PeakGflops was measured just before it.</summary>
 public sealed record BenchResult(string Name, string Shape, Timing Time, double Work, string Unit, double PeakGflops)
 {
     public double MedianSeconds => Time.Median;
@@ -40,19 +40,18 @@ public static unsafe class KernelBench
     /// FMA peak in GFLOP/s: every thread runs independent FMA chains on registers only (enough chains to cover the
     /// FMA latency on both pipes), all threads at once; median over runs.
     /// </summary>
-    public static double MeasurePeakGflops(int threads, int runs)
+    public static double MeasurePeakGflops(int threads, int runs, long iters = 20_000_000)
     {
-        const long Iters = 20_000_000;
         var samples = new List<double>();
         for (int r = 0; r <= runs; r++)
         {
             using var start = new Barrier(threads + 1);
-            var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => { start.SignalAndWait(); FmaChains(Iters); })).ToList();
+            var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => { start.SignalAndWait(); FmaChains(iters); })).ToList();
             workers.ForEach(w => w.Start());
             start.SignalAndWait();
             var sw = Stopwatch.StartNew();
             workers.ForEach(w => w.Join());
-            double flops = (double)threads * Iters * FmaChainCount * Lanes * 2;
+            double flops = (double)threads * iters * FmaChainCount * Lanes * 2;
             if (r > 0) samples.Add(flops / sw.Elapsed.TotalSeconds / 1e9);
         }
         return Median(samples);
@@ -99,25 +98,30 @@ public static unsafe class KernelBench
         return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11;
     }
 
-    /// <summary>Runs every case with Par.Threads = threads, reporting each result as soon as it is measured.</summary>
-    public static void RunAll(int runs, int threads, double peakGflops, Action<BenchResult> report)
+    /// <summary>
+    /// Runs every case with Par.Threads = threads, reporting each result as soon as it is measured. The machine is
+    /// shared, so the FMA peak is measured again just before each case and its fraction is taken against that.
+    /// </summary>
+    public static void RunAll(int runs, int threads, Action<BenchResult> report)
     {
+        var cases = new List<Func<int, double, BenchResult>>();
+        foreach (int n in new[] { 512, 1024, 2048, 4096 })
+            cases.Add((r, p) => GemmCase($"gemm {n}", n, n, n, false, r, p));
+        cases.Add((r, p) => GemmCase("gemm sd proj", 4096, 320, 320, true, r, p));
+        cases.Add((r, p) => GemmCase("gemm sd ff-up", 4096, 1280, 320, true, r, p));
+        cases.Add((r, p) => GemmCase("gemm sd ff-down", 4096, 320, 1280, true, r, p));
+        cases.Add((r, p) => GemmCase("gemm sd text", 77, 768, 768, true, r, p));
+        cases.Add((r, p) => ConvCase("conv3x3 unet", new Conv2dShape(1, 320, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1), r, p));
+        cases.Add((r, p) => ConvCase("conv3x3 vae", new Conv2dShape(1, 128, 512, 512, 128, 3, 3, 1, 1, 1, 1, 1), r, p));
+        cases.Add((r, p) => ConvCase("conv3x3 unet-deep", new Conv2dShape(1, 640, 32, 32, 640, 3, 3, 1, 1, 1, 1, 1), r, p));
+        cases.Add((r, p) => AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), r, p));
+        cases.Add((r, p) => AttentionCase("attention cross", new AttentionShape(1, 8, 4096, 77, 40, false), r, p));
+        cases.Add((r, p) => GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, r, p));
         int saved = Par.Threads;
         Par.Threads = threads;
         try
         {
-            foreach (int n in new[] { 512, 1024, 2048, 4096 })
-                report(GemmCase($"gemm {n}", n, n, n, false, runs, peakGflops));
-            report(GemmCase("gemm sd proj", 4096, 320, 320, true, runs, peakGflops));
-            report(GemmCase("gemm sd ff-up", 4096, 1280, 320, true, runs, peakGflops));
-            report(GemmCase("gemm sd ff-down", 4096, 320, 1280, true, runs, peakGflops));
-            report(GemmCase("gemm sd text", 77, 768, 768, true, runs, peakGflops));
-            report(ConvCase("conv3x3 unet", new Conv2dShape(1, 320, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1), runs, peakGflops));
-            report(ConvCase("conv3x3 vae", new Conv2dShape(1, 128, 512, 512, 128, 3, 3, 1, 1, 1, 1, 1), runs, peakGflops));
-            report(ConvCase("conv3x3 unet-deep", new Conv2dShape(1, 640, 32, 32, 640, 3, 3, 1, 1, 1, 1, 1), runs, peakGflops));
-            report(AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), runs, peakGflops));
-            report(AttentionCase("attention cross", new AttentionShape(1, 8, 4096, 77, 40, false), runs, peakGflops));
-            report(GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, runs, peakGflops));
+            foreach (var run in cases) report(run(runs, MeasurePeakGflops(threads, 3, 5_000_000)));
         }
         finally
         {
