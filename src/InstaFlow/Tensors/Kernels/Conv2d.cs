@@ -1,5 +1,6 @@
 // Fast conv2d kernels (groups 1, dilation 1, any stride, asymmetric zero padding) as GEMMs over image patches.
-// Forward is an implicit GEMM (patches packed straight into B panels); the backward passes use im2col/col2im + SGEMM.
+// Forward and weight gradient are implicit GEMMs (patches packed straight into B panels); the input gradient is
+// SGEMM + col2im.
 namespace InstaFlow.Tensors.Kernels;
 
 /// <summary>Geometry of one conv2d: input [Batch, InC, H, W], weight [OutC, InC, KH, KW], output [Batch, OutC, OutH, OutW].</summary>
@@ -59,18 +60,20 @@ public static unsafe class Conv2d
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        var buf = s.IsPointwise ? null : NativeBuffer.Rent((long)kdim * ohw * 4);
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, ohw, GemmKernels.MR) * sizeof(float));
         try
         {
+            float* gyp = (float*)buf.Pointer;
             for (int b = 0; b < s.Batch; b++)
             {
-                float* gyb = gy + b * outImg, xb = x + b * inImg;
-                float* src = xb;
-                if (!s.IsPointwise) { src = (float*)buf!.Pointer; Im2Col(s, xb, src); }
-                Gemm.Sgemm(false, true, s.OutC, kdim, ohw, 1f, gyb, ohw, src, ohw, b == 0 ? 0f : 1f, gw, kdim);
+                float* xb = x + b * inImg;
+                GemmPacking.PackA(false, gy + b * outImg, ohw, s.OutC, ohw, 1f, gyp);
+                float beta = b == 0 ? 0f : 1f;
+                if (s.IsPointwise) Gemm.RunDense(s.OutC, kdim, ohw, gyp, new DenseSource(xb, ohw, true), beta, null, gw, kdim);
+                else Gemm.Run(s.OutC, kdim, ohw, gyp, new Conv2dPatchesTransposed(s, xb), beta, null, gw, kdim);
             }
         }
-        finally { buf?.Release(); }
+        finally { buf.Release(); }
         if (gbias != null)
             for (int o = 0; o < s.OutC; o++)
             {
@@ -80,34 +83,7 @@ public static unsafe class Conv2d
             }
     }
 
-    /// <summary>col[(c, ky, kx), (oy, ox)] = x[c, oy*stride + ky - padTop, ox*stride + kx - padLeft] (0 outside).</summary>
-    internal static void Im2Col(in Conv2dShape s, float* x, float* col)
-    {
-        var g = s;
-        int oh = g.OutH, ow = g.OutW;
-        Par.For(g.InC, c =>
-        {
-            for (int ky = 0; ky < g.KH; ky++)
-                for (int kx = 0; kx < g.KW; kx++)
-                {
-                    float* dst = col + ((long)(c * g.KH + ky) * g.KW + kx) * oh * ow;
-                    for (int oy = 0; oy < oh; oy++)
-                    {
-                        int iy = oy * g.Stride + ky - g.PadTop;
-                        float* d = dst + (long)oy * ow;
-                        if (iy < 0 || iy >= g.H) { new Span<float>(d, ow).Clear(); continue; }
-                        float* srow = x + ((long)c * g.H + iy) * g.W;
-                        for (int ox = 0; ox < ow; ox++)
-                        {
-                            int ix = ox * g.Stride + kx - g.PadLeft;
-                            d[ox] = (uint)ix < (uint)g.W ? srow[ix] : 0f;
-                        }
-                    }
-                }
-        });
-    }
-
-    /// <summary>Adjoint of Im2Col: scatters patch columns back onto the image (overwrites x).</summary>
+    /// <summary>Scatters patch columns col[(c, ky, kx), (oy, ox)] back onto the image, adding overlaps (overwrites x).</summary>
     internal static void Col2Im(in Conv2dShape s, float* col, float* x)
     {
         var g = s;

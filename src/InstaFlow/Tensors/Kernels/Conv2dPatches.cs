@@ -1,5 +1,5 @@
-// Implicit-GEMM B operand for conv2d: packs image patches straight into NR-column panels (rows = (c, ky, kx),
-// columns = output positions), zero padding decided while packing, so no im2col matrix is ever built.
+// Implicit-GEMM B operands for conv2d: image patches packed straight into NR-column panels, zero padding decided
+// while packing, so no im2col matrix is ever built. Forward uses patches; the weight gradient uses them transposed.
 using System.Runtime.CompilerServices;
 
 namespace InstaFlow.Tensors.Kernels;
@@ -68,5 +68,38 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
             int ix = ix0 + t * s.Stride;
             d[t] = t < cols && (uint)ix < (uint)s.W ? src[ix] : 0f;
         }
+    }
+}
+
+/// <summary>Patches transposed, for the weight gradient: rows = output positions, columns = (c, ky, kx).</summary>
+internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* image) : IPanelSource
+{
+    public float* Panel(int k0, int kc, int j0, int cols, float* dst)
+    {
+        const int NR = GemmKernels.NR;
+        int khw = s.KH * s.KW, ow = s.OutW;
+        long* plane = stackalloc long[NR];
+        int* dy = stackalloc int[NR], dx = stackalloc int[NR];
+        for (int j = 0; j < cols; j++)
+        {
+            int kidx = j0 + j;
+            plane[j] = (long)(kidx / khw) * s.H * s.W;
+            dy[j] = kidx % khw / s.KW - s.PadTop;
+            dx[j] = kidx % s.KW - s.PadLeft;
+        }
+        int oy = k0 / ow, ox = k0 % ow;
+        for (int p = 0; p < kc; p++)
+        {
+            float* d = dst + p * NR;
+            int y0 = oy * s.Stride, x0 = ox * s.Stride;
+            for (int j = 0; j < cols; j++)
+            {
+                int iy = y0 + dy[j], ix = x0 + dx[j];
+                d[j] = (uint)iy < (uint)s.H && (uint)ix < (uint)s.W ? image[plane[j] + (long)iy * s.W + ix] : 0f;
+            }
+            for (int j = cols; j < NR; j++) d[j] = 0f;
+            if (++ox == ow) { ox = 0; oy++; }
+        }
+        return dst;
     }
 }
