@@ -1,6 +1,6 @@
 // Fast conv2d kernels (groups 1, dilation 1, any stride, asymmetric zero padding) as GEMMs over image patches.
-// Forward and weight gradient are implicit GEMMs (patches packed straight into B panels); the input gradient is
-// SGEMM + col2im.
+// Forward and weight gradient are implicit GEMMs (patches packed straight into B panels); the input gradient is a
+// forward conv for stride 1 and SGEMM + col2im otherwise.
 namespace InstaFlow.Tensors.Kernels;
 
 /// <summary>Geometry of one conv2d: input [Batch, InC, H, W], weight [OutC, InC, KH, KW], output [Batch, OutC, OutH, OutW].</summary>
@@ -38,6 +38,11 @@ public static unsafe class Conv2d
     /// <summary>gx = conv_transpose(gy, w): the gradient with respect to the input (overwrites gx).</summary>
     public static void BackwardInput(in Conv2dShape s, float* gy, float* w, float* gx)
     {
+        if (s.Stride == 1 && s.PadTop < s.KH && s.PadBottom < s.KH && s.PadLeft < s.KW && s.PadRight < s.KW)
+        {
+            BackwardInputAsConv(s, gy, w, gx);
+            return;
+        }
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
         var buf = s.IsPointwise ? null : NativeBuffer.Rent((long)kdim * ohw * 4);
@@ -53,6 +58,28 @@ public static unsafe class Conv2d
             }
         }
         finally { buf?.Release(); }
+    }
+
+    /// <summary>
+    /// With stride 1 the input gradient is itself a convolution of gy with the weights flipped in space and with
+    /// in/out channels swapped, padded by (kernel - 1 - pad): so it runs on the implicit-GEMM forward, no col2im.
+    /// </summary>
+    private static void BackwardInputAsConv(in Conv2dShape s, float* gy, float* w, float* gx)
+    {
+        var t = new Conv2dShape(s.Batch, s.OutC, s.OutH, s.OutW, s.InC, s.KH, s.KW, 1,
+            s.KH - 1 - s.PadTop, s.KH - 1 - s.PadBottom, s.KW - 1 - s.PadLeft, s.KW - 1 - s.PadRight);
+        int taps = s.KH * s.KW;
+        var buf = NativeBuffer.Rent((long)s.OutC * s.InC * taps * sizeof(float));
+        try
+        {
+            float* wt = (float*)buf.Pointer;
+            for (int o = 0; o < s.OutC; o++)
+                for (int c = 0; c < s.InC; c++)
+                    for (int r = 0; r < taps; r++)
+                        wt[((long)c * s.OutC + o) * taps + taps - 1 - r] = w[((long)o * s.InC + c) * taps + r];
+            Forward(t, gy, wt, null, gx);
+        }
+        finally { buf.Release(); }
     }
 
     /// <summary>gw = sum over images of gy x patches^T; gbias = sum of gy over images and positions (both overwritten).</summary>
