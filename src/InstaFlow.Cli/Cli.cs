@@ -36,6 +36,7 @@ public static class Cli
         yield return TokenizeCommand.Create();
         yield return DataCommand.Create();
         yield return ExperimentCommand.Create();
+        yield return BenchCommand.Create();
     }
 }
 
