@@ -6,12 +6,13 @@ using System.Runtime.Intrinsics;
 
 namespace InstaFlow.Tensors.Kernels;
 
-/// <summary>How many 16-float vectors a micro-kernel keeps per row; a type so that the JIT drops the unused lanes.</summary>
-internal interface IVecCount { static abstract int N { get; } }
-internal struct Vec1 : IVecCount { public static int N => 1; }
-internal struct Vec2 : IVecCount { public static int N => 2; }
-internal struct Vec3 : IVecCount { public static int N => 3; }
-internal struct Vec4 : IVecCount { public static int N => 4; }
+/// <summary>A micro-kernel dimension (vectors per row, rows per tile) as a type, so the JIT drops the unused parts.</summary>
+internal interface ICount { static abstract int N { get; } }
+internal struct N1 : ICount { public static int N => 1; }
+internal struct N2 : ICount { public static int N => 2; }
+internal struct N3 : ICount { public static int N => 3; }
+internal struct N4 : ICount { public static int N => 4; }
+internal struct N8 : ICount { public static int N => 8; }
 
 internal static unsafe class AttentionTiles
 {
@@ -23,147 +24,106 @@ internal static unsafe class AttentionTiles
     /// C[r, j] = sum_p A[r, p] Bt[p, j] for r &lt; rows (a multiple of 4) and j &lt; cols (a multiple of 16).
     /// Bt is the transposed right operand, so a row of 16 outputs is one vector FMA per p.
     /// </summary>
-    public static void MulABt(float* a, int lda, float* bt, int ldb, int kdim, float* c, int ldc, int rows, int cols)
-    {
-        for (int j = 0; j < cols; j += 64)
-        {
-            int n = Math.Min(4, (cols - j) >> 4);
-            for (int r = 0; r < rows; r += Rows)
-            {
-                float* ar = a + (long)r * lda, cr = c + (long)r * ldc + j;
-                switch (n)
-                {
-                    case 4: ABt<Vec4>(ar, lda, bt + j, ldb, kdim, cr, ldc); break;
-                    case 3: ABt<Vec3>(ar, lda, bt + j, ldb, kdim, cr, ldc); break;
-                    case 2: ABt<Vec2>(ar, lda, bt + j, ldb, kdim, cr, ldc); break;
-                    default: ABt<Vec1>(ar, lda, bt + j, ldb, kdim, cr, ldc); break;
-                }
-            }
-        }
-    }
+    public static void MulABt(float* a, int lda, float* bt, int ldb, int kdim, float* c, int ldc, int rows, int cols) =>
+        Tiles(a, lda, bt, ldb, kdim, c, ldc, rows, cols, null, accumulate: false);
 
     /// <summary>
     /// C[r, :cols] = alpha[r] C[r, :cols] + sum_p A[r, p] B[p, :cols] (alpha null: plain accumulate); rows a multiple
     /// of 4, cols a multiple of 16. Used for P V and for the gradient products, whose C tiles live in scratch.
     /// </summary>
-    public static void MulAB(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, int rows, int cols, float* alpha)
+    public static void MulAB(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, int rows, int cols, float* alpha) =>
+        Tiles(a, lda, b, ldb, kdim, c, ldc, rows, cols, alpha, accumulate: true);
+
+    /// <summary>
+    /// Covers C with tiles of up to 4 vectors per row: 8 rows when a tile has at most 3 vectors (24 accumulators),
+    /// else 4 rows, so that each loaded B vector feeds as many FMAs as the 32 registers allow.
+    /// </summary>
+    private static void Tiles(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, int rows, int cols, float* alpha, bool accumulate)
     {
         for (int j = 0; j < cols; j += 64)
         {
             int n = Math.Min(4, (cols - j) >> 4);
-            for (int r = 0; r < rows; r += Rows)
+            for (int r = 0; r < rows;)
             {
                 float* ar = a + (long)r * lda, cr = c + (long)r * ldc + j, al = alpha == null ? null : alpha + r;
+                bool eight = n < 4 && rows - r >= 8;
                 switch (n)
                 {
-                    case 4: AB<Vec4>(ar, lda, b + j, ldb, kdim, cr, ldc, al); break;
-                    case 3: AB<Vec3>(ar, lda, b + j, ldb, kdim, cr, ldc, al); break;
-                    case 2: AB<Vec2>(ar, lda, b + j, ldb, kdim, cr, ldc, al); break;
-                    default: AB<Vec1>(ar, lda, b + j, ldb, kdim, cr, ldc, al); break;
+                    case 4: Tile<N4, N4>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 3 when eight: Tile<N3, N8>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 3: Tile<N3, N4>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 2 when eight: Tile<N2, N8>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 2: Tile<N2, N4>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 1 when eight: Tile<N1, N8>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    default: Tile<N1, N4>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
                 }
+                r += eight ? 8 : 4;
             }
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ABt<TN>(float* a, int lda, float* bt, int ldb, int kdim, float* c, int ldc) where TN : struct, IVecCount
+    /// <summary>Up to four accumulator (or operand) vectors of one row; promoted to registers once inlined.</summary>
+    private struct Row
     {
-        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
-        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
-        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
-        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
-        float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda;
-        for (int p = 0; p < kdim; p++)
-        {
-            float* bp = bt + (long)p * ldb;
-            var b0 = Vector512.Load(bp);
-            var b1 = TN.N > 1 ? Vector512.Load(bp + 16) : default;
-            var b2 = TN.N > 2 ? Vector512.Load(bp + 32) : default;
-            var b3 = TN.N > 3 ? Vector512.Load(bp + 48) : default;
-            var x = Vector512.Create(a0[p]);
-            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
-            if (TN.N > 1) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            if (TN.N > 2) c02 = Vector512.FusedMultiplyAdd(x, b2, c02);
-            if (TN.N > 3) c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
-            x = Vector512.Create(a1[p]);
-            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
-            if (TN.N > 1) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            if (TN.N > 2) c12 = Vector512.FusedMultiplyAdd(x, b2, c12);
-            if (TN.N > 3) c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
-            x = Vector512.Create(a2[p]);
-            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
-            if (TN.N > 1) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            if (TN.N > 2) c22 = Vector512.FusedMultiplyAdd(x, b2, c22);
-            if (TN.N > 3) c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
-            x = Vector512.Create(a3[p]);
-            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
-            if (TN.N > 1) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            if (TN.N > 2) c32 = Vector512.FusedMultiplyAdd(x, b2, c32);
-            if (TN.N > 3) c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
-        }
-        StoreRow<TN>(c, c00, c01, c02, c03);
-        StoreRow<TN>(c + ldc, c10, c11, c12, c13);
-        StoreRow<TN>(c + 2L * ldc, c20, c21, c22, c23);
-        StoreRow<TN>(c + 3L * ldc, c30, c31, c32, c33);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AB<TN>(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, float* alpha) where TN : struct, IVecCount
-    {
-        float* r0 = c, r1 = c + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
-        var s0 = Vector512.Create(alpha == null ? 1f : alpha[0]);
-        var s1 = Vector512.Create(alpha == null ? 1f : alpha[1]);
-        var s2 = Vector512.Create(alpha == null ? 1f : alpha[2]);
-        var s3 = Vector512.Create(alpha == null ? 1f : alpha[3]);
-        Vector512<float> c00 = Vector512.Load(r0) * s0, c01 = default, c02 = default, c03 = default;
-        Vector512<float> c10 = Vector512.Load(r1) * s1, c11 = default, c12 = default, c13 = default;
-        Vector512<float> c20 = Vector512.Load(r2) * s2, c21 = default, c22 = default, c23 = default;
-        Vector512<float> c30 = Vector512.Load(r3) * s3, c31 = default, c32 = default, c33 = default;
-        if (TN.N > 1) { c01 = Vector512.Load(r0 + 16) * s0; c11 = Vector512.Load(r1 + 16) * s1; c21 = Vector512.Load(r2 + 16) * s2; c31 = Vector512.Load(r3 + 16) * s3; }
-        if (TN.N > 2) { c02 = Vector512.Load(r0 + 32) * s0; c12 = Vector512.Load(r1 + 32) * s1; c22 = Vector512.Load(r2 + 32) * s2; c32 = Vector512.Load(r3 + 32) * s3; }
-        if (TN.N > 3) { c03 = Vector512.Load(r0 + 48) * s0; c13 = Vector512.Load(r1 + 48) * s1; c23 = Vector512.Load(r2 + 48) * s2; c33 = Vector512.Load(r3 + 48) * s3; }
-        float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda;
-        for (int p = 0; p < kdim; p++)
-        {
-            float* bp = b + (long)p * ldb;
-            var b0 = Vector512.Load(bp);
-            var b1 = TN.N > 1 ? Vector512.Load(bp + 16) : default;
-            var b2 = TN.N > 2 ? Vector512.Load(bp + 32) : default;
-            var b3 = TN.N > 3 ? Vector512.Load(bp + 48) : default;
-            var x = Vector512.Create(a0[p]);
-            c00 = Vector512.FusedMultiplyAdd(x, b0, c00);
-            if (TN.N > 1) c01 = Vector512.FusedMultiplyAdd(x, b1, c01);
-            if (TN.N > 2) c02 = Vector512.FusedMultiplyAdd(x, b2, c02);
-            if (TN.N > 3) c03 = Vector512.FusedMultiplyAdd(x, b3, c03);
-            x = Vector512.Create(a1[p]);
-            c10 = Vector512.FusedMultiplyAdd(x, b0, c10);
-            if (TN.N > 1) c11 = Vector512.FusedMultiplyAdd(x, b1, c11);
-            if (TN.N > 2) c12 = Vector512.FusedMultiplyAdd(x, b2, c12);
-            if (TN.N > 3) c13 = Vector512.FusedMultiplyAdd(x, b3, c13);
-            x = Vector512.Create(a2[p]);
-            c20 = Vector512.FusedMultiplyAdd(x, b0, c20);
-            if (TN.N > 1) c21 = Vector512.FusedMultiplyAdd(x, b1, c21);
-            if (TN.N > 2) c22 = Vector512.FusedMultiplyAdd(x, b2, c22);
-            if (TN.N > 3) c23 = Vector512.FusedMultiplyAdd(x, b3, c23);
-            x = Vector512.Create(a3[p]);
-            c30 = Vector512.FusedMultiplyAdd(x, b0, c30);
-            if (TN.N > 1) c31 = Vector512.FusedMultiplyAdd(x, b1, c31);
-            if (TN.N > 2) c32 = Vector512.FusedMultiplyAdd(x, b2, c32);
-            if (TN.N > 3) c33 = Vector512.FusedMultiplyAdd(x, b3, c33);
-        }
-        StoreRow<TN>(r0, c00, c01, c02, c03);
-        StoreRow<TN>(r1, c10, c11, c12, c13);
-        StoreRow<TN>(r2, c20, c21, c22, c23);
-        StoreRow<TN>(r3, c30, c31, c32, c33);
+        public Vector512<float> V0, V1, V2, V3;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow<TN>(float* c, Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3) where TN : struct, IVecCount
+    private static Row LoadRow<TN>(float* p, float scale) where TN : struct, ICount
     {
-        Vector512.Store(v0, c);
-        if (TN.N > 1) Vector512.Store(v1, c + 16);
-        if (TN.N > 2) Vector512.Store(v2, c + 32);
-        if (TN.N > 3) Vector512.Store(v3, c + 48);
+        var s = Vector512.Create(scale);
+        Row r = default;
+        r.V0 = Vector512.Load(p) * s;
+        if (TN.N > 1) r.V1 = Vector512.Load(p + 16) * s;
+        if (TN.N > 2) r.V2 = Vector512.Load(p + 32) * s;
+        if (TN.N > 3) r.V3 = Vector512.Load(p + 48) * s;
+        return r;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<TN>(float* p, in Row r) where TN : struct, ICount
+    {
+        Vector512.Store(r.V0, p);
+        if (TN.N > 1) Vector512.Store(r.V1, p + 16);
+        if (TN.N > 2) Vector512.Store(r.V2, p + 32);
+        if (TN.N > 3) Vector512.Store(r.V3, p + 48);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma<TN>(ref Row c, float a, in Row b) where TN : struct, ICount
+    {
+        var x = Vector512.Create(a);
+        c.V0 = Vector512.FusedMultiplyAdd(x, b.V0, c.V0);
+        if (TN.N > 1) c.V1 = Vector512.FusedMultiplyAdd(x, b.V1, c.V1);
+        if (TN.N > 2) c.V2 = Vector512.FusedMultiplyAdd(x, b.V2, c.V2);
+        if (TN.N > 3) c.V3 = Vector512.FusedMultiplyAdd(x, b.V3, c.V3);
+    }
+
+    /// <summary>TR rows x TN vectors of C = alpha C + A B (accumulate) or C = A B (b rows of ldb floats).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile<TN, TR>(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, float* alpha, bool accumulate)
+        where TN : struct, ICount where TR : struct, ICount
+    {
+        Row c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        if (accumulate)
+        {
+            c0 = LoadRow<TN>(c, alpha == null ? 1f : alpha[0]); c1 = LoadRow<TN>(c + ldc, alpha == null ? 1f : alpha[1]);
+            c2 = LoadRow<TN>(c + 2L * ldc, alpha == null ? 1f : alpha[2]); c3 = LoadRow<TN>(c + 3L * ldc, alpha == null ? 1f : alpha[3]);
+            if (TR.N > 4)
+            {
+                c4 = LoadRow<TN>(c + 4L * ldc, alpha == null ? 1f : alpha[4]); c5 = LoadRow<TN>(c + 5L * ldc, alpha == null ? 1f : alpha[5]);
+                c6 = LoadRow<TN>(c + 6L * ldc, alpha == null ? 1f : alpha[6]); c7 = LoadRow<TN>(c + 7L * ldc, alpha == null ? 1f : alpha[7]);
+            }
+        }
+        float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda, a6 = a5 + lda, a7 = a6 + lda;
+        for (int p = 0; p < kdim; p++)
+        {
+            var bp = LoadRow<TN>(b + (long)p * ldb, 1f);
+            Fma<TN>(ref c0, a0[p], bp); Fma<TN>(ref c1, a1[p], bp); Fma<TN>(ref c2, a2[p], bp); Fma<TN>(ref c3, a3[p], bp);
+            if (TR.N > 4) { Fma<TN>(ref c4, a4[p], bp); Fma<TN>(ref c5, a5[p], bp); Fma<TN>(ref c6, a6[p], bp); Fma<TN>(ref c7, a7[p], bp); }
+        }
+        StoreRow<TN>(c, c0); StoreRow<TN>(c + ldc, c1); StoreRow<TN>(c + 2L * ldc, c2); StoreRow<TN>(c + 3L * ldc, c3);
+        if (TR.N > 4) { StoreRow<TN>(c + 4L * ldc, c4); StoreRow<TN>(c + 5L * ldc, c5); StoreRow<TN>(c + 6L * ldc, c6); StoreRow<TN>(c + 7L * ldc, c7); }
     }
 
     private static readonly Vector512<float> Iota = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
