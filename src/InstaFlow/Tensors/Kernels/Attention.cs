@@ -133,13 +133,15 @@ public static unsafe class Attention
     private static float OnlineSoftmaxRow(float* s, int j0, int cols, int limit, ref float m, ref float l)
     {
         var vmax = Vector512.Create(float.NegativeInfinity);
-        var ninf = vmax;
-        for (int j = 0; j < cols; j += 16)
-        {
-            var x = Vector512.ConditionalSelect(MaskFrom(j0 + j, limit), ninf, Vector512.Load(s + j));
-            Vector512.Store(x, s + j);
-            vmax = Vector512.Max(vmax, x);
-        }
+        if (limit >= j0 + cols)
+            for (int j = 0; j < cols; j += 16) vmax = Vector512.Max(vmax, Vector512.Load(s + j));
+        else
+            for (int j = 0; j < cols; j += 16)
+            {
+                var x = Vector512.ConditionalSelect(MaskFrom(j0 + j, limit), Vector512.Create(float.NegativeInfinity), Vector512.Load(s + j));
+                Vector512.Store(x, s + j);
+                vmax = Vector512.Max(vmax, x);
+            }
         float mNew = MathF.Max(m, HorizontalMax(vmax));
         if (float.IsNegativeInfinity(mNew))
         {

@@ -3,6 +3,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace InstaFlow.Tensors.Kernels;
 
@@ -133,14 +134,13 @@ internal static unsafe class AttentionTiles
     public static Vector512<float> MaskFrom(int j0, int limit) => Vector512.GreaterThanOrEqual(Iota, Vector512.Create((float)(limit - j0)));
 
     /// <summary>
-    /// exp(x) for x &lt;= ~88 with about 1 ulp error; x below -87.3 (including -inf) gives exactly 0, so masked scores
-    /// drop out. Vector512.Exp widens to double and costs ~4x more, which shows in attention's softmax.
+    /// exp(x) with about 1 ulp error; x below -110 (including -inf) gives exactly 0, so masked scores drop out, and
+    /// large x gives +inf. Vector512.Exp widens to double and costs ~4x more, which shows in attention's softmax.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> x)
     {
-        var underflow = Vector512.LessThan(x, Vector512.Create(-87.3f));
-        var xc = Vector512.Min(Vector512.Max(x, Vector512.Create(-87.3f)), Vector512.Create(88.5f));
+        var xc = Vector512.Max(x, Vector512.Create(-110f));
         // x = n ln2 + r with |r| <= ln2/2; ln2 split in two so that n*ln2_hi is exact.
         var n = Vector512.Round(xc * Vector512.Create(1.44269504f));
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), xc);
@@ -153,8 +153,11 @@ internal static unsafe class AttentionTiles
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(0.5f));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
         p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
-        var pow2 = (Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23;
-        return Vector512.ConditionalSelect(underflow, Vector512<float>.Zero, p * pow2.AsSingle());
+        // vscalefps underflows n <= -159 to 0 and overflows to inf in one instruction.
+        if (Avx512F.IsSupported) return Avx512F.Scale(p, n);
+        var e = Vector512.Min(Vector512.Max(n, Vector512.Create(-127f)), Vector512.Create(128f));
+        var scaled = p * ((Vector512.ConvertToInt32(e) + Vector512.Create(127)) << 23).AsSingle();
+        return Vector512.ConditionalSelect(Vector512.LessThan(n, Vector512.Create(-126f)), Vector512<float>.Zero, scaled);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
