@@ -187,10 +187,10 @@ public static unsafe class Attention
         long headOff = (long)h * d;
         float* qBase = q + (long)b * g.Tq * width + headOff, goBase = go + (long)b * g.Tq * width + headOff;
         float* oBase = o + (long)b * g.Tq * width + headOff;
-        float* qs = ThreadScratch.Get(3L * tqP * dp + 2L * tqP + 2L * d * B + 3L * B * dp + 4L * B * B);
+        float* qs = ThreadScratch.Get(3L * tqP * dp + 2L * tqP + 2L * d * B + 3L * B * dp + 2L * B * B);
         float* dos = qs + (long)tqP * dp, gqAcc = dos + (long)tqP * dp, rowLse = gqAcc + (long)tqP * dp, delta = rowLse + tqP;
         float* kt = delta + tqP, vt = kt + (long)d * B, kn = vt + (long)d * B, gkAcc = kn + (long)B * dp, gvAcc = gkAcc + (long)B * dp;
-        float* p = gvAcc + (long)B * dp, ds = p + B * B, pT = ds + B * B, dsT = pT + B * B;
+        float* p = gvAcc + (long)B * dp, ds = p + B * B;
 
         PackRows(qBase, width, d, g.Tq, tqP, scale, qs, dp);
         PackRows(goBase, width, d, g.Tq, tqP, 1f, dos, dp);
@@ -221,11 +221,9 @@ public static unsafe class Attention
                     GradientRow(p + r * B, ds + r * B, colsP, limit, rowLse[i], delta[i]);
                 }
                 MulAB(ds, B, kn, dp, colsP, gqAcc + (long)i0 * dp, dp, rowsP, dp, null);
-                Transpose(p, B, rowsP, colsP, pT, B);
-                Transpose(ds, B, rowsP, colsP, dsT, B);
-                MulAB(pT, B, dos + (long)i0 * dp, dp, rowsP, gvAcc, dp, colsP, dp, null);
+                MulAtB(p, B, dos + (long)i0 * dp, dp, rowsP, gvAcc, dp, colsP, dp);
                 // qs already carries the scale, so dS^T qs is the finished key gradient.
-                MulAB(dsT, B, qs + (long)i0 * dp, dp, rowsP, gkAcc, dp, colsP, dp, null);
+                MulAtB(ds, B, qs + (long)i0 * dp, dp, rowsP, gkAcc, dp, colsP, dp);
             }
             long keyRow = (long)b * g.Tk + j0;
             for (int jj = 0; jj < cols; jj++)

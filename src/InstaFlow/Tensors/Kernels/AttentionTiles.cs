@@ -26,37 +26,41 @@ internal static unsafe class AttentionTiles
     /// Bt is the transposed right operand, so a row of 16 outputs is one vector FMA per p.
     /// </summary>
     public static void MulABt(float* a, int lda, float* bt, int ldb, int kdim, float* c, int ldc, int rows, int cols) =>
-        Tiles(a, lda, bt, ldb, kdim, c, ldc, rows, cols, null, accumulate: false);
+        Tiles(a, lda, 1, bt, ldb, kdim, c, ldc, rows, cols, null, accumulate: false);
 
     /// <summary>
     /// C[r, :cols] = alpha[r] C[r, :cols] + sum_p A[r, p] B[p, :cols] (alpha null: plain accumulate); rows a multiple
     /// of 4, cols a multiple of 16. Used for P V and for the gradient products, whose C tiles live in scratch.
     /// </summary>
     public static void MulAB(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, int rows, int cols, float* alpha) =>
-        Tiles(a, lda, b, ldb, kdim, c, ldc, rows, cols, alpha, accumulate: true);
+        Tiles(a, lda, 1, b, ldb, kdim, c, ldc, rows, cols, alpha, accumulate: true);
+
+    /// <summary>C[r, :cols] += sum_p A[p, r] B[p, :cols]: MulAB with A read transposed, so score tiles need no transpose.</summary>
+    public static void MulAtB(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, int rows, int cols) =>
+        Tiles(a, 1, lda, b, ldb, kdim, c, ldc, rows, cols, null, accumulate: true);
 
     /// <summary>
-    /// Covers C with tiles of up to 4 vectors per row: 8 rows when a tile has at most 3 vectors (24 accumulators),
-    /// else 4 rows, so that each loaded B vector feeds as many FMAs as the 32 registers allow.
+    /// A[r, p] is at a[r * ars + p * acs]. Covers C with tiles of up to 4 vectors per row: 8 rows when a tile has at
+    /// most 3 vectors (24 accumulators), else 4 rows, so each loaded B vector feeds as many FMAs as 32 registers allow.
     /// </summary>
-    private static void Tiles(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, int rows, int cols, float* alpha, bool accumulate)
+    private static void Tiles(float* a, int ars, int acs, float* b, int ldb, int kdim, float* c, int ldc, int rows, int cols, float* alpha, bool accumulate)
     {
         for (int j = 0; j < cols; j += 64)
         {
             int n = Math.Min(4, (cols - j) >> 4);
             for (int r = 0; r < rows;)
             {
-                float* ar = a + (long)r * lda, cr = c + (long)r * ldc + j, al = alpha == null ? null : alpha + r;
+                float* ar = a + (long)r * ars, cr = c + (long)r * ldc + j, al = alpha == null ? null : alpha + r;
                 bool eight = n < 4 && rows - r >= 8;
                 switch (n)
                 {
-                    case 4: Tile<N4, N4>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
-                    case 3 when eight: Tile<N3, N8>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
-                    case 3: Tile<N3, N4>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
-                    case 2 when eight: Tile<N2, N8>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
-                    case 2: Tile<N2, N4>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
-                    case 1 when eight: Tile<N1, N8>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
-                    default: Tile<N1, N4>(ar, lda, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 4: Tile<N4, N4>(ar, ars, acs, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 3 when eight: Tile<N3, N8>(ar, ars, acs, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 3: Tile<N3, N4>(ar, ars, acs, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 2 when eight: Tile<N2, N8>(ar, ars, acs, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 2: Tile<N2, N4>(ar, ars, acs, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    case 1 when eight: Tile<N1, N8>(ar, ars, acs, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
+                    default: Tile<N1, N4>(ar, ars, acs, b + j, ldb, kdim, cr, ldc, al, accumulate); break;
                 }
                 r += eight ? 8 : 4;
             }
@@ -102,7 +106,7 @@ internal static unsafe class AttentionTiles
 
     /// <summary>TR rows x TN vectors of C = alpha C + A B (accumulate) or C = A B (b rows of ldb floats).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TN, TR>(float* a, int lda, float* b, int ldb, int kdim, float* c, int ldc, float* alpha, bool accumulate)
+    private static void Tile<TN, TR>(float* a, int ars, int acs, float* b, int ldb, int kdim, float* c, int ldc, float* alpha, bool accumulate)
         where TN : struct, ICount where TR : struct, ICount
     {
         Row c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
@@ -116,12 +120,13 @@ internal static unsafe class AttentionTiles
                 c6 = LoadRow<TN>(c + 6L * ldc, alpha == null ? 1f : alpha[6]); c7 = LoadRow<TN>(c + 7L * ldc, alpha == null ? 1f : alpha[7]);
             }
         }
-        float* a0 = a, a1 = a + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda, a6 = a5 + lda, a7 = a6 + lda;
-        for (int p = 0; p < kdim; p++)
+        float* a0 = a, a1 = a + ars, a2 = a1 + ars, a3 = a2 + ars, a4 = a3 + ars, a5 = a4 + ars, a6 = a5 + ars, a7 = a6 + ars;
+        long off = 0;
+        for (int p = 0; p < kdim; p++, off += acs)
         {
             var bp = LoadRow<TN>(b + (long)p * ldb, 1f);
-            Fma<TN>(ref c0, a0[p], bp); Fma<TN>(ref c1, a1[p], bp); Fma<TN>(ref c2, a2[p], bp); Fma<TN>(ref c3, a3[p], bp);
-            if (TR.N > 4) { Fma<TN>(ref c4, a4[p], bp); Fma<TN>(ref c5, a5[p], bp); Fma<TN>(ref c6, a6[p], bp); Fma<TN>(ref c7, a7[p], bp); }
+            Fma<TN>(ref c0, a0[off], bp); Fma<TN>(ref c1, a1[off], bp); Fma<TN>(ref c2, a2[off], bp); Fma<TN>(ref c3, a3[off], bp);
+            if (TR.N > 4) { Fma<TN>(ref c4, a4[off], bp); Fma<TN>(ref c5, a5[off], bp); Fma<TN>(ref c6, a6[off], bp); Fma<TN>(ref c7, a7[off], bp); }
         }
         StoreRow<TN>(c, c0); StoreRow<TN>(c + ldc, c1); StoreRow<TN>(c + 2L * ldc, c2); StoreRow<TN>(c + 3L * ldc, c3);
         if (TR.N > 4) { StoreRow<TN>(c + 4L * ldc, c4); StoreRow<TN>(c + 5L * ldc, c5); StoreRow<TN>(c + 6L * ldc, c6); StoreRow<TN>(c + 7L * ldc, c7); }
@@ -168,14 +173,6 @@ internal static unsafe class AttentionTiles
         q = Vector128.Max(q, Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1)));
         q = Vector128.Max(q, Vector128.Shuffle(q, Vector128.Create(1, 0, 3, 2)));
         return q.ToScalar();
-    }
-
-    /// <summary>c[r, :cols] = a[:rows, r] transposed (a is rows x lda); moves a score tile into key-major order.</summary>
-    public static void Transpose(float* a, int lda, int rows, int cols, float* c, int ldc)
-    {
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < cols; j++)
-                c[(long)j * ldc + i] = a[(long)i * lda + j];
     }
 }
 
