@@ -172,7 +172,12 @@ public static unsafe class Norms
         long i = 0;
         if (silu)
         {
-            for (; i + 16 <= n; i += 16) Vector512.Store(SiluOp.Apply(Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vs - vd, va, vb)), y + i);
+            for (; i + 16 <= n; i += 16)
+            {
+                // SiluOp's Vector512.Exp widens to double and would make this pass compute-bound.
+                var t = Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vs - vd, va, vb);
+                Vector512.Store(t / (Vector512<float>.One + AttentionTiles.Exp(-t)), y + i);
+            }
             for (; i < n; i++) y[i] = SiluOp.Apply(MathF.FusedMultiplyAdd(x[i] - st.Shift - st.Delta, a, b));
         }
         else
