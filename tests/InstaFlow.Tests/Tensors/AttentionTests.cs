@@ -162,19 +162,11 @@ public class AttentionThreadTests
     public void ForwardBackward_OneVsTwoThreads_BitwiseIdentical(bool causal)
     {
         var c = new AttentionTests.Case(new AttentionShape(2, 3, 150, 200, 40, causal), 3);
-        int saved = Par.Threads;
-        try
+        ThreadDeterminism.AssertOneVsTwoIdentical(() =>
         {
-            Par.Threads = 1;
-            var (o1, l1) = c.Forward(); var (q1, k1, v1) = c.Backward();
-            Par.Threads = 2;
-            var (o2, l2) = c.Forward(); var (q2, k2, v2) = c.Backward();
-            Assert.True(o1.AsSpan().SequenceEqual(o2), $"output differs, max diff {TestUtil.MaxAbsDiff(o1, o2)}");
-            Assert.True(l1.AsSpan().SequenceEqual(l2), $"lse differs, max diff {TestUtil.MaxAbsDiff(l1, l2)}");
-            Assert.True(q1.AsSpan().SequenceEqual(q2), $"gq differs, max diff {TestUtil.MaxAbsDiff(q1, q2)}");
-            Assert.True(k1.AsSpan().SequenceEqual(k2), $"gk differs, max diff {TestUtil.MaxAbsDiff(k1, k2)}");
-            Assert.True(v1.AsSpan().SequenceEqual(v2), $"gv differs, max diff {TestUtil.MaxAbsDiff(v1, v2)}");
-        }
-        finally { Par.Threads = saved; }
+            var (o, lse) = c.Forward();
+            var (gq, gk, gv) = c.Backward();
+            return new[] { ("output", o), ("lse", lse), ("gq", gq), ("gk", gk), ("gv", gv) };
+        });
     }
 }

@@ -110,17 +110,11 @@ public class NormThreadTests
     {
         var x = NormTests.Input(1, (long)batch * channels * spatial, 10f);
         var gamma = TestUtil.RandomArray(2, channels); var beta = TestUtil.RandomArray(3, channels);
-        int saved = Par.Threads;
-        try
+        ThreadDeterminism.AssertOneVsTwoIdentical(() =>
         {
-            Par.Threads = 1;
-            var (y1, m1, r1) = NormTests.GroupNorm(x, gamma, beta, batch, channels, groups, 1e-6f);
-            Par.Threads = 2;
-            var (y2, m2, r2) = NormTests.GroupNorm(x, gamma, beta, batch, channels, groups, 1e-6f);
-            Assert.True(y1.AsSpan().SequenceEqual(y2), $"output differs, max diff {TestUtil.MaxAbsDiff(y1, y2)}");
-            Assert.True(m1.AsSpan().SequenceEqual(m2) && r1.AsSpan().SequenceEqual(r2), $"statistics differ, max diff {TestUtil.MaxAbsDiff(m1, m2)} / {TestUtil.MaxAbsDiff(r1, r2)}");
-        }
-        finally { Par.Threads = saved; }
+            var (y, mean, rstd) = NormTests.GroupNorm(x, gamma, beta, batch, channels, groups, 1e-6f);
+            return new[] { ("output", y), ("mean", mean), ("rstd", rstd) };
+        });
     }
 
     [Fact]
@@ -128,15 +122,6 @@ public class NormThreadTests
     {
         var x = NormTests.Input(4, 300L * 320, 5f);
         var gamma = TestUtil.RandomArray(5, 320); var beta = TestUtil.RandomArray(6, 320);
-        int saved = Par.Threads;
-        try
-        {
-            Par.Threads = 1;
-            var y1 = NormTests.LayerNorm(x, gamma, beta, 320, 1e-5f);
-            Par.Threads = 2;
-            var y2 = NormTests.LayerNorm(x, gamma, beta, 320, 1e-5f);
-            Assert.True(y1.AsSpan().SequenceEqual(y2), $"output differs, max diff {TestUtil.MaxAbsDiff(y1, y2)}");
-        }
-        finally { Par.Threads = saved; }
+        ThreadDeterminism.AssertOneVsTwoIdentical(() => new[] { ("output", NormTests.LayerNorm(x, gamma, beta, 320, 1e-5f)) });
     }
 }
