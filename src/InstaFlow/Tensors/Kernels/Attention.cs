@@ -1,5 +1,6 @@
 // Fused scaled-dot-product attention, flash style: queries are processed in blocks against packed key blocks with an
 // online softmax, so the [Tq, Tk] score matrix is never materialized. Inputs stay in the projection layout [B, T, H*D].
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using static InstaFlow.Tensors.Kernels.AttentionTiles;
 
@@ -20,6 +21,8 @@ public static unsafe class Attention
     private const int QueryBlock = 64;
     private const int MaxKeyBlock = 128;
     private const int BackwardBlock = 64;
+    // The per-block methods are marked AggressiveOptimization: a one-step model calls them only a few times, and at
+    // tier 0 the Vector512 code is not inlined and runs several times slower until tiering catches up.
 
     /// <summary>Packed key blocks of one call: for each (batch, head, block) K^T [D][bk] then V [bk][Dp], zero padded.</summary>
     private readonly struct KeyPack(int headDim, int paddedDim, int keyBlock, int blocks)
@@ -68,6 +71,7 @@ public static unsafe class Attention
     /// Copies keys [j0, j0 + bk) of one head, either transposed ([D][ld], for score tiles) or row-major ([bk][ld],
     /// for P V and gradient tiles); rows past Tk and columns past D are zero so the tiles need no tails.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackKeyBlock(in AttentionShape g, int b, int h, int j0, float* src, int bk, float* dst, bool transposed, int ld)
     {
         int d = g.HeadDim, width = g.Width, n = Math.Min(bk, g.Tk - j0);
@@ -81,6 +85,7 @@ public static unsafe class Attention
     }
 
     /// <summary>Copies `rows` rows of one head times `mul` into [padRows][ld], zero-filling the padding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackRows(float* src, long rowStride, int d, int rows, int padRows, float mul, float* dst, int ld)
     {
         new Span<float>(dst, padRows * ld).Clear();
@@ -91,6 +96,7 @@ public static unsafe class Attention
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForwardBlock(in AttentionShape g, in KeyPack pack, float* keys, float* q, float* o, float* lse, float scale, int bh, int i0)
     {
         int b = bh / g.Heads, h = bh % g.Heads, d = g.HeadDim, dp = pack.Dp, bk = pack.Bk;
@@ -130,6 +136,7 @@ public static unsafe class Attention
     /// Turns one row of scaled scores for keys [j0, j0 + cols) into exp(s - running max) in place, masking keys at or
     /// past limit, and updates the running max m and sum l. Returns the factor that rescales the row's accumulator.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float OnlineSoftmaxRow(float* s, int j0, int cols, int limit, ref float m, ref float l)
     {
         var vmax = Vector512.Create(float.NegativeInfinity);
@@ -178,6 +185,7 @@ public static unsafe class Attention
         Par.For(g.Batch * g.Heads, bh => BackwardHead(g, q, k, v, o, lse, go, scale, gq, gk, gv, bh));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BackwardHead(in AttentionShape g, float* q, float* k, float* v, float* o, float* lse, float* go, float scale,
         float* gq, float* gk, float* gv, int bh)
     {
@@ -240,6 +248,7 @@ public static unsafe class Attention
     }
 
     /// <summary>In place: p = exp(s - lse) (0 for keys at or past limit), ds = p (dP - delta).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GradientRow(float* p, float* ds, int cols, int limit, float rowLse, float delta)
     {
         var vl = Vector512.Create(rowLse);

@@ -77,25 +77,28 @@ public static unsafe class Norms
     public static void LayerNormForward(float* x, float* gamma, float* beta, float* y, long rows, int n, float eps, float* mean, float* rstd)
     {
         if (n == 0) return;
-        Par.ForRange(rows, Math.Max(1, 4096 / n), (s, e) =>
+        Par.ForRange(rows, Math.Max(1, 4096 / n), (s, e) => LayerNormRows(x, gamma, beta, y, s, e, n, eps, mean, rstd));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void LayerNormRows(float* x, float* gamma, float* beta, float* y, long first, long end, int n, float eps, float* mean, float* rstd)
+    {
+        for (long row = first; row < end; row++)
         {
-            for (long row = s; row < e; row++)
+            float* xr = x + row * n, yr = y + row * n;
+            var st = Finish(SumChunks(xr, n, 0, (n + Chunk - 1) / Chunk, xr[0]), n, eps);
+            if (mean != null) { mean[row] = st.Mean; rstd[row] = st.Rstd; }
+            if (gamma == null && beta == null) { Affine(xr, yr, n, st, st.Rstd, 0f, silu: false); continue; }
+            var vs = Vector512.Create(st.Shift); var vd = Vector512.Create(st.Delta); var vr = Vector512.Create(st.Rstd);
+            int i = 0;
+            for (; i + 16 <= n; i += 16)
             {
-                float* xr = x + row * n, yr = y + row * n;
-                var st = Finish(SumChunks(xr, n, 0, (n + Chunk - 1) / Chunk, xr[0]), n, eps);
-                if (mean != null) { mean[row] = st.Mean; rstd[row] = st.Rstd; }
-                if (gamma == null && beta == null) { Affine(xr, yr, n, st, st.Rstd, 0f, silu: false); continue; }
-                var vs = Vector512.Create(st.Shift); var vd = Vector512.Create(st.Delta); var vr = Vector512.Create(st.Rstd);
-                int i = 0;
-                for (; i + 16 <= n; i += 16)
-                {
-                    var g = gamma != null ? Vector512.Load(gamma + i) : Vector512<float>.One;
-                    var b = beta != null ? Vector512.Load(beta + i) : Vector512<float>.Zero;
-                    Vector512.Store(Vector512.FusedMultiplyAdd((Vector512.Load(xr + i) - vs - vd) * vr, g, b), yr + i);
-                }
-                for (; i < n; i++) yr[i] = MathF.FusedMultiplyAdd((xr[i] - st.Shift - st.Delta) * st.Rstd, gamma != null ? gamma[i] : 1f, beta != null ? beta[i] : 0f);
+                var g = gamma != null ? Vector512.Load(gamma + i) : Vector512<float>.One;
+                var b = beta != null ? Vector512.Load(beta + i) : Vector512<float>.Zero;
+                Vector512.Store(Vector512.FusedMultiplyAdd((Vector512.Load(xr + i) - vs - vd) * vr, g, b), yr + i);
             }
-        });
+            for (; i < n; i++) yr[i] = MathF.FusedMultiplyAdd((xr[i] - st.Shift - st.Delta) * st.Rstd, gamma != null ? gamma[i] : 1f, beta != null ? beta[i] : 0f);
+        }
     }
 
     /// <summary>Sums of (x - Shift) and (x - Shift)^2 in double.</summary>
