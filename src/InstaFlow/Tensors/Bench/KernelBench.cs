@@ -197,7 +197,7 @@ public static unsafe class KernelBench
     private sealed class Buffers : IDisposable
     {
         private readonly List<NativeBuffer> _held = new();
-        private readonly Random _rng = new(1234);
+        private readonly System.Random _rng = new(1234);
 
         public float* Random(long n)
         {
