@@ -2,6 +2,7 @@
 // plus a 1x1 conv_shortcut when the channel count changes. Shared by the UNet (with time embedding) and the VAE.
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Models.Diffusers;
 
@@ -42,8 +43,11 @@ public sealed class ResnetBlock2D : Module
     }
 }
 
-/// <summary>Norm followed by SiLU, the pattern at the start of every ResNet half-block.</summary>
+/// <summary>Norm followed by SiLU, the pattern at the start of every ResNet half-block: one fused pass at inference.</summary>
 internal static class Act
 {
-    public static Tensor GroupNormSilu(GroupNorm norm, Tensor x) => Ops.Silu(norm.Forward(x));
+    public static Tensor GroupNormSilu(GroupNorm norm, Tensor x) =>
+        GradMode.ShouldRecord(new[] { x, norm.Weight.Value, norm.Bias.Value })
+            ? Ops.Silu(norm.Forward(x))
+            : Ops.GroupNormSilu(x, norm.Groups, norm.Weight.Value, norm.Bias.Value, norm.Eps);
 }
