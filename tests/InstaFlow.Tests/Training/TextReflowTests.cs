@@ -10,7 +10,7 @@ using InstaFlow.Training.Triplets;
 
 namespace InstaFlow.Tests.Training;
 
-public sealed class TextReflowTests : IDisposable
+public sealed class TextReflowTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private readonly string _tmp = Directory.CreateTempSubdirectory("reflow-").FullName;
     private static string Tiny => Path.Combine(TestUtil.Fixtures, "tiny-sd15");
@@ -59,6 +59,7 @@ public sealed class TextReflowTests : IDisposable
         double Loss(string line) => System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("loss").GetDouble();
         double early = log.Take(3).Average(Loss), late = log.TakeLast(3).Average(Loss);
         double after = OneStepL2(student, set);
+        output.WriteLine($"reflow loss (mean of first/last 3 log lines): {early:F4} -> {late:F4}; one-step L2 to the teacher: {before:F4} -> {after:F4}");
         Assert.True(late < 0.5 * early, $"reflow loss went from {early:F4} to {late:F4}");
         Assert.True(after < 0.5 * before, $"one-step L2 to the teacher went from {before:F4} to {after:F4}");
 
