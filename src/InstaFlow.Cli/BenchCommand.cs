@@ -43,6 +43,7 @@ public static class BenchCommand
                 median_s = r.MedianSeconds,
                 min_s = r.Time.Min,
                 max_s = r.Time.Max,
+                cpu_s = r.Time.CpuMedian,
                 gflops = r.IsCompute ? Math.Round(r.Rate, 1) : (double?)null,
                 gbps = r.IsCompute ? (double?)null : Math.Round(r.Rate, 1),
                 peak_gflops = Math.Round(r.PeakGflops, 1),
@@ -52,9 +53,9 @@ public static class BenchCommand
         }
         Console.WriteLine($"machine: {machine}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FMA peak: {peak:F1} GFLOP/s (median of {runs})"));
-        Console.WriteLine($"| case | shape | median ms (min-max) | rate at median | FMA peak just before | of that peak |");
-        Console.WriteLine($"|---|---|---|---|---|---|");
+        Console.WriteLine($"| case | shape | median ms (min-max) | rate at median | FMA peak just before | of that peak | per CPU second |");
+        Console.WriteLine($"|---|---|---|---|---|---|---|");
         KernelBench.RunAll(runs, threads, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F2} ({r.Time.Min * 1e3:F2}-{r.Time.Max * 1e3:F2}) | {r.Rate:F1} {r.Unit} | {r.PeakGflops:F0} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} |")));
+            $"| {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F2} ({r.Time.Min * 1e3:F2}-{r.Time.Max * 1e3:F2}) | {r.Rate:F1} {r.Unit} | {r.PeakGflops:F0} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} | {r.RatePerCpu:F1} |")));
     }
 }

@@ -8,14 +8,19 @@ using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Tensors.Bench;
 
-/// <summary>Seconds per call over the timed runs.</summary>
-public readonly record struct Timing(double Median, double Min, double Max);
+/// <summary>
+/// Seconds per call over the timed runs, and the median process CPU seconds per call: on a shared machine
+/// work / CPU seconds estimates what one core does while it is actually running this kernel.
+/// </summary>
+public readonly record struct Timing(double Median, double Min, double Max, double CpuMedian);
 
 /// <summary>One timed case. Work is FLOPs (Unit "GFLOP/s") or bytes moved (Unit "GB/s"); PeakGflops was measured just before it.</summary>
 public sealed record BenchResult(string Name, string Shape, Timing Time, double Work, string Unit, double PeakGflops)
 {
     public double MedianSeconds => Time.Median;
     public double Rate => Work / MedianSeconds / 1e9;
+    /// <summary>Work per CPU second (per busy core), in the same unit as Rate.</summary>
+    public double RatePerCpu => Work / Time.CpuMedian / 1e9;
     public bool IsCompute => Unit == "GFLOP/s";
     /// <summary>Fraction of the measured FMA peak (compute cases only).</summary>
     public double? PeakFraction => IsCompute ? Rate / PeakGflops : null;
@@ -177,13 +182,16 @@ public static unsafe class KernelBench
         int reps = Math.Max(1, (int)Math.Ceiling(MinRunSeconds / Math.Max(1e-7, sw.Elapsed.TotalSeconds)));
         call();
         var samples = new List<double>();
+        var cpu = new List<double>();
         for (int r = 0; r < runs; r++)
         {
+            var cpu0 = Environment.CpuUsage.TotalTime;
             sw.Restart();
             for (int i = 0; i < reps; i++) call();
             samples.Add(sw.Elapsed.TotalSeconds / reps);
+            cpu.Add((Environment.CpuUsage.TotalTime - cpu0).TotalSeconds / reps);
         }
-        return new Timing(Median(samples), samples.Min(), samples.Max());
+        return new Timing(Median(samples), samples.Min(), samples.Max(), Median(cpu));
     }
 
     private static double Median(List<double> xs)

@@ -44,6 +44,7 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
     }
 
     /// <summary>One panel row whose output positions share an image row: a straight copy away from the borders.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void PackRow(float* plane, int iy, int ix0, int cols, float* d)
     {
         const int NR = GemmKernels.NR;

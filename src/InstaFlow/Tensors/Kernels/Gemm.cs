@@ -1,6 +1,6 @@
 // Fast SGEMM entry point (row-major, BLAS semantics), BLIS-style: A (and a dense B) packed once into panels, then
-// tasks run 6x32 micro-kernels over fixed tiles of C. Tasks are fixed tiles of C chosen from the shape alone and
-// each element is summed in one fixed K order, so results are identical for any thread count.
+// tasks run 6x32 micro-kernels over tiles of C chosen from the shape alone. Each element is summed in one fixed
+// K order, so results are identical for any thread count.
 using System.Runtime.InteropServices;
 
 namespace InstaFlow.Tensors.Kernels;
