@@ -37,6 +37,8 @@ public static class Cli
         yield return DataCommand.Create();
         yield return ExperimentCommand.Create();
         yield return BenchCommand.Create();
+        yield return TrainCommand.Create();
+        yield return EvalCommand.Create();
     }
 }
 

@@ -7,11 +7,15 @@ using InstaFlow.Tensors.Random;
 
 namespace InstaFlow.Flow;
 
-/// <summary>Stored couplings: Points [N, G, ...sample] holds each pair's states at the G grid times (Grid[0] = 0, Grid[^1] = 1).</summary>
-public sealed class PairSet(Tensor points, float[] grid)
+/// <summary>
+/// Stored couplings: Points [N, G, ...sample] holds each pair's states at the G grid times (Grid[0] = 0, Grid[^1] = 1);
+/// Conditions, when the teacher was conditional, holds each pair's condition index (e.g. its caption).
+/// </summary>
+public sealed class PairSet(Tensor points, float[] grid, int[]? conditions = null)
 {
     public Tensor Points { get; } = points;
     public float[] Grid { get; } = grid;
+    public int[]? Conditions { get; } = conditions;
     public int Count => Points.Dim(0);
     public int[] SampleShape => Points.ShapeArray()[2..];
 
@@ -30,16 +34,35 @@ public sealed class PairSet(Tensor points, float[] grid)
     }
 }
 
-/// <summary>Training couplings drawn uniformly (with replacement) from a stored pair set.</summary>
-public sealed class StoredPairs(PairSet set) : IPairSource
+/// <summary>
+/// Training couplings drawn uniformly (with replacement) from a stored pair set. With conditions (condition indices to
+/// a condition batch) each pair comes with the condition its teacher solved the ODE under.
+/// </summary>
+public sealed class StoredPairs : IPairSource
 {
+    private readonly PairSet _set;
+    private readonly Func<int[], Tensor>? _conditions;
+
+    public StoredPairs(PairSet set, Func<int[], Tensor>? conditions = null)
+    {
+        if (conditions != null && set.Conditions == null) throw new ArgumentException("the pair set stores no condition indices, so it cannot train a conditional model");
+        _set = set; _conditions = conditions;
+    }
+
     public PairBatch Next(TorchGenerator rng, int batch)
     {
         var idx = new int[batch];
-        for (int b = 0; b < batch; b++) idx[b] = (int)(rng.NextUInt64() % (ulong)set.Count);
-        return new PairBatch(set.Gather(idx), null);
+        for (int b = 0; b < batch; b++) idx[b] = (int)(rng.NextUInt64() % (ulong)_set.Count);
+        return new PairBatch(_set.Gather(idx), _conditions?.Invoke(idx.Select(i => _set.Conditions![i]).ToArray()));
     }
 }
+
+/// <summary>
+/// Conditions for pair generation: pair k solves the ODE under condition index ConditionIndex(k) in [0, Count)
+/// (drawn from its own seed), Lookup turns indices into a condition batch, and Guidance &gt; 1 uses classifier-free
+/// guidance against NullCond (one row).
+/// </summary>
+public sealed record PairConditions(int Count, Func<int[], Tensor> Lookup, float Guidance = 1f, Tensor? NullCond = null);
 
 /// <summary>Online reflow / distillation: the teacher solves its ODE on fresh noise from the training generator.</summary>
 public sealed class TeacherPairs(FlowModel teacher, OdeSampler sampler, int[] sampleShape, float[]? grid = null) : IPairSource
@@ -57,10 +80,14 @@ public sealed class PairGenerator
     private readonly int[] _sampleShape;
     private readonly int _batchSize;
 
-    public PairGenerator(FlowModel teacher, OdeSampler sampler, int[] sampleShape, ulong baseSeed, float[]? grid = null, int batchSize = 256)
+    private readonly PairConditions? _conditions;
+
+    public PairGenerator(FlowModel teacher, OdeSampler sampler, int[] sampleShape, ulong baseSeed, float[]? grid = null, int batchSize = 256, PairConditions? conditions = null)
     {
         if (batchSize < 1) throw new ArgumentException($"pair generation batch size must be positive, got {batchSize}");
-        _teacher = teacher; _sampler = sampler; _sampleShape = sampleShape; _batchSize = batchSize;
+        if (conditions is { Count: < 1 }) throw new ArgumentException($"pair conditions need at least one condition, got {conditions.Count}");
+        if (conditions is { Guidance: not 1f, NullCond: null }) throw new ArgumentException("guided pair generation needs a null condition");
+        _teacher = teacher; _sampler = sampler; _sampleShape = sampleShape; _batchSize = batchSize; _conditions = conditions;
         BaseSeed = baseSeed;
         Grid = grid ?? [0f, 1f];
     }
@@ -76,6 +103,10 @@ public sealed class PairGenerator
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
     }
+
+    /// <summary>Pair k's condition index: from a stream separate from its noise (the complemented base seed).</summary>
+    public int ConditionIndex(long k) => _conditions == null ? throw new InvalidOperationException("this pair generator is unconditional")
+        : (int)(PairSeed(~BaseSeed, k) % (ulong)_conditions.Count);
 
     /// <summary>States at each grid time of the ODE solution from x0 (x0 itself first).</summary>
     public static Tensor[] Solve(VelocityFn v, OdeSampler sampler, Tensor x0, float[] grid)
@@ -96,10 +127,10 @@ public sealed class PairGenerator
         int g = Grid.Length;
         var outT = Tensor.Empty([checked((int)count), g, .. _sampleShape]);
         var outFlat = outT.Reshape([(int)count * g, .. _sampleShape]);
-        var field = _teacher.Field();
         for (long b0 = start / _batchSize * _batchSize; b0 < start + count; b0 += _batchSize)
         {
             using var scope = TensorScope.Begin();
+            var field = BatchField(b0);
             var noise = Tensor.Empty([_batchSize, .. _sampleShape]);
             long row = noise.Numel / _batchSize;
             for (int i = 0; i < _batchSize; i++)
@@ -109,6 +140,18 @@ public sealed class PairGenerator
                 for (int j = 0; j < g; j++) Rows.Copy(states[j], k - b0, outFlat, (k - start) * g + j);
         }
         return outT;
+    }
+
+    private VelocityFn BatchField(long b0)
+    {
+        if (_conditions == null) return _teacher.Field();
+        var idx = new int[_batchSize];
+        for (int i = 0; i < _batchSize; i++) idx[i] = ConditionIndex(b0 + i);
+        var cond = _conditions.Lookup(idx);
+        if (_conditions.Guidance == 1f) return _teacher.Field(cond);
+        var nullRows = Tensor.Empty(cond.ShapeArray());
+        for (int i = 0; i < _batchSize; i++) Rows.Copy(_conditions.NullCond!.Reshape([1, .. cond.ShapeArray()[1..]]), 0, nullRows, i);
+        return _teacher.Field(cond, _conditions.Guidance, nullRows);
     }
 
     /// <summary>
@@ -131,7 +174,10 @@ public sealed class PairGenerator
             else
             {
                 using var scope = TensorScope.Begin();
-                SafeTensors.Save(path, new Dictionary<string, Tensor> { ["points"] = Generate(s, n) }, metadata: Metadata(s, n));
+                var tensors = new Dictionary<string, Tensor> { ["points"] = Generate(s, n) };
+                // condition indices below 2^24 are exact in float32, the only integer-free storage Save offers
+                if (_conditions != null) tensors["conditions"] = Tensor.FromArray(Enumerable.Range(0, (int)n).Select(i => (float)ConditionIndex(s + i)).ToArray(), (int)n);
+                SafeTensors.Save(path, tensors, metadata: Metadata(s, n));
             }
             progress?.Invoke(s + n);
         }
@@ -164,6 +210,8 @@ public sealed class PairGenerator
         if (files.Count == 0) throw new FileNotFoundException($"no pair shards (pairs-*.safetensors) in {dir}");
         using var scope = TensorScope.Begin();
         var parts = new List<Tensor>();
+        var conditions = new List<int>();
+        bool conditional = false;
         long next = 0;
         string? grid = null;
         foreach (var path in files)
@@ -176,12 +224,21 @@ public sealed class PairGenerator
             var t = f.ReadF32("points");
             parts.Add(t.Clone());
             t.Dispose();
+            bool hasCond = f.Names.Contains("conditions");
+            if (parts.Count > 1 && hasCond != conditional) throw new InvalidDataException($"{path}: some shards store condition indices and some do not");
+            conditional = hasCond;
+            if (hasCond)
+            {
+                var c = f.ReadF32("conditions");
+                conditions.AddRange(c.ToArray().Select(v => (int)v));
+                c.Dispose();
+            }
             next += parts[^1].Dim(0);
         }
         var shape = parts[0].ShapeArray();
         shape[0] = checked((int)next);
         var all = Tensor.EmptyPersistent(shape);
         all.CopyFrom(Ops.Concat(parts.ToArray(), 0));
-        return new PairSet(all, grid!.Split(',').Select(x => float.Parse(x, CultureInfo.InvariantCulture)).ToArray());
+        return new PairSet(all, grid!.Split(',').Select(x => float.Parse(x, CultureInfo.InvariantCulture)).ToArray(), conditional ? conditions.ToArray() : null);
     }
 }

@@ -1,0 +1,166 @@
+// `instaflow eval classifier|twemoji`: trains the Twemoji subcategory classifier, then scores models with FD-twemoji
+// (Frechet distance of classifier features; not FID), prompt accuracy, straightness and time per image.
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using InstaFlow.Evaluation;
+using InstaFlow.Pipelines;
+using InstaFlow.Tensors;
+using InstaFlow.Training.TextToImage;
+
+namespace InstaFlow.Cli;
+
+public static class EvalCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("eval", "Evaluate Twemoji models (classifier, FD-twemoji, prompt accuracy, straightness)");
+        cmd.Subcommands.Add(Classifier());
+        cmd.Subcommands.Add(Twemoji());
+        cmd.Subcommands.Add(Grid());
+        return cmd;
+    }
+
+    private static Command Classifier()
+    {
+        var data = new Option<string>("--data") { Description = "Twemoji dataset folder", Required = true };
+        var outDir = new Option<string>("--out") { Description = "classifier folder (config.json, model.safetensors)", Required = true };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 1500 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64 };
+        var lr = new Option<float>("--lr") { DefaultValueFactory = _ => 2e-3f };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var c = new Command("classifier", "Train the subcategory classifier on the training split; report eval-split accuracy") { data, outDir, steps, batch, lr, seed };
+        c.SetAction(r =>
+        {
+            var res = TwemojiEval.TrainClassifier(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(seed), !Console.IsErrorRedirected);
+            CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"classifier: {res.Parameters} parameters, eval accuracy {res.EvalAccuracy:P1}, {res.Seconds:F0} s"));
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Twemoji()
+    {
+        var data = new Option<string>("--data") { Description = "Twemoji dataset folder (eval split: prompts and real images)", Required = true };
+        var classifier = new Option<string>("--classifier") { Description = "classifier folder from eval classifier", Required = true };
+        var oneRf = new Option<string>("--1rf") { Description = "1-RF model folder", Required = true };
+        var twoRf = new Option<string>("--2rf") { Description = "2-RF model folder", Required = true };
+        var distilled = new Option<string>("--distilled") { Description = "one-step distilled model folder", Required = true };
+        var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 2f, Description = "guidance for 1-RF (the one its pairs were made with)" };
+        var prompts = new Option<int>("--prompts") { DefaultValueFactory = _ => 0, Description = "evaluate on this many eval captions, evenly spread (0: all)" };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1000UL };
+        var outPath = new Option<string?>("--json") { Description = "also write the results as JSON here" };
+        var threads = new Option<int?>("--threads") { Description = "worker threads (default: all cores)" };
+        var c = new Command("twemoji", "FD-twemoji and prompt accuracy of 1-RF (1/4/25/100 steps), 2-RF (1/4/25) and the distilled model (1)")
+            { data, classifier, oneRf, twoRf, distilled, guidance, prompts, seed, outPath, threads };
+        c.SetAction(r =>
+        {
+            if (r.GetValue(threads) is int th) Par.Threads = th;
+            var clf = TwemojiClassifier.Load(r.GetValue(classifier)!);
+            var items = TwemojiImages.Load(r.GetValue(data)!);
+            var evalIdx = items.EvalIndices;
+            int n = r.GetValue(prompts) is > 0 and var k && k < evalIdx.Length ? k : evalIdx.Length;
+            var chosen = Enumerable.Range(0, n).Select(i => evalIdx[(int)((long)i * evalIdx.Length / n)]).ToArray();
+            var texts = chosen.Select(i => items.Items[i].Caption).ToArray();
+            var labels = chosen.Select(i => items.Labels[i]).ToArray();
+            var (realFeats, realPreds) = clf.Apply(TwemojiImages.Gather(items.Images, evalIdx));
+            double clfAcc = evalIdx.Select((i, j) => realPreds[j] == items.Labels[i] ? 1.0 : 0.0).Average();
+            float g = r.GetValue(guidance);
+            var settings = new List<EvalSetting>();
+            foreach (int s in new[] { 1, 4, 25, 100 }) settings.Add(new EvalSetting("1-RF", r.GetValue(oneRf)!, s, g));
+            foreach (int s in new[] { 1, 4, 25 }) settings.Add(new EvalSetting("2-RF", r.GetValue(twoRf)!, s, 0f));
+            settings.Add(new EvalSetting("2-RF distilled", r.GetValue(distilled)!, 1, 0f));
+
+            var rows = new List<EvalRow>();
+            var straight = new Dictionary<string, double>();
+            var models = new Dictionary<string, SdComponents>();
+            foreach (var s in settings)
+            {
+                if (!models.TryGetValue(s.ModelDir, out var m)) models[s.ModelDir] = m = SdComponents.Load(s.ModelDir);
+                var row = TwemojiEval.Evaluate(s, m, clf, texts, labels, realFeats, evalIdx.Length, r.GetValue(seed));
+                rows.Add(row);
+                CliIO.Err.WriteLine(Format(row));
+            }
+            var sp = texts.Take(32).ToArray();
+            straight["1-RF"] = TwemojiEval.Straightness(models[r.GetValue(oneRf)!], sp, g, 25, r.GetValue(seed));
+            straight["2-RF"] = TwemojiEval.Straightness(models[r.GetValue(twoRf)!], sp, 0f, 25, r.GetValue(seed));
+            double latency = SingleImageSeconds(models[r.GetValue(distilled)!]);
+
+            var o = CliIO.Out;
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"classifier eval-split accuracy {clfAcc:P1} ({evalIdx.Length} held-out images, {items.Subcategories.Length} classes); {n} prompts"));
+            o.WriteLine("| model | steps | guidance | FD-twemoji | prompt accuracy | s / image (batch 32) |");
+            o.WriteLine("|---|---|---|---|---|---|");
+            foreach (var row in rows) o.WriteLine(Format(row));
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"straightness (25 Euler steps, 32 prompts): 1-RF (guidance {g}) {straight["1-RF"]:F4}, 2-RF {straight["2-RF"]:F4}"));
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"distilled one-step, one image end to end (text encoder, UNet, VAE decode): {latency * 1000:F0} ms"));
+            if (r.GetValue(outPath) is string path)
+                DiffusersWriter.WriteJson(path, new
+                {
+                    classifier_eval_accuracy = clfAcc, prompts = n, seed = r.GetValue(seed),
+                    rows = rows.Select(x => new { model = x.Name, steps = x.Steps, guidance = x.Guidance, fd_twemoji = x.FdTwemoji, prompt_accuracy = x.PromptAccuracy, seconds_per_image = x.SecondsPerImage }),
+                    straightness = straight, one_image_seconds = latency,
+                });
+            foreach (var m in models.Values) m.Dispose();
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Grid()
+    {
+        var model = new Option<string?>("--model") { Description = "model folder (default: the embedded model)" };
+        var prompts = new Option<string>("--prompts") { Description = "prompts separated by ';' (one grid row each)", Required = true };
+        var seeds = new Option<int>("--seeds") { DefaultValueFactory = _ => 4, Description = "images per prompt (seeds 0, 1, ...)" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 1 };
+        var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 0f };
+        var scale = new Option<int>("--scale") { DefaultValueFactory = _ => 2, Description = "nearest-neighbour upscaling of each cell" };
+        var output = new Option<string>("--output", "-o") { Description = "grid PNG", Required = true };
+        var c = new Command("grid", "A PNG grid of samples: one row per prompt, one column per seed") { model, prompts, seeds, steps, guidance, scale, output };
+        c.SetAction(r =>
+        {
+            using var m = SdComponents.Load(ModelLocator.Resolve(r.GetValue(model)));
+            var pipe = new RectifiedFlowPipeline(m);
+            var rows = r.GetValue(prompts)!.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            int cols = r.GetValue(seeds), k = r.GetValue(scale), pad = 4;
+            byte[]? grid = null;
+            int cw = 0, gw = 0, gh = 0;
+            for (int y = 0; y < rows.Length; y++)
+                for (int x = 0; x < cols; x++)
+                {
+                    var res = pipe.Generate(new GenerationRequest { Prompts = [rows[y]], Seed = (ulong)x, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) });
+                    res.FinalLatents.Dispose();
+                    if (grid == null)
+                    {
+                        cw = res.Width * k;
+                        gw = cols * (cw + pad) + pad; gh = rows.Length * (res.Height * k + pad) + pad;
+                        grid = Enumerable.Repeat((byte)255, gw * gh * 3).ToArray();
+                    }
+                    for (int py = 0; py < res.Height * k; py++)
+                        for (int px = 0; px < cw; px++)
+                            for (int ch = 0; ch < 3; ch++)
+                                grid[((pad + y * (res.Height * k + pad) + py) * gw + pad + x * (cw + pad) + px) * 3 + ch] = res.ImagesHwc[0][((py / k) * res.Width + px / k) * 3 + ch];
+                }
+            Png.Write(r.GetValue(output)!, gw, gh, 3, grid!);
+            for (int y = 0; y < rows.Length; y++) CliIO.Out.WriteLine($"row {y + 1}: {rows[y]}");
+            return 0;
+        });
+        return c;
+    }
+
+    private static string Format(EvalRow r) => string.Create(CultureInfo.InvariantCulture,
+        $"| {r.Name} | {r.Steps} | {(r.Guidance > 1 ? r.Guidance.ToString("G3", CultureInfo.InvariantCulture) : "off")} | {r.FdTwemoji:F2} | {r.PromptAccuracy:P1} | {r.SecondsPerImage:F4} |");
+
+    /// <summary>Median over five runs of one single-image generation (after a warm-up run).</summary>
+    private static double SingleImageSeconds(SdComponents model)
+    {
+        var pipe = new RectifiedFlowPipeline(model);
+        var times = new List<double>();
+        for (int i = 0; i < 6; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            pipe.Generate(new GenerationRequest { Prompts = ["red apple"], Steps = 1, Seed = (ulong)i }).FinalLatents.Dispose();
+            if (i > 0) times.Add(clock.Elapsed.TotalSeconds);
+        }
+        return times.Order().ElementAt(times.Count / 2);
+    }
+}

@@ -1,0 +1,181 @@
+// Stages 1-4 of the Twemoji InstaFlow recipe on cached VAE latents: text-conditioned 1-RF (text encoder and UNet from
+// scratch), reflow pairs from the guided 1-RF ODE, 2-RF on those pairs, and one-step distillation of 2-RF.
+using System.Diagnostics;
+using InstaFlow.Flow;
+using InstaFlow.Models.Clip;
+using InstaFlow.Models.Unet;
+using InstaFlow.Models.Vae;
+using InstaFlow.Nn;
+using InstaFlow.Pipelines;
+using InstaFlow.Tensors;
+using InstaFlow.Training.Data;
+
+namespace InstaFlow.Training.TextToImage;
+
+/// <summary>What every training stage shares: data, output, optimisation and seed.</summary>
+public sealed record StageOptions
+{
+    public required string DataDir { get; init; }
+    public required string OutDir { get; init; }
+    public int Steps { get; init; } = 1000;
+    public int BatchSize { get; init; } = 32;
+    public float LearningRate { get; init; } = 5e-4f;
+    public int WarmupSteps { get; init; } = 100;
+    public float? EmaDecay { get; init; } = 0.998f;
+    public ulong Seed { get; init; }
+    public int CheckpointEvery { get; init; } = 100;
+    public bool Progress { get; init; }
+}
+
+/// <summary>Architecture of the from-scratch text encoder and UNet (the latent size comes from the VAE).</summary>
+public sealed record FlowArchitecture
+{
+    public int TextHidden { get; init; } = 64;
+    public int TextLayers { get; init; } = 2;
+    public int TextHeads { get; init; } = 4;
+    /// <summary>Prompt length in tokens (with start and end tokens): Twemoji names are short.</summary>
+    public int MaxTokens { get; init; } = 16;
+    public int[] UnetChannels { get; init; } = [32, 64, 64];
+    public int UnetHeads { get; init; } = 4;
+    public int NormGroups { get; init; } = 8;
+}
+
+public sealed record StageResult(string ModelDir, double Seconds, float FinalLoss, long Parameters);
+
+public static class TextToImageTraining
+{
+    public const float ConditionDropout = 0.1f;
+
+    /// <summary>1-RF: independent (noise, latent) couplings, caption dropout 0.1 for classifier-free guidance.</summary>
+    public static StageResult TrainFlow(StageOptions o, string vaeDir, string tokenizerDir, FlowArchitecture a, Action<string>? log = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var data = TwemojiImages.Load(o.DataDir);
+        var vae = LoadVae(vaeDir);
+        var tokenizer = ClipTokenizer.FromDirectory(tokenizerDir);
+        var captions = CaptionTable.Build(data.Items, data.TrainIndices, tokenizer, a.MaxTokens);
+        var latents = VaeTraining.EncodeMeans(vae, data.Images, data.TrainIndices);
+        foreach (ref var v in latents.Span) v *= vae.Config.ScalingFactor;
+        // latent rows follow TrainIndices; map each caption to its row
+        var rowOfItem = new Dictionary<int, int>();
+        for (int r = 0; r < data.TrainIndices.Length; r++) rowOfItem[data.TrainIndices[r]] = r;
+        log?.Invoke($"encoded {latents.Dim(0)} training images to latents {ShapeUtil.Format(latents.Shape)}, {captions.Length} captions, {clock.Elapsed.TotalSeconds:F0} s");
+
+        var net = NewNetwork(a, vae.Config, tokenizer.VocabSize, o.Seed);
+        int[] shape = latents.ShapeArray()[1..];
+        var pairs = new IndependentCoupling(shape, (rng, b) =>
+        {
+            var caps = captions.DrawCaptions(rng, b);
+            return (TwemojiImages.Gather(latents, caps.Select(c => rowOfItem[captions.Items[c]]).ToArray()), captions.Lookup(caps));
+        });
+        var flow = new FlowModel(net, FlowConvention.InstaFlow);
+        var objective = new RectifiedFlowObjective(flow, pairs, new UniformTime(), o.BatchSize, new CondDropout(ConditionDropout, captions.NullIds));
+        return TrainAndWrite(net, vae, tokenizerDir, objective, o, "1-rf", clock, log);
+    }
+
+    /// <summary>The from-scratch networks: CLIP text encoder (real CLIP vocabulary) and cross-attention UNet.</summary>
+    public static TextToImageVelocity NewNetwork(FlowArchitecture a, AutoencoderKLConfig vae, int vocabSize, ulong seed)
+    {
+        var text = new ClipTextModel(new ClipTextConfig
+        {
+            VocabSize = vocabSize, HiddenSize = a.TextHidden, IntermediateSize = 4 * a.TextHidden, NumHiddenLayers = a.TextLayers,
+            NumAttentionHeads = a.TextHeads, MaxPositionEmbeddings = a.MaxTokens,
+        });
+        int levels = a.UnetChannels.Length;
+        var unet = new UNet2DConditionModel(new UNet2DConditionConfig
+        {
+            SampleSize = vae.SampleSize / vae.ScaleFactor, InChannels = vae.LatentChannels, OutChannels = vae.LatentChannels,
+            BlockOutChannels = a.UnetChannels, LayersPerBlock = 1, NormNumGroups = a.NormGroups, CrossAttentionDim = a.TextHidden,
+            AttentionHeads = Enumerable.Repeat(a.UnetHeads, levels).ToArray(), TransformerLayersPerBlock = Enumerable.Repeat(1, levels).ToArray(),
+            // cross-attention on every level but the coarsest, as SD 1.5 does
+            DownBlockTypes = Enumerable.Range(0, levels).Select(i => i < levels - 1 ? "CrossAttnDownBlock2D" : "DownBlock2D").ToArray(),
+            UpBlockTypes = Enumerable.Range(0, levels).Select(i => i == 0 ? "UpBlock2D" : "CrossAttnUpBlock2D").ToArray(),
+        });
+        var net = new TextToImageVelocity(text, unet);
+        net.InitDefault(seed);
+        return net;
+    }
+
+    public static AutoencoderKL LoadVae(string vaeDir)
+    {
+        var vae = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(vaeDir, "config.json")));
+        StateDictLoader.Load(vae, Path.Combine(vaeDir, "diffusion_pytorch_model.safetensors"), AutoencoderKL.RenameLegacyKey);
+        vae.SetRequiresGrad(false);
+        return vae;
+    }
+
+    /// <summary>A trained stage's folder as a velocity network (trainable), with its VAE and tokenizer.</summary>
+    public static (TextToImageVelocity Net, SdComponents Parts) LoadNetwork(string modelDir)
+    {
+        var parts = SdComponents.Load(modelDir);
+        parts.Vae.SetRequiresGrad(false);
+        return (new TextToImageVelocity(parts.TextEncoder, parts.Unet), parts);
+    }
+
+    /// <summary>Reflow pairs: (noise, ODE end, caption index) from the model's guided ODE, deterministic per pair index.</summary>
+    public static PairGenerator PairGeneratorFor(string modelDir, string dataDir, int eulerSteps, float guidance, ulong seed, int batchSize)
+    {
+        var (net, parts) = LoadNetwork(modelDir);
+        var captions = TrainCaptions(dataDir, parts);
+        var shape = new[] { parts.Unet.Config.InChannels, parts.Unet.Config.SampleSize, parts.Unet.Config.SampleSize };
+        return new PairGenerator(new FlowModel(net, FlowConvention.InstaFlow), new EulerSampler(eulerSteps), shape, seed, batchSize: batchSize,
+            conditions: new PairConditions(captions.Length, captions.Lookup, guidance, captions.NullIds));
+    }
+
+    /// <summary>The training captions as the model's tokenizer and prompt length encode them (pairs index into this).</summary>
+    public static CaptionTable TrainCaptions(string dataDir, SdComponents parts)
+    {
+        var items = TwemojiDataset.Load(dataDir);
+        var train = Enumerable.Range(0, items.Count).Where(i => !items[i].IsEval).ToArray();
+        return CaptionTable.Build(items, train, parts.Tokenizer, parts.TextEncoder.Config.MaxPositionEmbeddings);
+    }
+
+    /// <summary>k-RF: the rectified-flow loss on stored pairs, starting from the model that made them (or another).</summary>
+    public static StageResult TrainReflow(StageOptions o, string modelDir, string pairsDir, float dropout, Action<string>? log = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var (net, parts) = LoadNetwork(modelDir);
+        var captions = TrainCaptions(o.DataDir, parts);
+        var pairs = new StoredPairs(PairGenerator.Load(pairsDir), captions.Lookup);
+        var flow = new FlowModel(net, FlowConvention.InstaFlow);
+        var objective = new RectifiedFlowObjective(flow, pairs, new UniformTime(), o.BatchSize, dropout > 0 ? new CondDropout(dropout, captions.NullIds) : null);
+        return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, "reflow", clock, log);
+    }
+
+    /// <summary>One-step distillation (k = 1, L2 in latent space) of the model that made the pairs.</summary>
+    public static StageResult TrainDistill(StageOptions o, string modelDir, string pairsDir, Action<string>? log = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var (net, parts) = LoadNetwork(modelDir);
+        var captions = TrainCaptions(o.DataDir, parts);
+        var pairs = new StoredPairs(PairGenerator.Load(pairsDir), captions.Lookup);
+        var objective = new DistillationObjective(new FlowModel(net, FlowConvention.InstaFlow), pairs, [0f, 1f], o.BatchSize);
+        return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, "distill", clock, log);
+    }
+
+    private static StageResult TrainAndWrite(TextToImageVelocity net, AutoencoderKL vae, string tokenizerDir, ITrainingObjective objective,
+        StageOptions o, string label, Stopwatch clock, Action<string>? log)
+    {
+        Directory.CreateDirectory(o.OutDir);
+        var trainer = new Trainer(net, objective, new TrainerOptions
+        {
+            LearningRate = o.LearningRate, WarmupSteps = Math.Min(o.WarmupSteps, o.Steps), MaxGradNorm = 1f, EmaDecay = o.EmaDecay, Seed = o.Seed,
+            LogPath = Path.Combine(o.OutDir, "train_log.jsonl"), LogEvery = 10,
+            CheckpointDir = Path.Combine(o.OutDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery,
+            ProgressLabel = o.Progress ? label : null,
+        });
+        if (trainer.TryResume()) log?.Invoke($"resumed at step {trainer.Step}");
+        trainer.Train(o.Steps);
+        trainer.Ema?.CopyTo();
+        var modelDir = Path.Combine(o.OutDir, "model");
+        DiffusersWriter.WritePipeline(modelDir, net.Text, net.Unet, vae, tokenizerDir);
+        var result = new StageResult(modelDir, clock.Elapsed.TotalSeconds, trainer.LastLoss, net.ParameterCount);
+        DiffusersWriter.WriteJson(Path.Combine(o.OutDir, "result.json"), new
+        {
+            // a run that only finishes a resumed checkpoint takes no step and has no loss of its own
+            stage = label, seconds = result.Seconds, final_loss = float.IsFinite(result.FinalLoss) ? result.FinalLoss : (float?)null, parameters = result.Parameters,
+            steps = o.Steps, batch_size = o.BatchSize, learning_rate = o.LearningRate, ema_decay = o.EmaDecay, seed = o.Seed,
+        });
+        return result;
+    }
+}

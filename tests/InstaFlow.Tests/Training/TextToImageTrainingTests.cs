@@ -1,0 +1,121 @@
+// The Twemoji trainers at toy scale: a few steps of the VAE, the text-conditioned flow and the classifier lower their
+// losses; a trained flow writes a diffusers folder that loads and generates; the classifier loss is cross-entropy.
+using InstaFlow.Evaluation;
+using InstaFlow.Flow;
+using InstaFlow.Models.Clip;
+using InstaFlow.Models.Vae;
+using InstaFlow.Pipelines;
+using InstaFlow.Tensors;
+using InstaFlow.Training;
+using InstaFlow.Training.Data;
+using InstaFlow.Training.TextToImage;
+
+namespace InstaFlow.Tests.Training;
+
+public class TextToImageTrainingTests
+{
+    // Smooth colour gradients, a different one per image: learnable in a few steps, unlike noise.
+    private static Tensor Images(int n, int size)
+    {
+        var t = Tensor.EmptyPersistent(n, 3, size, size);
+        var s = t.Span;
+        for (int b = 0; b < n; b++)
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < size; y++)
+                    for (int x = 0; x < size; x++)
+                        s[((b * 3 + c) * size + y) * size + x] = MathF.Sin(0.3f * (b + 1) * (c + 1) + 0.2f * x - 0.1f * y * (b % 3));
+        return t;
+    }
+
+    private static (float First, float Last) Train(InstaFlow.Nn.Module m, ITrainingObjective o, int steps, float lr)
+    {
+        var t = new Trainer(m, o, new TrainerOptions { LearningRate = lr, Seed = 5 });
+        var losses = new List<float>();
+        for (int i = 1; i <= steps; i++) { t.Train(i); losses.Add(t.LastLoss); }
+        return (losses.Take(3).Average(), losses.TakeLast(3).Average());
+    }
+
+    [Fact]
+    public void Vae_FewSteps_LowerTheLoss()
+    {
+        var vae = new AutoencoderKL(new AutoencoderKLConfig { BlockOutChannels = [8, 8], LayersPerBlock = 1, NormNumGroups = 4, SampleSize = 16 });
+        vae.InitDefault(1);
+        var (first, last) = Train(vae, new VaeObjective(vae, Images(6, 16), [0, 1, 2, 3, 4, 5], 4, 1e-4f), 25, 3e-3f);
+        Assert.True(last < 0.7f * first, $"VAE loss {first} -> {last}");
+    }
+
+    [Fact]
+    public void TextFlow_FewSteps_LowerTheLoss_AndTheFolderLoadsAndGenerates()
+    {
+        var tokenizer = ClipTokenizer.FromDirectory(Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer"));
+        var items = new[]
+        {
+            new TwemojiItem("a.png", "red apple", ["apple"], "Food", "food-fruit", false),
+            new TwemojiItem("b.png", "blue car", ["car", "automobile"], "Travel", "transport-ground", false),
+        };
+        var captions = CaptionTable.Build(items, [0, 1], tokenizer, 8);
+        Assert.Equal(["red apple", "apple", "blue car", "car", "automobile"], captions.Texts);
+        Assert.Equal([0, 0, 1, 1, 1], captions.Items);
+
+        var vaeCfg = new AutoencoderKLConfig { BlockOutChannels = [8, 8], LayersPerBlock = 1, NormNumGroups = 4, SampleSize = 16 };
+        var arch = new FlowArchitecture { TextHidden = 16, TextLayers = 1, TextHeads = 2, MaxTokens = 8, UnetChannels = [16, 16], UnetHeads = 2, NormGroups = 4 };
+        var net = TextToImageTraining.NewNetwork(arch, vaeCfg, tokenizer.VocabSize, 3);
+        var latents = TestUtil.Random(9, 2, 4, 8, 8);
+        var pairs = new IndependentCoupling([4, 8, 8], (rng, b) =>
+        {
+            var caps = captions.DrawCaptions(rng, b);
+            return (TwemojiImages.Gather(latents, caps.Select(c => captions.Items[c]).ToArray()), captions.Lookup(caps));
+        });
+        var objective = new RectifiedFlowObjective(new FlowModel(net, FlowConvention.InstaFlow), pairs, new UniformTime(), 8, new CondDropout(0.1f, captions.NullIds));
+        var (first, last) = Train(net, objective, 30, 3e-3f);
+        Assert.True(last < 0.8f * first, $"flow loss {first} -> {last}");
+
+        var dir = Path.Combine(Path.GetTempPath(), "instaflow-t2i-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var vae = new AutoencoderKL(vaeCfg);
+            vae.InitDefault(2);
+            DiffusersWriter.WritePipeline(dir, net.Text, net.Unet, vae, Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer"));
+            using var loaded = SdComponents.Load(dir);
+            Assert.All(loaded.Reports, r => Assert.True(r.IsComplete, r.Describe()));
+            Assert.Equal(8, loaded.TextEncoder.Config.MaxPositionEmbeddings);
+            var res = new RectifiedFlowPipeline(loaded).Generate(new GenerationRequest { Prompts = ["red apple"], Steps = 2, Guidance = 2f });
+            res.FinalLatents.Dispose();
+            Assert.Equal((16, 16), (res.Width, res.Height));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Classifier_LossIsCrossEntropy_AndFalls()
+    {
+        var model = new TwemojiClassifier([8, 8], ["dark", "light"]);
+        model.InitDefault(4);
+        var images = Tensor.EmptyPersistent(8, 3, 16, 16);
+        // a bright centre in the red (class 0) or blue (class 1) channel: GroupNorm would erase flat colours, and
+        // horizontal flips leave a centred square alone
+        images.Span.Fill(-0.8f);
+        for (int b = 0; b < 8; b++)
+            for (int y = 5; y < 11; y++) images.Span.Slice(((b * 3 + (b % 2 == 0 ? 0 : 2)) * 16 + y) * 16 + 5, 6).Fill(0.8f);
+        int[] labels = [0, 1, 0, 1, 0, 1, 0, 1];
+        var objective = new ClassifierObjective(model, images, labels, Enumerable.Range(0, 8).ToArray(), 8);
+
+        // the reported value must be the cross-entropy of the logits of the drawn batch (flips leave these images alone)
+        using (var scope = TensorScope.Begin())
+        {
+            var loss = objective.Loss(new InstaFlow.Tensors.Random.TorchGenerator(1)).Item();
+            var idx = TwemojiImages.Draw(new InstaFlow.Tensors.Random.TorchGenerator(1), Enumerable.Range(0, 8).ToArray(), 8);
+            var logits = model.Logits(TwemojiImages.Gather(images, idx)).Span;
+            double ce = 0;
+            for (int b = 0; b < 8; b++)
+            {
+                double z = Math.Log(Math.Exp(logits[b * 2]) + Math.Exp(logits[b * 2 + 1]));
+                ce += z - logits[b * 2 + labels[idx[b]]];
+            }
+            Assert.Equal(ce / 8, loss, 4);
+        }
+        var (first, last) = Train(model, objective, 60, 3e-2f);
+        Assert.True(last < 0.5f * first, $"classifier loss {first} -> {last}");
+        Assert.Equal(labels, model.Apply(images).Predictions);
+    }
+}
