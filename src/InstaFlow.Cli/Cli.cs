@@ -30,9 +30,13 @@ public static class Cli
     {
         yield return GenerateCommand.Create();
         yield return ServeCommand.Create();
+        yield return SampleCommand.Create();
+        yield return TripletsCommand.Create();
+        yield return ReflowCommand.Create();
         yield return TokenizeCommand.Create();
         yield return DataCommand.Create();
         yield return ExperimentCommand.Create();
+        yield return BenchCommand.Create();
         yield return TrainCommand.Create();
         yield return EvalCommand.Create();
     }

@@ -15,22 +15,26 @@ public static unsafe class SafeTensors
         => Save(path, tensors.Select(kv => (kv.Key, kv.Value)), dtype, metadata);
 
     /// <summary>
-    /// Writes float32 tensors stored as <paramref name="dtype"/> (F32, F16 or BF16, rounded to nearest even).
-    /// Entries are laid out in name order; the header is space-padded to a multiple of 8 bytes like the Python library.
+    /// Writes float32 tensors stored as <paramref name="dtype"/> (F32, F16 or BF16, rounded to nearest even), plus
+    /// optional 1-D I64 vectors (e.g. indices). Entries are laid out in name order; the header is space-padded to a
+    /// multiple of 8 bytes like the Python library.
     /// </summary>
     public static void Save(string path, IEnumerable<(string Name, Tensor Tensor)> tensors,
-        SafeTensorDType dtype = SafeTensorDType.F32, IReadOnlyDictionary<string, string>? metadata = null)
+        SafeTensorDType dtype = SafeTensorDType.F32, IReadOnlyDictionary<string, string>? metadata = null,
+        IEnumerable<(string Name, long[] Values)>? int64 = null)
     {
         if (dtype is not (SafeTensorDType.F32 or SafeTensorDType.F16 or SafeTensorDType.BF16))
             throw new ArgumentException($"SafeTensors.Save: can store float tensors as F32, F16 or BF16, not {SafeTensorDTypes.Name(dtype)}");
-        var list = tensors.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
+        var list = tensors.Select(t => new Entry(t.Name, dtype, t.Tensor.ShapeArray(), t.Tensor, null))
+            .Concat((int64 ?? Enumerable.Empty<(string, long[])>()).Select(v => new Entry(v.Item1, SafeTensorDType.I64, new[] { v.Item2.Length }, null, v.Item2)))
+            .OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
         for (int i = 0; i < list.Count; i++)
         {
             if (list[i].Name == "__metadata__") throw new ArgumentException("SafeTensors.Save: \"__metadata__\" is reserved and cannot name a tensor");
             if (i > 0 && list[i].Name == list[i - 1].Name) throw new ArgumentException($"SafeTensors.Save: duplicate tensor name \"{list[i].Name}\"");
         }
 
-        byte[] header = BuildHeader(list, dtype, metadata);
+        byte[] header = BuildHeader(list, metadata);
         string full = Path.GetFullPath(path);
         string tmp = full + ".tmp";
         try
@@ -41,7 +45,9 @@ public static unsafe class SafeTensors
                 BitConverter.TryWriteBytes(len, (ulong)header.Length);
                 fs.Write(len);
                 fs.Write(header);
-                foreach (var (_, t) in list) WriteData(fs, t, dtype);
+                foreach (var e in list)
+                    if (e.Floats != null) WriteData(fs, e.Floats, dtype);
+                    else fs.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(e.Longs.AsSpan()));
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, full, overwrite: true);
@@ -53,7 +59,9 @@ public static unsafe class SafeTensors
         }
     }
 
-    private static byte[] BuildHeader(List<(string Name, Tensor Tensor)> list, SafeTensorDType dtype, IReadOnlyDictionary<string, string>? metadata)
+    private sealed record Entry(string Name, SafeTensorDType DType, int[] Shape, Tensor? Floats, long[]? Longs);
+
+    private static byte[] BuildHeader(List<Entry> list, IReadOnlyDictionary<string, string>? metadata)
     {
         var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms))
@@ -66,14 +74,13 @@ public static unsafe class SafeTensors
                 w.WriteEndObject();
             }
             long offset = 0;
-            int elemSize = SafeTensorDTypes.Size(dtype);
-            foreach (var (name, t) in list)
+            foreach (var e in list)
             {
-                long bytes = t.Numel * elemSize;
-                w.WriteStartObject(name);
-                w.WriteString("dtype", SafeTensorDTypes.Name(dtype));
+                long bytes = ShapeUtil.Numel(e.Shape) * SafeTensorDTypes.Size(e.DType);
+                w.WriteStartObject(e.Name);
+                w.WriteString("dtype", SafeTensorDTypes.Name(e.DType));
                 w.WriteStartArray("shape");
-                foreach (var d in t.Shape) w.WriteNumberValue(d);
+                foreach (var d in e.Shape) w.WriteNumberValue(d);
                 w.WriteEndArray();
                 w.WriteStartArray("data_offsets");
                 w.WriteNumberValue(offset);

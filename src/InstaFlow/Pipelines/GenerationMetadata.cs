@@ -4,14 +4,15 @@ using System.Globalization;
 
 namespace InstaFlow.Pipelines;
 
-public sealed record GenerationMetadata(string Prompt, string? NegativePrompt, int Steps, float Guidance, ulong Seed, int Width, int Height, string Model)
+public sealed record GenerationMetadata(string Prompt, string? NegativePrompt, int Steps, float Guidance, ulong Seed, int Width, int Height, string Model,
+    string Sampler = "Rectified Flow Euler")
 {
     public IReadOnlyDictionary<string, string> ToPngText()
     {
         var inv = CultureInfo.InvariantCulture;
         var neg = NegativePrompt ?? "";
         var parameters = Prompt + "\n" + (neg.Length > 0 ? $"Negative prompt: {neg}\n" : "") +
-            string.Format(inv, "Steps: {0}, Sampler: Rectified Flow Euler, CFG scale: {1}, Seed: {2}, Size: {3}x{4}, Model: {5}", Steps, Guidance, Seed, Width, Height, Model);
+            string.Format(inv, "Steps: {0}, Sampler: {6}, CFG scale: {1}, Seed: {2}, Size: {3}x{4}, Model: {5}", Steps, Guidance, Seed, Width, Height, Model, Sampler);
         return new Dictionary<string, string>
         {
             ["parameters"] = parameters,
@@ -21,6 +22,7 @@ public sealed record GenerationMetadata(string Prompt, string? NegativePrompt, i
             ["guidance"] = Guidance.ToString(inv),
             ["seed"] = Seed.ToString(inv),
             ["model"] = Model,
+            ["sampler"] = Sampler,
             ["software"] = "InstaFlow.NET",
         };
     }

@@ -41,7 +41,10 @@ public sealed unsafe class NativeBuffer
     internal void Revive() => _refs = 1;
 }
 
-/// <summary>Exact-size buckets: diffusion steps repeat the same shapes, so exact reuse is the common case.</summary>
+/// <summary>
+/// Size-class buckets (eight per power of two, at most 12.5% slack): diffusion steps repeat the same shapes, and
+/// near-equal sizes (odd latent sizes, concatenated skips) still share buffers.
+/// </summary>
 public static unsafe class BufferPool
 {
     private static readonly ConcurrentDictionary<long, ConcurrentBag<NativeBuffer>> Free = new();
@@ -57,7 +60,7 @@ public static unsafe class BufferPool
     public static NativeBuffer Rent(long bytes)
     {
         if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes), $"negative buffer size {bytes}");
-        long size = Math.Max(bytes, Alignment);
+        long size = SizeClass(bytes);
         if (Free.TryGetValue(size, out var bag) && bag.TryTake(out var buf))
         {
             Interlocked.Add(ref _pooledBytes, -size);
@@ -72,6 +75,16 @@ public static unsafe class BufferPool
     }
 
     private const int Alignment = NativeBuffer.Alignment;
+
+    /// <summary>The bucket a request falls in: multiples of 64 bytes up to 4 KiB, then 8 classes per octave.</summary>
+    public static long SizeClass(long bytes)
+    {
+        long b = Math.Max(bytes, Alignment);
+        if (b <= 4096) return (b + Alignment - 1) / Alignment * Alignment;
+        int log = 63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)b);
+        long step = 1L << (log - 3);
+        return (b + step - 1) / step * step;
+    }
 
     internal static void Return(NativeBuffer buf)
     {

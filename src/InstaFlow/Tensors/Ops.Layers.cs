@@ -34,17 +34,33 @@ public static unsafe partial class Ops
     /// <summary>x: [B, C, *spatial]; normalizes each of `groups` channel groups; gamma/beta: [C] or null.</summary>
     public static Tensor GroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps)
     {
-        if (x.Rank < 2) throw new ArgumentException($"GroupNorm: needs [B, C, ...], got {x.Describe()}");
-        int b = x.Dim(0), c = x.Dim(1);
-        if (groups <= 0 || c % groups != 0) throw new ArgumentException($"GroupNorm: {c} channels of {x.Describe()} do not split into {groups} groups");
-        CheckAffine(gamma, beta, c, "GroupNorm", x);
-        long spatial = x.Numel / ((long)b * c);
+        var (b, c, spatial) = CheckGroupNorm(x, groups, gamma, beta, "GroupNorm");
         var y = Tensor.Empty(x.ShapeArray());
         bool rec = GradMode.ShouldRecord(new[] { x, gamma, beta });
         Tensor? mean = rec ? Tensor.Empty(b, groups) : null, rstd = rec ? Tensor.Empty(b, groups) : null;
         Norms.GroupNormForward(x.Data, Ptr(gamma), Ptr(beta), y.Data, b, c, spatial, groups, eps, Ptr(mean), Ptr(rstd));
         if (rec) Tape.Record(y, OpKind.GroupNorm, Affine(x, gamma, beta), new[] { x, gamma ?? x, mean!, rstd! }, ints: new[] { groups, gamma != null ? 1 : 0, beta != null ? 1 : 0 });
         return y;
+    }
+
+    /// <summary>SiLU(GroupNorm(x)) fused into one pass over the output, as ResNet blocks use it; inference only.</summary>
+    public static Tensor GroupNormSilu(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps)
+    {
+        if (GradMode.ShouldRecord(new[] { x, gamma, beta }))
+            throw new InvalidOperationException($"GroupNormSilu is inference-only (no backward rule) but {x.Describe()} is recording gradients: use GroupNorm then Silu");
+        var (b, c, spatial) = CheckGroupNorm(x, groups, gamma, beta, "GroupNormSilu");
+        var y = Tensor.Empty(x.ShapeArray());
+        Norms.GroupNormSiluForward(x.Data, Ptr(gamma), Ptr(beta), y.Data, b, c, spatial, groups, eps);
+        return y;
+    }
+
+    private static (int batch, int channels, long spatial) CheckGroupNorm(Tensor x, int groups, Tensor? gamma, Tensor? beta, string op)
+    {
+        if (x.Rank < 2) throw new ArgumentException($"{op}: needs [B, C, ...], got {x.Describe()}");
+        int b = x.Dim(0), c = x.Dim(1);
+        if (groups <= 0 || c % groups != 0) throw new ArgumentException($"{op}: {c} channels of {x.Describe()} do not split into {groups} groups");
+        CheckAffine(gamma, beta, c, op, x);
+        return (b, c, x.Numel / ((long)b * c));
     }
 
     /// <summary>Normalizes over the last dim; gamma/beta: [last] or null.</summary>

@@ -46,6 +46,18 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
+    public void Generate_VariantFp16_ImageWithinOneOfF32()
+    {
+        string f32 = Path.Combine(_tmp, "f32.png"), f16 = Path.Combine(_tmp, "f16.png");
+        Assert.Equal(0, CliRunner.Run("generate", "--model", Tiny, "a photo of a cat", "--seed", "3", "--output", f32).Code);
+        var (code, _, err) = CliRunner.Run("generate", "--model", Tiny, "a photo of a cat", "--seed", "3", "--variant", "fp16", "--output", f16);
+        Assert.True(code == 0, err);
+        var a = Png.Read(f32).Pixels; var b = Png.Read(f16).Pixels;
+        // F16 rounding of the UNet weights moves the output by up to ~4e-3 (fixture README): a few uint8 steps at most.
+        Assert.True(a.Zip(b).Max(p => Math.Abs(p.First - p.Second)) <= 3, "fp16 variant image differs from the f32 one by more than 3");
+    }
+
+    [Fact]
     public void Generate_BatchOfTwo_WritesNumberedFiles()
     {
         var outPng = Path.Combine(_tmp, "b.png");

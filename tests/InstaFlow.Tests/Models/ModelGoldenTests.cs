@@ -116,4 +116,26 @@ public class ModelGoldenTests
         TestUtil.AssertClose(g.ReadF32("logvar"), logvar, 2e-4f, what: "logvar");
         CompareDebug(g, cap, 2e-4f);
     }
+
+    [Fact]
+    public void VaeLegacyNames_LoadedWithRename_DecodeMatchesGolden()
+    {
+        using var scope = TensorScope.Begin();
+        using var ng = GradMode.NoGrad();
+        using var g = SafeTensors.Open(Io("vae_decode.safetensors"));
+        var m = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(Tiny, "vae", "config.json")));
+        var report = StateDictLoader.Load(m, Path.Combine(Tiny, "vae", "diffusion_pytorch_model.legacy.safetensors"), AutoencoderKL.RenameLegacyKey);
+        Assert.True(report.IsComplete, report.Describe());
+        TestUtil.AssertClose(g.ReadF32("image"), m.Decode(g.ReadF32("latents")), 2e-4f, what: "image from legacy-named weights");
+    }
+
+    [Fact]
+    public void VaeLegacyNames_WithoutRename_ReportsMissingAndUnexpectedKeys()
+    {
+        var m = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(Tiny, "vae", "config.json")));
+        var e = Assert.Throws<InvalidDataException>(() => StateDictLoader.Load(m, Path.Combine(Tiny, "vae", "diffusion_pytorch_model.legacy.safetensors")));
+        Assert.Contains("missing keys", e.Message);
+        Assert.Contains("unexpected keys", e.Message);
+        Assert.Contains("attentions.0.to_q.weight", e.Message);
+    }
 }

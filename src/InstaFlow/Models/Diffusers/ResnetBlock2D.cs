@@ -2,6 +2,7 @@
 // plus a 1x1 conv_shortcut when the channel count changes. Shared by the UNet (with time embedding) and the VAE.
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Models.Diffusers;
 
@@ -29,21 +30,41 @@ public sealed class ResnetBlock2D : Module
     {
         // x: [B, Cin, H, W]
         using var scope = TensorScope.ForInference();
-        var h = Conv1.Forward(Act.GroupNormSilu(Norm1, x));
+        // At inference each temporary is released as soon as it is consumed and the adds happen in place, so a block
+        // holds about three activations at a time (the VAE's 512x512 levels are 128 MB each).
+        bool eager = scope != null;
+        var n1 = Act.GroupNormSilu(Norm1, x);
+        var h = Conv1.Forward(n1);
+        if (eager) n1.Dispose();
         if (TimeEmbProj != null && tembAct != null)
         {
             var t = TimeEmbProj.Forward(tembAct);
-            h = Ops.Add(h, Ops.Reshape(t, t.Dim(0), t.Dim(1), 1, 1));
+            var t4 = Ops.Reshape(t, t.Dim(0), t.Dim(1), 1, 1);
+            if (eager) Ops.AddInPlace(h, t4);
+            else h = Ops.Add(h, t4);
         }
-        h = Conv2.Forward(Act.GroupNormSilu(Norm2, h));
+        var n2 = Act.GroupNormSilu(Norm2, h);
+        if (eager) h.Dispose();
+        var h2 = Conv2.Forward(n2);
+        if (eager) n2.Dispose();
         var skip = ConvShortcut != null ? ConvShortcut.Forward(x) : x;
-        var y = Ops.Add(skip, h);
+        Tensor y;
+        if (eager)
+        {
+            Ops.AddInPlace(h2, skip);
+            if (!ReferenceEquals(skip, x)) skip.Dispose();
+            y = h2;
+        }
+        else y = Ops.Add(skip, h2);
         return scope.KeepOrSelf(_outputScale == 1f ? y : Ops.MulScalar(y, 1f / _outputScale));
     }
 }
 
-/// <summary>Norm followed by SiLU, the pattern at the start of every ResNet half-block.</summary>
+/// <summary>Norm followed by SiLU, the pattern at the start of every ResNet half-block: one fused pass at inference.</summary>
 internal static class Act
 {
-    public static Tensor GroupNormSilu(GroupNorm norm, Tensor x) => Ops.Silu(norm.Forward(x));
+    public static Tensor GroupNormSilu(GroupNorm norm, Tensor x) =>
+        GradMode.ShouldRecord(new[] { x, norm.Weight.Value, norm.Bias.Value })
+            ? Ops.Silu(norm.Forward(x))
+            : Ops.GroupNormSilu(x, norm.Groups, norm.Weight.Value, norm.Bias.Value, norm.Eps);
 }

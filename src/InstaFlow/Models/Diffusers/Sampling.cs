@@ -33,6 +33,8 @@ public sealed class Upsample2D : Module
     {
         using var scope = TensorScope.ForInference();
         var up = size is { } s ? Ops.UpsampleNearest(x, s.H, s.W) : Ops.UpsampleNearest2x(x);
-        return scope.KeepOrSelf(Conv.Forward(up));
+        var y = Conv.Forward(up);
+        if (scope != null) up.Dispose(); // the 4x larger upsampled map is not needed past the conv
+        return scope.KeepOrSelf(y);
     }
 }

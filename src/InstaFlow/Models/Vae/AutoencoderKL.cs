@@ -3,6 +3,7 @@
 using InstaFlow.Models.Diffusers;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Models.Vae;
 
@@ -145,6 +146,7 @@ public sealed class VaeDecoder : Module
             h = UpBlocks[i].Forward(h);
             Hook?.Invoke($"decoder.up_blocks.{i}", h);
         }
+        if (Hook == null && !GradMode.IsEnabled) return ConvOut.Forward(Ops.GroupNormSilu(h, ConvNormOut.Groups, ConvNormOut.Weight.Value, ConvNormOut.Bias.Value, ConvNormOut.Eps));
         h = ConvNormOut.Forward(h);
         Hook?.Invoke("decoder.conv_norm_out", h);
         return ConvOut.Forward(Ops.Silu(h));

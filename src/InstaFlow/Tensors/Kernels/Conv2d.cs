@@ -1,5 +1,6 @@
 // Fast conv2d kernels (groups 1, dilation 1, any stride, asymmetric zero padding) as GEMMs over image patches.
-// The 1x1/stride-1 case is a plain GEMM; the rest packs patches (im2col) per image and tile.
+// Forward and weight gradient are implicit GEMMs (patches packed straight into B panels); the input gradient is a
+// forward conv for stride 1 and SGEMM + col2im otherwise.
 namespace InstaFlow.Tensors.Kernels;
 
 /// <summary>Geometry of one conv2d: input [Batch, InC, H, W], weight [OutC, InC, KH, KW], output [Batch, OutC, OutH, OutW].</summary>
@@ -19,27 +20,29 @@ public static unsafe class Conv2d
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        float* col = null;
-        var buf = s.IsPointwise ? null : NativeBuffer.Rent((long)kdim * ohw * 4);
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, kdim, GemmKernels.MR) * sizeof(float));
         try
         {
-            if (buf != null) col = (float*)buf.Pointer;
+            float* wp = (float*)buf.Pointer;
+            GemmPacking.PackA(false, w, kdim, s.OutC, kdim, 1f, wp);
             for (int b = 0; b < s.Batch; b++)
             {
                 float* xb = x + b * inImg, yb = y + b * outImg;
-                float* src = xb;
-                if (!s.IsPointwise) { Im2Col(s, xb, col); src = col; }
-                if (bias != null)
-                    for (int o = 0; o < s.OutC; o++) new Span<float>(yb + (long)o * ohw, ohw).Fill(bias[o]);
-                Gemm.Sgemm(false, false, s.OutC, ohw, kdim, 1f, w, kdim, src, ohw, bias != null ? 1f : 0f, yb, ohw);
+                if (s.IsPointwise) Gemm.RunDense(s.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
+                else Gemm.Run(s.OutC, ohw, kdim, wp, new Conv2dPatches(s, xb), 0f, bias, yb, ohw);
             }
         }
-        finally { buf?.Release(); }
+        finally { buf.Release(); }
     }
 
     /// <summary>gx = conv_transpose(gy, w): the gradient with respect to the input (overwrites gx).</summary>
     public static void BackwardInput(in Conv2dShape s, float* gy, float* w, float* gx)
     {
+        if (s.Stride == 1 && s.PadTop < s.KH && s.PadBottom < s.KH && s.PadLeft < s.KW && s.PadRight < s.KW)
+        {
+            BackwardInputAsConv(s, gy, w, gx);
+            return;
+        }
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
         var buf = s.IsPointwise ? null : NativeBuffer.Rent((long)kdim * ohw * 4);
@@ -57,23 +60,47 @@ public static unsafe class Conv2d
         finally { buf?.Release(); }
     }
 
+    /// <summary>
+    /// With stride 1 the input gradient is itself a convolution of gy with the weights flipped in space and with
+    /// in/out channels swapped, padded by (kernel - 1 - pad): so it runs on the implicit-GEMM forward, no col2im.
+    /// </summary>
+    private static void BackwardInputAsConv(in Conv2dShape s, float* gy, float* w, float* gx)
+    {
+        var t = new Conv2dShape(s.Batch, s.OutC, s.OutH, s.OutW, s.InC, s.KH, s.KW, 1,
+            s.KH - 1 - s.PadTop, s.KH - 1 - s.PadBottom, s.KW - 1 - s.PadLeft, s.KW - 1 - s.PadRight);
+        int taps = s.KH * s.KW;
+        var buf = NativeBuffer.Rent((long)s.OutC * s.InC * taps * sizeof(float));
+        try
+        {
+            float* wt = (float*)buf.Pointer;
+            for (int o = 0; o < s.OutC; o++)
+                for (int c = 0; c < s.InC; c++)
+                    for (int r = 0; r < taps; r++)
+                        wt[((long)c * s.OutC + o) * taps + taps - 1 - r] = w[((long)o * s.InC + c) * taps + r];
+            Forward(t, gy, wt, null, gx);
+        }
+        finally { buf.Release(); }
+    }
+
     /// <summary>gw = sum over images of gy x patches^T; gbias = sum of gy over images and positions (both overwritten).</summary>
     public static void BackwardWeight(in Conv2dShape s, float* gy, float* x, float* gw, float* gbias)
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        var buf = s.IsPointwise ? null : NativeBuffer.Rent((long)kdim * ohw * 4);
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, ohw, GemmKernels.MR) * sizeof(float));
         try
         {
+            float* gyp = (float*)buf.Pointer;
             for (int b = 0; b < s.Batch; b++)
             {
-                float* gyb = gy + b * outImg, xb = x + b * inImg;
-                float* src = xb;
-                if (!s.IsPointwise) { src = (float*)buf!.Pointer; Im2Col(s, xb, src); }
-                Gemm.Sgemm(false, true, s.OutC, kdim, ohw, 1f, gyb, ohw, src, ohw, b == 0 ? 0f : 1f, gw, kdim);
+                float* xb = x + b * inImg;
+                GemmPacking.PackA(false, gy + b * outImg, ohw, s.OutC, ohw, 1f, gyp);
+                float beta = b == 0 ? 0f : 1f;
+                if (s.IsPointwise) Gemm.RunDense(s.OutC, kdim, ohw, gyp, new DenseSource(xb, ohw, true), beta, null, gw, kdim);
+                else Gemm.Run(s.OutC, kdim, ohw, gyp, new Conv2dPatchesTransposed(s, xb), beta, null, gw, kdim);
             }
         }
-        finally { buf?.Release(); }
+        finally { buf.Release(); }
         if (gbias != null)
             for (int o = 0; o < s.OutC; o++)
             {
@@ -83,34 +110,7 @@ public static unsafe class Conv2d
             }
     }
 
-    /// <summary>col[(c, ky, kx), (oy, ox)] = x[c, oy*stride + ky - padTop, ox*stride + kx - padLeft] (0 outside).</summary>
-    internal static void Im2Col(in Conv2dShape s, float* x, float* col)
-    {
-        var g = s;
-        int oh = g.OutH, ow = g.OutW;
-        Par.For(g.InC, c =>
-        {
-            for (int ky = 0; ky < g.KH; ky++)
-                for (int kx = 0; kx < g.KW; kx++)
-                {
-                    float* dst = col + ((long)(c * g.KH + ky) * g.KW + kx) * oh * ow;
-                    for (int oy = 0; oy < oh; oy++)
-                    {
-                        int iy = oy * g.Stride + ky - g.PadTop;
-                        float* d = dst + (long)oy * ow;
-                        if (iy < 0 || iy >= g.H) { new Span<float>(d, ow).Clear(); continue; }
-                        float* srow = x + ((long)c * g.H + iy) * g.W;
-                        for (int ox = 0; ox < ow; ox++)
-                        {
-                            int ix = ox * g.Stride + kx - g.PadLeft;
-                            d[ox] = (uint)ix < (uint)g.W ? srow[ix] : 0f;
-                        }
-                    }
-                }
-        });
-    }
-
-    /// <summary>Adjoint of Im2Col: scatters patch columns back onto the image (overwrites x).</summary>
+    /// <summary>Scatters patch columns col[(c, ky, kx), (oy, ox)] back onto the image, adding overlaps (overwrites x).</summary>
     internal static void Col2Im(in Conv2dShape s, float* col, float* x)
     {
         var g = s;

@@ -1,47 +1,127 @@
-// Fast SGEMM entry point (row-major, BLAS semantics). Work is split over fixed tiles of C, so each element is
-// computed by one thread in one K order: results are identical for any thread count.
-using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
+// Fast SGEMM entry point (row-major, BLAS semantics), BLIS-style: A (and a dense B) packed once into panels, then
+// tasks run 6x32 micro-kernels over tiles of C chosen from the shape alone. Each element is summed in one fixed
+// K order, so results are identical for any thread count.
+using System.Runtime.InteropServices;
 
 namespace InstaFlow.Tensors.Kernels;
 
 public static unsafe class Gemm
 {
+    /// <summary>Largest task tile: the A block (252 x KC, 252 KiB) stays in the 1 MiB L2 while B panels pass through L1.</summary>
+    private const int MaxTileM = 252, MaxTileN = 256;
+    private const int MR = GemmKernels.MR, NR = GemmKernels.NR;
+
+    [ThreadStatic] private static nint _bPanel;
+
     /// <summary>C = alpha * op(A) * op(B) + beta * C (beta 0 means C is not read).</summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentException($"Sgemm: negative size m={m} n={n} k={k}");
         if (m == 0 || n == 0) return;
-        const int RowBlock = 16;
-        int rowBlocks = (m + RowBlock - 1) / RowBlock;
-        Par.For(rowBlocks, rb =>
+        if (k == 0) { ScaleC(m, n, beta, c, ldc); return; }
+        // Below these sizes packing costs more than it saves: B would be packed for fewer than 16 rows of A.
+        if (m < 16 || n < 16) { GemmSmall.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(m, k, MR) * sizeof(float));
+        try
         {
-            int i0 = rb * RowBlock, i1 = Math.Min(m, i0 + RowBlock);
-            for (int i = i0; i < i1; i++)
+            float* ap = (float*)buf.Pointer;
+            GemmPacking.PackA(transA, a, lda, m, k, alpha, ap);
+            RunDense(m, n, k, ap, new DenseSource(b, ldb, transB), beta, null, c, ldc);
+        }
+        finally { buf.Release(); }
+    }
+
+    /// <summary>Run with a dense B packed once up front: cheaper than packing it again in every M tile.</summary>
+    internal static void RunDense(int m, int n, int k, float* packedA, DenseSource b, float beta, float* bias, float* c, long ldc)
+    {
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
+        try
+        {
+            GemmPacking.PackB(b, n, k, (float*)buf.Pointer);
+            Run(m, n, k, packedA, new PackedSource((float*)buf.Pointer, n), beta, bias, c, ldc);
+        }
+        finally { buf.Release(); }
+    }
+
+    private static void ScaleC(int m, int n, float beta, float* c, int ldc)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            if (beta == 0) new Span<float>(c + (long)i * ldc, n).Clear();
+            else Blas.Scale(beta, c + (long)i * ldc, n);
+        }
+    }
+
+    /// <summary>
+    /// C (m x n) = packedA * op(B) (+ bias[row]) (+ beta * C), op(B) supplied panel by panel by source.
+    /// packedA is laid out by <see cref="GemmPacking.PackA"/>; k must be positive.
+    /// </summary>
+    internal static void Run<TSource>(int m, int n, int k, float* packedA, TSource source, float beta, float* bias, float* c, long ldc)
+        where TSource : struct, IPanelSource
+    {
+        var kb = new KBlocks(k);
+        PlanTiles(m, n, k, out int tileM, out int tileN);
+        int tilesM = (m + tileM - 1) / tileM, tilesN = (n + tileN - 1) / tileN;
+        Par.For(tilesM * tilesN, t =>
+        {
+            int i0 = t / tilesN * tileM, j0 = t % tilesN * tileN;
+            int rows = Math.Min(tileM, m - i0), cols = Math.Min(tileN, n - j0);
+            float* scratch = BPanel();
+            for (int blk = 0; blk < kb.Count; blk++)
             {
-                float* ci = c + (long)i * ldc;
-                if (beta == 0) new Span<float>(ci, n).Clear();
-                else if (beta != 1) Blas.Scale(beta, ci, n);
-                if (!transB)
+                int k0 = kb.Start(blk), kc = kb.Length(blk);
+                // Later K blocks accumulate onto what the first one stored (beta 1, no bias).
+                float bt = blk == 0 ? beta : 1f;
+                float* bs = blk == 0 ? bias : null;
+                float* aBlock = packedA + GemmPacking.PanelOffset(m, MR, k0, kc, i0);
+                // Each B panel is packed (or found) and used at once from L1 against the whole A block, which stays in L2.
+                for (int jp = 0; jp < cols; jp += NR)
                 {
-                    for (int p = 0; p < k; p++)
+                    int nr = Math.Min(NR, cols - jp);
+                    float* bpanel = source.Panel(k0, kc, j0 + jp, nr, scratch);
+                    for (int ip = 0; ip < rows; ip += MR)
                     {
-                        float av = alpha * (transA ? a[(long)p * lda + i] : a[(long)i * lda + p]);
-                        Blas.Axpy(av, b + (long)p * ldb, ci, n);
-                    }
-                }
-                else
-                {
-                    for (int j = 0; j < n; j++)
-                    {
-                        float s = 0;
-                        float* bj = b + (long)j * ldb;
-                        if (!transA) s = Blas.Dot(a + (long)i * lda, bj, k);
-                        else for (int p = 0; p < k; p++) s += a[(long)p * lda + i] * bj[p];
-                        ci[j] += alpha * s;
+                        int i = i0 + ip;
+                        GemmKernels.Tile(kc, aBlock + (long)ip * kc, bpanel, c + i * ldc + j0 + jp, ldc, Math.Min(MR, m - i), nr, bt,
+                            bs == null ? null : bs + i);
                     }
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// Tile sizes from the shape only (never the thread count). A task's A block (tileM x KC) must stay in L2 while
+    /// every B panel of the tile runs against it; then, for balance on two busy cores, tiles are split until there
+    /// are enough tasks: N down to 128 columns, then M down to 96 rows, then N down to 64.
+    /// </summary>
+    private static void PlanTiles(int m, int n, int k, out int tileM, out int tileN)
+    {
+        tileM = Balanced(m, MaxTileM, MR);
+        tileN = Balanced(n, MaxTileN, NR);
+        long target = Math.Clamp(2L * m * n * k / 10_000_000, 1, 16);
+        while (Tasks(m, n, tileM, tileN) < target)
+        {
+            if (tileN > 128) tileN = Balanced(n, tileN / 2, NR);
+            else if (tileM >= 192) tileM = Balanced(m, tileM / 2, MR);
+            else if (tileN > 64) tileN = Balanced(n, tileN / 2, NR);
+            else break;
+        }
+    }
+
+    /// <summary>Equal tiles of at most max (rounded up to a multiple of unit) covering size.</summary>
+    private static int Balanced(int size, int max, int unit)
+    {
+        int tiles = (size + max - 1) / max;
+        return Math.Min(GemmPacking.RoundUp((size + tiles - 1) / tiles, unit), GemmPacking.RoundUp(max, unit));
+    }
+
+    private static long Tasks(int m, int n, int tileM, int tileN) => (long)((m + tileM - 1) / tileM) * ((n + tileN - 1) / tileN);
+
+    /// <summary>This thread's B panel (KC x NR floats), allocated once and kept for the thread's life.</summary>
+    private static float* BPanel()
+    {
+        if (_bPanel == 0) _bPanel = (nint)NativeMemory.AlignedAlloc((nuint)KBlocks.KC * NR * sizeof(float), NativeBuffer.Alignment);
+        return (float*)_bPanel;
     }
 }

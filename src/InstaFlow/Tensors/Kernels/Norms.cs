@@ -1,102 +1,231 @@
-// Group norm and layer norm kernels. Statistics are accumulated in double per group/row (one thread each), which
-// keeps them exact enough for the 1e-6 eps of the VAE and independent of the thread count.
+// Group norm, group norm + SiLU and layer norm forward kernels. Statistics take one pass in double around a shift
+// (the first value of the group/row), summed over fixed-size chunks in a fixed order, so they stay exact for the
+// VAE's large activations with eps 1e-6 and do not depend on the thread count.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace InstaFlow.Tensors.Kernels;
 
 public static unsafe class Norms
 {
+    /// <summary>Statistics are summed per chunk of this many values, then the chunks in order.</summary>
+    private const int Chunk = 16384;
+
+    /// <summary>Below this many (batch, group) pairs a group is also split into chunks across threads.</summary>
+    private const int MinGroupJobs = 8;
+
     /// <summary>
     /// x, y: [batch, channels, spatial]; gamma/beta: [channels] (nullable). mean/rstd (nullable): [batch, groups].
     /// </summary>
     public static void GroupNormForward(float* x, float* gamma, float* beta, float* y, int batch, int channels, long spatial,
-        int groups, float eps, float* mean, float* rstd)
+        int groups, float eps, float* mean, float* rstd) =>
+        GroupNorm(x, gamma, beta, y, batch, channels, spatial, groups, eps, mean, rstd, silu: false);
+
+    /// <summary>SiLU(GroupNorm(x)) in one pass over the output, for inference (no statistics are kept).</summary>
+    public static void GroupNormSiluForward(float* x, float* gamma, float* beta, float* y, int batch, int channels, long spatial,
+        int groups, float eps) =>
+        GroupNorm(x, gamma, beta, y, batch, channels, spatial, groups, eps, null, null, silu: true);
+
+    private static void GroupNorm(float* x, float* gamma, float* beta, float* y, int batch, int channels, long spatial,
+        int groups, float eps, float* mean, float* rstd, bool silu)
     {
-        int cpg = channels / groups;
+        int cpg = channels / groups, jobs = batch * groups;
         long groupLen = cpg * spatial;
-        Par.For(batch * groups, bg =>
+        if (jobs == 0 || groupLen == 0) return;
+        int chunks = (int)((groupLen + Chunk - 1) / Chunk);
+        if (jobs >= MinGroupJobs || chunks == 1)
         {
-            int b = bg / groups, gi = bg % groups;
-            float* xg = x + ((long)b * channels + (long)gi * cpg) * spatial;
-            float* yg = y + ((long)b * channels + (long)gi * cpg) * spatial;
-            var (m, r) = Moments(xg, groupLen, eps);
-            if (mean != null) { mean[bg] = m; rstd[bg] = r; }
-            for (int c = 0; c < cpg; c++)
+            // One thread per group: its statistics pass leaves part of the group in cache for the normalizing pass.
+            Par.For(jobs, bg =>
             {
-                int ch = gi * cpg + c;
-                float a = r * (gamma != null ? gamma[ch] : 1f);
-                float bb = (beta != null ? beta[ch] : 0f) - m * a;
-                Affine(xg + c * spatial, yg + c * spatial, spatial, a, bb);
+                float* xg = x + (long)bg * groupLen;
+                var st = Finish(SumChunks(xg, groupLen, 0, chunks, xg[0]), groupLen, eps);
+                if (mean != null) { mean[bg] = st.Mean; rstd[bg] = st.Rstd; }
+                NormalizeGroup(xg, y + (long)bg * groupLen, 0, groupLen, spatial, (bg % groups) * cpg, gamma, beta, st, silu);
+            });
+            return;
+        }
+        // Few large groups (e.g. batch 1 with one group): chunk partial sums in parallel, combined in chunk order.
+        var partial = new Moments[jobs * chunks];
+        fixed (Moments* part = partial)
+        {
+            Moments* pp = part;
+            Par.For(jobs * chunks, job =>
+            {
+                float* xg = x + (long)(job / chunks) * groupLen;
+                pp[job] = SumChunks(xg, groupLen, job % chunks, job % chunks + 1, xg[0]);
+            });
+            var stats = new Stats[jobs];
+            for (int bg = 0; bg < jobs; bg++)
+            {
+                var total = new Moments(part[bg * chunks].Shift, 0, 0);
+                for (int c = 0; c < chunks; c++) total = total.Add(part[bg * chunks + c]);
+                stats[bg] = Finish(total, groupLen, eps);
+                if (mean != null) { mean[bg] = stats[bg].Mean; rstd[bg] = stats[bg].Rstd; }
             }
-        });
+            Par.For(jobs * chunks, job =>
+            {
+                int bg = job / chunks;
+                long start = (long)(job % chunks) * Chunk;
+                NormalizeGroup(x + (long)bg * groupLen, y + (long)bg * groupLen, start, Math.Min(groupLen, start + Chunk), spatial,
+                    (bg % groups) * cpg, gamma, beta, stats[bg], silu);
+            });
+        }
     }
 
     /// <summary>Rows of length n: y = (x - mean) * rstd * gamma + beta. mean/rstd (nullable): [rows].</summary>
     public static void LayerNormForward(float* x, float* gamma, float* beta, float* y, long rows, int n, float eps, float* mean, float* rstd)
     {
-        Par.ForRange(rows, Math.Max(1, 4096 / Math.Max(1, n)), (s, e) =>
-        {
-            for (long r = s; r < e; r++)
-            {
-                float* xr = x + r * n, yr = y + r * n;
-                var (m, rs) = Moments(xr, n, eps);
-                if (mean != null) { mean[r] = m; rstd[r] = rs; }
-                int i = 0;
-                if (Vector512.IsHardwareAccelerated && gamma != null && beta != null)
-                {
-                    var vm = Vector512.Create(m); var vr = Vector512.Create(rs);
-                    for (; i + 16 <= n; i += 16)
-                        Vector512.Store(Vector512.FusedMultiplyAdd((Vector512.Load(xr + i) - vm) * vr, Vector512.Load(gamma + i), Vector512.Load(beta + i)), yr + i);
-                }
-                for (; i < n; i++) yr[i] = (xr[i] - m) * rs * (gamma != null ? gamma[i] : 1f) + (beta != null ? beta[i] : 0f);
-            }
-        });
+        if (n == 0) return;
+        Par.ForRange(rows, Math.Max(1, 4096 / n), (s, e) => LayerNormRows(x, gamma, beta, y, s, e, n, eps, mean, rstd));
     }
 
-    /// <summary>Mean and 1/sqrt(biased variance + eps), two passes in double.</summary>
-    internal static (float mean, float rstd) Moments(float* x, long n, float eps)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void LayerNormRows(float* x, float* gamma, float* beta, float* y, long first, long end, int n, float eps, float* mean, float* rstd)
+    {
+        for (long row = first; row < end; row++)
+        {
+            float* xr = x + row * n, yr = y + row * n;
+            var st = Finish(SumChunks(xr, n, 0, (n + Chunk - 1) / Chunk, xr[0]), n, eps);
+            if (mean != null) { mean[row] = st.Mean; rstd[row] = st.Rstd; }
+            if (gamma == null && beta == null) { Affine(xr, yr, n, st, st.Rstd, 0f, silu: false); continue; }
+            var vs = Vector512.Create(st.Shift); var vd = Vector512.Create(st.Delta); var vr = Vector512.Create(st.Rstd);
+            int i = 0;
+            for (; i + 16 <= n; i += 16)
+            {
+                var g = gamma != null ? Vector512.Load(gamma + i) : Vector512<float>.One;
+                var b = beta != null ? Vector512.Load(beta + i) : Vector512<float>.Zero;
+                Vector512.Store(Vector512.FusedMultiplyAdd((Vector512.Load(xr + i) - vs - vd) * vr, g, b), yr + i);
+            }
+            for (; i < n; i++) yr[i] = MathF.FusedMultiplyAdd((xr[i] - st.Shift - st.Delta) * st.Rstd, gamma != null ? gamma[i] : 1f, beta != null ? beta[i] : 0f);
+        }
+    }
+
+    /// <summary>Sums of (x - Shift) and (x - Shift)^2 in double.</summary>
+    private readonly record struct Moments(double Shift, double Sum, double SumSq)
+    {
+        public Moments Add(Moments o) => this with { Sum = Sum + o.Sum, SumSq = SumSq + o.SumSq };
+    }
+
+    /// <summary>Moments of chunks [first, last) of x (n values), each chunk summed on its own, then in order.</summary>
+    private static Moments SumChunks(float* x, long n, int first, int last, float shift)
+    {
+        var total = new Moments(shift, 0, 0);
+        for (int c = first; c < last; c++)
+        {
+            long s = (long)c * Chunk;
+            total = total.Add(ChunkMoments(x + s, (int)Math.Min(Chunk, n - s), shift));
+        }
+        return total;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Moments ChunkMoments(float* x, int n, float shift)
+    {
+        var k = Vector512.Create((double)shift);
+        Vector512<double> s0 = default, s1 = default, q0 = default, q1 = default;
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+        {
+            var (lo, hi) = Vector512.Widen(Vector512.Load(x + i));
+            lo -= k; hi -= k;
+            s0 += lo; s1 += hi;
+            q0 = Vector512.FusedMultiplyAdd(lo, lo, q0); q1 = Vector512.FusedMultiplyAdd(hi, hi, q1);
+        }
+        double sum = Vector512.Sum(s0 + s1), sq = Vector512.Sum(q0 + q1);
+        for (; i < n; i++) { double d = x[i] - (double)shift; sum += d; sq += d * d; }
+        return new Moments(shift, sum, sq);
+    }
+
+    /// <summary>
+    /// mean = Shift + Delta and 1/sqrt(biased variance + eps). Normalizing as (x - Shift) - Delta keeps full precision
+    /// when the mean is large against the spread (x - Shift is exact for nearby values): x - (float)mean would not.
+    /// </summary>
+    private readonly record struct Stats(float Shift, float Delta, float Rstd)
+    {
+        public float Mean => Shift + Delta;
+    }
+
+    private static Stats Finish(Moments m, long n, float eps)
+    {
+        double d = m.Sum / n;
+        double v = Math.Max(0, m.SumSq / n - d * d);
+        return new Stats((float)m.Shift, (float)d, (float)(1.0 / Math.Sqrt(v + eps)));
+    }
+
+    /// <summary>Normalizes values [start, end) of one group (channels of `spatial` values from channel c0 on).</summary>
+    private static void NormalizeGroup(float* xg, float* yg, long start, long end, long spatial, int c0, float* gamma, float* beta,
+        Stats st, bool silu)
+    {
+        for (long i = start; i < end;)
+        {
+            long c = i / spatial, segEnd = Math.Min(end, (c + 1) * spatial);
+            int ch = c0 + (int)c;
+            Affine(xg + i, yg + i, segEnd - i, st, st.Rstd * (gamma != null ? gamma[ch] : 1f), beta != null ? beta[ch] : 0f, silu);
+            i = segEnd;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>y = ((x - Shift) - Delta) a + b, then SiLU if asked.</summary>
+    private static void Affine(float* x, float* y, long n, Stats st, float a, float b, bool silu)
+    {
+        var vs = Vector512.Create(st.Shift); var vd = Vector512.Create(st.Delta);
+        var va = Vector512.Create(a); var vb = Vector512.Create(b);
+        long i = 0;
+        if (silu)
+        {
+            for (; i + 16 <= n; i += 16)
+            {
+                // SiluOp's Vector512.Exp widens to double and would make this pass compute-bound.
+                var t = Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vs - vd, va, vb);
+                Vector512.Store(t / (Vector512<float>.One + AttentionTiles.Exp(-t)), y + i);
+            }
+            for (; i < n; i++) y[i] = SiluOp.Apply(MathF.FusedMultiplyAdd(x[i] - st.Shift - st.Delta, a, b));
+        }
+        else
+        {
+            for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vs - vd, va, vb), y + i);
+            for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(x[i] - st.Shift - st.Delta, a, b);
+        }
+    }
+}
+
+/// <summary>Two-pass group and layer norm in double: the oracle for the fast kernels.</summary>
+public static unsafe class NormsReference
+{
+    public static void GroupNorm(float* x, float* gamma, float* beta, float* y, int batch, int channels, long spatial, int groups, float eps)
+    {
+        int cpg = channels / groups;
+        long len = cpg * spatial;
+        for (int bg = 0; bg < batch * groups; bg++)
+        {
+            float* xg = x + bg * len, yg = y + bg * len;
+            var (m, r) = Moments(xg, len, eps);
+            for (long i = 0; i < len; i++)
+            {
+                int ch = (bg % groups) * cpg + (int)(i / spatial);
+                yg[i] = (float)((xg[i] - m) * r * (gamma != null ? gamma[ch] : 1f) + (beta != null ? beta[ch] : 0f));
+            }
+        }
+    }
+
+    public static void LayerNorm(float* x, float* gamma, float* beta, float* y, long rows, int n, float eps)
+    {
+        for (long row = 0; row < rows; row++)
+        {
+            var (m, r) = Moments(x + row * n, n, eps);
+            for (int i = 0; i < n; i++)
+                y[row * n + i] = (float)((x[row * n + i] - m) * r * (gamma != null ? gamma[i] : 1f) + (beta != null ? beta[i] : 0f));
+        }
+    }
+
+    private static (double mean, double rstd) Moments(float* x, long n, float eps)
     {
         double s = 0;
-        long i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var acc0 = Vector512<double>.Zero; var acc1 = Vector512<double>.Zero;
-            for (; i + 16 <= n; i += 16)
-            {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(x + i));
-                acc0 += lo; acc1 += hi;
-            }
-            s = Vector512.Sum(acc0 + acc1);
-        }
-        for (; i < n; i++) s += x[i];
-        double m = s / n;
-        double v = 0;
-        i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var vm = Vector512.Create(m);
-            var acc0 = Vector512<double>.Zero; var acc1 = Vector512<double>.Zero;
-            for (; i + 16 <= n; i += 16)
-            {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(x + i));
-                lo -= vm; hi -= vm;
-                acc0 += lo * lo; acc1 += hi * hi;
-            }
-            v = Vector512.Sum(acc0 + acc1);
-        }
-        for (; i < n; i++) { double dl = x[i] - m; v += dl * dl; }
-        v /= n;
-        return ((float)m, (float)(1.0 / Math.Sqrt(v + eps)));
-    }
-
-    private static void Affine(float* x, float* y, long n, float a, float b)
-    {
-        long i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var va = Vector512.Create(a); var vb = Vector512.Create(b);
-            for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(Vector512.Load(x + i), va, vb), y + i);
-        }
-        for (; i < n; i++) y[i] = x[i] * a + b;
+        for (long i = 0; i < n; i++) s += x[i];
+        double m = s / n, v = 0;
+        for (long i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+        return (m, 1.0 / Math.Sqrt(v / n + eps));
     }
 }

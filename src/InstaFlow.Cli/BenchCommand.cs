@@ -1,0 +1,61 @@
+// `instaflow bench kernels`: prints the machine line, the measured FMA peak and one line per kernel case
+// (text table or JSON lines). All measuring lives in InstaFlow.Tensors.Bench.KernelBench.
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using InstaFlow.Tensors.Bench;
+
+namespace InstaFlow.Cli;
+
+public static class BenchCommand
+{
+    private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static Command Create()
+    {
+        var json = new Option<bool>("--json") { Description = "One JSON object per line instead of a table" };
+        var runs = new Option<int>("--runs") { Description = "Timed runs per case (the median is reported)", DefaultValueFactory = _ => 5 };
+        var threads = new Option<int>("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var kernels = new Command("kernels", "Time GEMM, conv2d, attention and group norm at Stable Diffusion shapes") { json, runs, threads };
+        kernels.SetAction(parseResult =>
+        {
+            bool asJson = parseResult.GetValue(json);
+            int n = parseResult.GetValue(runs), t = parseResult.GetValue(threads);
+            if (n < 1 || t < 1) throw new UserException($"--runs and --threads must be at least 1 (got {n} and {t})");
+            Run(asJson, n, t);
+            return 0;
+        });
+        return new Command("bench", "Benchmarks") { kernels, BenchSd15Command.Create() };
+    }
+
+    private static void Run(bool asJson, int runs, int threads)
+    {
+        string machine = KernelBench.MachineLine(threads);
+        double peak = KernelBench.MeasurePeakGflops(threads, runs);
+        if (asJson)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(new { machine, peak_gflops = Math.Round(peak, 1) }, Json));
+            KernelBench.RunAll(runs, threads, r => Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                name = r.Name,
+                shape = r.Shape,
+                median_s = r.MedianSeconds,
+                min_s = r.Time.Min,
+                max_s = r.Time.Max,
+                cpu_s = r.Time.CpuMedian,
+                gflops = r.IsCompute ? Math.Round(r.Rate, 1) : (double?)null,
+                gbps = r.IsCompute ? (double?)null : Math.Round(r.Rate, 1),
+                peak_gflops = Math.Round(r.PeakGflops, 1),
+                peak_fraction = r.PeakFraction is double f ? Math.Round(f, 3) : (double?)null,
+            }, Json)));
+            return;
+        }
+        Console.WriteLine($"machine: {machine}");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FMA peak: {peak:F1} GFLOP/s (median of {runs})"));
+        Console.WriteLine($"| case | shape | median ms (min-max) | rate at median | FMA peak just before | of that peak | per CPU second |");
+        Console.WriteLine($"|---|---|---|---|---|---|---|");
+        KernelBench.RunAll(runs, threads, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F2} ({r.Time.Min * 1e3:F2}-{r.Time.Max * 1e3:F2}) | {r.Rate:F1} {r.Unit} | {r.PeakGflops:F0} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} | {r.RatePerCpu:F1} |")));
+    }
+}

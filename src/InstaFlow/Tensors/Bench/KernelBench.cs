@@ -1,0 +1,221 @@
+// Kernel micro-benchmarks behind `instaflow bench kernels`: measures the machine's FMA peak, then times GEMM,
+// conv2d, attention and group norm at Stable Diffusion shapes (median of several runs after warm-up).
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tensors.Bench;
+
+/// <summary>
+/// Seconds per call over the timed runs, and the median process CPU seconds per call: on a shared machine
+/// work / CPU seconds estimates what one core does while it is actually running this kernel.
+/// </summary>
+public readonly record struct Timing(double Median, double Min, double Max, double CpuMedian);
+
+/// <summary>One timed case. Work is FLOPs (Unit "GFLOP/s") or bytes moved (Unit "GB/s"); PeakGflops was measured just before it.</summary>
+public sealed record BenchResult(string Name, string Shape, Timing Time, double Work, string Unit, double PeakGflops)
+{
+    public double MedianSeconds => Time.Median;
+    public double Rate => Work / MedianSeconds / 1e9;
+    /// <summary>Work per CPU second (per busy core), in the same unit as Rate.</summary>
+    public double RatePerCpu => Work / Time.CpuMedian / 1e9;
+    public bool IsCompute => Unit == "GFLOP/s";
+    /// <summary>Fraction of the measured FMA peak (compute cases only).</summary>
+    public double? PeakFraction => IsCompute ? Rate / PeakGflops : null;
+}
+
+public static unsafe class KernelBench
+{
+    /// <summary>A run repeats the call until it lasts this long, so short kernels are not lost in timer noise.</summary>
+    private const double MinRunSeconds = 0.02;
+
+    public static string VectorWidth => GemmKernels.Isa switch { GemmIsa.Avx512 => "AVX-512 (512-bit)", GemmIsa.Avx2 => "AVX2 (256-bit)", _ => "scalar" };
+
+    public static string MachineLine(int threads)
+    {
+        string cpu = "unknown CPU";
+        if (File.Exists("/proc/cpuinfo"))
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? cpu;
+        return $"{cpu}, {Environment.ProcessorCount} cores ({threads} used), {VectorWidth}, {RuntimeInformation.FrameworkDescription}";
+    }
+
+    /// <summary>
+    /// FMA peak in GFLOP/s: every thread runs independent FMA chains on registers only (enough chains to cover the
+    /// FMA latency on both pipes), all threads at once; median over runs.
+    /// </summary>
+    public static double MeasurePeakGflops(int threads, int runs, long iters = 20_000_000)
+    {
+        var samples = new List<double>();
+        for (int r = 0; r <= runs; r++)
+        {
+            using var start = new Barrier(threads + 1);
+            var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => { start.SignalAndWait(); FmaChains(iters); })).ToList();
+            workers.ForEach(w => w.Start());
+            start.SignalAndWait();
+            var sw = Stopwatch.StartNew();
+            workers.ForEach(w => w.Join());
+            double flops = (double)threads * iters * FmaChainCount * Lanes * 2;
+            if (r > 0) samples.Add(flops / sw.Elapsed.TotalSeconds / 1e9);
+        }
+        return Median(samples);
+    }
+
+    private const int FmaChainCount = 12;
+    private static int Lanes => GemmKernels.Isa == GemmIsa.Avx512 ? 16 : GemmKernels.Isa == GemmIsa.Avx2 ? 8 : 1;
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float FmaChains(long iters) => GemmKernels.Isa switch
+    {
+        GemmIsa.Avx512 => FmaChains<Vector512<float>, Isa512>(iters),
+        GemmIsa.Avx2 => FmaChains<Vector256<float>, Isa256>(iters),
+        _ => FmaChainsScalar(iters),
+    };
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaChains<TV, TIsa>(long iters) where TV : struct where TIsa : IFmaIsa<TV>
+    {
+        var m = TIsa.Broadcast(0.999f); var c = TIsa.Broadcast(1e-3f);
+        TV s0 = m, s1 = m, s2 = m, s3 = m, s4 = m, s5 = m, s6 = m, s7 = m, s8 = m, s9 = m, s10 = m, s11 = m;
+        for (long i = 0; i < iters; i++)
+        {
+            s0 = TIsa.Fma(s0, m, c); s1 = TIsa.Fma(s1, m, c); s2 = TIsa.Fma(s2, m, c); s3 = TIsa.Fma(s3, m, c);
+            s4 = TIsa.Fma(s4, m, c); s5 = TIsa.Fma(s5, m, c); s6 = TIsa.Fma(s6, m, c); s7 = TIsa.Fma(s7, m, c);
+            s8 = TIsa.Fma(s8, m, c); s9 = TIsa.Fma(s9, m, c); s10 = TIsa.Fma(s10, m, c); s11 = TIsa.Fma(s11, m, c);
+        }
+        var t = TIsa.Add(TIsa.Add(TIsa.Add(s0, s1), TIsa.Add(s2, s3)), TIsa.Add(TIsa.Add(s4, s5), TIsa.Add(s6, s7)));
+        return TIsa.Sum(TIsa.Add(t, TIsa.Add(TIsa.Add(s8, s9), TIsa.Add(s10, s11))));
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float FmaChainsScalar(long iters)
+    {
+        float s0 = 1, s1 = 2, s2 = 3, s3 = 4, s4 = 5, s5 = 6, s6 = 7, s7 = 8, s8 = 9, s9 = 10, s10 = 11, s11 = 12;
+        const float m = 0.999f, c = 1e-3f;
+        for (long i = 0; i < iters; i++)
+        {
+            s0 = MathF.FusedMultiplyAdd(s0, m, c); s1 = MathF.FusedMultiplyAdd(s1, m, c); s2 = MathF.FusedMultiplyAdd(s2, m, c);
+            s3 = MathF.FusedMultiplyAdd(s3, m, c); s4 = MathF.FusedMultiplyAdd(s4, m, c); s5 = MathF.FusedMultiplyAdd(s5, m, c);
+            s6 = MathF.FusedMultiplyAdd(s6, m, c); s7 = MathF.FusedMultiplyAdd(s7, m, c); s8 = MathF.FusedMultiplyAdd(s8, m, c);
+            s9 = MathF.FusedMultiplyAdd(s9, m, c); s10 = MathF.FusedMultiplyAdd(s10, m, c); s11 = MathF.FusedMultiplyAdd(s11, m, c);
+        }
+        return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11;
+    }
+
+    /// <summary>
+    /// Runs every case with Par.Threads = threads, reporting each result as soon as it is measured. The machine is
+    /// shared, so the FMA peak is measured again just before each case and its fraction is taken against that.
+    /// </summary>
+    public static void RunAll(int runs, int threads, Action<BenchResult> report)
+    {
+        var cases = new List<Func<int, double, BenchResult>>();
+        foreach (int n in new[] { 512, 1024, 2048, 4096 })
+            cases.Add((r, p) => GemmCase($"gemm {n}", n, n, n, false, r, p));
+        cases.Add((r, p) => GemmCase("gemm sd proj", 4096, 320, 320, true, r, p));
+        cases.Add((r, p) => GemmCase("gemm sd ff-up", 4096, 1280, 320, true, r, p));
+        cases.Add((r, p) => GemmCase("gemm sd ff-down", 4096, 320, 1280, true, r, p));
+        cases.Add((r, p) => GemmCase("gemm sd text", 77, 768, 768, true, r, p));
+        cases.Add((r, p) => ConvCase("conv3x3 unet", new Conv2dShape(1, 320, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1), r, p));
+        cases.Add((r, p) => ConvCase("conv3x3 vae", new Conv2dShape(1, 128, 512, 512, 128, 3, 3, 1, 1, 1, 1, 1), r, p));
+        cases.Add((r, p) => ConvCase("conv3x3 unet-deep", new Conv2dShape(1, 640, 32, 32, 640, 3, 3, 1, 1, 1, 1, 1), r, p));
+        cases.Add((r, p) => AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), r, p));
+        cases.Add((r, p) => AttentionCase("attention cross", new AttentionShape(1, 8, 4096, 77, 40, false), r, p));
+        cases.Add((r, p) => GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, r, p));
+        int saved = Par.Threads;
+        Par.Threads = threads;
+        try
+        {
+            foreach (var run in cases) report(run(runs, MeasurePeakGflops(threads, 3, 5_000_000)));
+        }
+        finally
+        {
+            Par.Threads = saved;
+            BufferPool.Trim();
+        }
+    }
+
+    /// <summary>Linear-layer shapes (transB) are timed as x W^T, the way the model calls them.</summary>
+    private static BenchResult GemmCase(string name, int m, int n, int k, bool transB, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        float* a = buffers.Random((long)m * k), b = buffers.Random((long)k * n), c = buffers.Random((long)m * n);
+        string shape = transB ? $"[{m}x{k}]*[{n}x{k}]^T" : $"[{m}x{k}]*[{k}x{n}]";
+        var t = Time(runs, () => Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, transB ? k : n, 0f, c, n));
+        return new BenchResult(name, shape, t, 2.0 * m * n * k, "GFLOP/s", peak);
+    }
+
+    private static BenchResult ConvCase(string name, Conv2dShape s, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        float* x = buffers.Random((long)s.Batch * s.InC * s.H * s.W), w = buffers.Random((long)s.OutC * s.InC * s.KH * s.KW);
+        float* bias = buffers.Random(s.OutC), y = buffers.Random((long)s.Batch * s.OutC * s.OutH * s.OutW);
+        var t = Time(runs, () => Conv2d.Forward(s, x, w, bias, y));
+        return new BenchResult(name, $"[{s.Batch},{s.InC},{s.H},{s.W}]->{s.OutC} {s.KH}x{s.KW}", t, s.Flops, "GFLOP/s", peak);
+    }
+
+    private static BenchResult AttentionCase(string name, AttentionShape s, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        long qn = (long)s.Batch * s.Tq * s.Width, kn = (long)s.Batch * s.Tk * s.Width;
+        float* q = buffers.Random(qn), k = buffers.Random(kn), v = buffers.Random(kn), o = buffers.Random(qn);
+        float scale = 1f / MathF.Sqrt(s.HeadDim);
+        var t = Time(runs, () => Attention.Forward(s, q, k, v, o, null, scale));
+        return new BenchResult(name, $"{s.Heads}h q{s.Tq} k{s.Tk} d{s.HeadDim}", t, s.Flops, "GFLOP/s", peak);
+    }
+
+    /// <summary>Bytes moved: the input read once and the output written once (the compulsory traffic).</summary>
+    private static BenchResult GroupNormCase(string name, int batch, int channels, int spatial, int groups, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        long n = (long)batch * channels * spatial;
+        float* x = buffers.Random(n), y = buffers.Random(n), gamma = buffers.Random(channels), beta = buffers.Random(channels);
+        var t = Time(runs, () => Norms.GroupNormForward(x, gamma, beta, y, batch, channels, spatial, groups, 1e-5f, null, null));
+        return new BenchResult(name, $"[{batch},{channels},{spatial}] {groups} groups", t, 2.0 * n * sizeof(float), "GB/s", peak);
+    }
+
+    /// <summary>Seconds per call over runs, after a warm-up that also picks how many calls make one run.</summary>
+    private static Timing Time(int runs, Action call)
+    {
+        var sw = Stopwatch.StartNew();
+        call();
+        int reps = Math.Max(1, (int)Math.Ceiling(MinRunSeconds / Math.Max(1e-7, sw.Elapsed.TotalSeconds)));
+        call();
+        var samples = new List<double>();
+        var cpu = new List<double>();
+        for (int r = 0; r < runs; r++)
+        {
+            var cpu0 = Environment.CpuUsage.TotalTime;
+            sw.Restart();
+            for (int i = 0; i < reps; i++) call();
+            samples.Add(sw.Elapsed.TotalSeconds / reps);
+            cpu.Add((Environment.CpuUsage.TotalTime - cpu0).TotalSeconds / reps);
+        }
+        return new Timing(Median(samples), samples.Min(), samples.Max(), Median(cpu));
+    }
+
+    private static double Median(List<double> xs)
+    {
+        xs.Sort();
+        int h = xs.Count / 2;
+        return xs.Count % 2 == 1 ? xs[h] : (xs[h - 1] + xs[h]) / 2;
+    }
+
+    /// <summary>Pooled buffers filled with seeded values in [-1, 1), all released together.</summary>
+    private sealed class Buffers : IDisposable
+    {
+        private readonly List<NativeBuffer> _held = new();
+        private readonly System.Random _rng = new(1234);
+
+        public float* Random(long n)
+        {
+            var b = NativeBuffer.Rent(n * sizeof(float));
+            _held.Add(b);
+            float* p = (float*)b.Pointer;
+            for (long i = 0; i < n; i++) p[i] = (float)(_rng.NextDouble() * 2 - 1);
+            return p;
+        }
+
+        public void Dispose() => _held.ForEach(b => b.Release());
+    }
+}

@@ -1,0 +1,134 @@
+// Conv2d kernels vs direct double-precision loops: forward (1x1, 3x3, stride 2, asymmetric padding, odd sizes,
+// batch 2, every micro-kernel path), backward input/weight/bias, and bitwise equality across thread counts.
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tests.Tensors;
+
+[Collection("Threads")]
+public unsafe class ConvTests
+{
+    public static IEnumerable<object[]> Shapes()
+    {
+        // Batch, InC, H, W, OutC, KH, KW, Stride, pads (top, bottom, left, right)
+        yield return new object[] { new Conv2dShape(1, 8, 9, 9, 5, 1, 1, 1, 0, 0, 0, 0) };
+        yield return new object[] { new Conv2dShape(2, 7, 17, 33, 33, 3, 3, 1, 1, 1, 1, 1) };
+        yield return new object[] { new Conv2dShape(1, 5, 17, 17, 7, 3, 3, 2, 1, 1, 1, 1) };
+        yield return new object[] { new Conv2dShape(2, 3, 16, 20, 17, 3, 3, 2, 0, 1, 0, 1) };
+        yield return new object[] { new Conv2dShape(1, 16, 40, 70, 20, 3, 3, 1, 1, 1, 1, 1) };
+        yield return new object[] { new Conv2dShape(1, 4, 7, 65, 9, 3, 1, 1, 2, 0, 0, 0) };
+        yield return new object[] { new Conv2dShape(2, 9, 6, 5, 65, 1, 1, 2, 0, 0, 0, 0) };
+    }
+
+    private sealed class Data(Conv2dShape s, int seed)
+    {
+        public readonly float[] X = TestUtil.RandomArray(seed, (long)s.Batch * s.InC * s.H * s.W);
+        public readonly float[] W = TestUtil.RandomArray(seed + 1, (long)s.OutC * s.InC * s.KH * s.KW);
+        public readonly float[] Bias = TestUtil.RandomArray(seed + 2, s.OutC);
+        public readonly float[] Gy = TestUtil.RandomArray(seed + 3, (long)s.Batch * s.OutC * s.OutH * s.OutW);
+        public float Tol => 2e-6f * MathF.Sqrt(s.InC * s.KH * s.KW) + 1e-6f;
+
+        public float[] Forward(bool fast, bool withBias)
+        {
+            var y = new float[(long)s.Batch * s.OutC * s.OutH * s.OutW];
+            fixed (float* px = X, pw = W, pb = Bias, py = y)
+            {
+                if (fast) Conv2d.Forward(s, px, pw, withBias ? pb : null, py);
+                else Conv2dReference.Forward(s, px, pw, withBias ? pb : null, py);
+            }
+            return y;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Forward_Shapes_MatchesReference(Conv2dShape s)
+    {
+        var d = new Data(s, s.InC * 31 + s.H);
+        foreach (bool withBias in new[] { true, false })
+            TestUtil.AssertClose(d.Forward(false, withBias), d.Forward(true, withBias), d.Tol, 0, $"{s} bias={withBias}");
+    }
+
+    [Theory]
+    [InlineData(GemmIsa.Avx2)]
+    [InlineData(GemmIsa.Scalar)]
+    public void Forward_NarrowerIsa_BitwiseEqualsWidest(GemmIsa isa)
+    {
+        if (isa == GemmIsa.Avx2 && !System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        var s = new Conv2dShape(2, 7, 17, 33, 33, 3, 3, 1, 1, 1, 1, 1);
+        var d = new Data(s, 11);
+        var wide = d.Forward(true, true);
+        var saved = GemmKernels.Isa;
+        try
+        {
+            GemmKernels.Isa = isa;
+            Assert.Equal(wide, d.Forward(true, true));
+        }
+        finally { GemmKernels.Isa = saved; }
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Backward_Shapes_MatchesExplicitLoops(Conv2dShape s)
+    {
+        var d = new Data(s, s.OutC * 17 + s.W);
+        int oh = s.OutH, ow = s.OutW;
+        // Both gradients by scattering every (output, tap) product, the adjoint of the reference forward loops.
+        var gxRef = new double[d.X.Length]; var gwRef = new double[d.W.Length]; var gbRef = new double[s.OutC];
+        for (int b = 0; b < s.Batch; b++)
+            for (int o = 0; o < s.OutC; o++)
+                for (int oy = 0; oy < oh; oy++)
+                    for (int ox = 0; ox < ow; ox++)
+                    {
+                        double g = d.Gy[((b * s.OutC + o) * oh + oy) * ow + ox];
+                        gbRef[o] += g;
+                        for (int c = 0; c < s.InC; c++)
+                            for (int ky = 0; ky < s.KH; ky++)
+                                for (int kx = 0; kx < s.KW; kx++)
+                                {
+                                    int iy = oy * s.Stride + ky - s.PadTop, ix = ox * s.Stride + kx - s.PadLeft;
+                                    if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
+                                    int xi = ((b * s.InC + c) * s.H + iy) * s.W + ix, wi = ((o * s.InC + c) * s.KH + ky) * s.KW + kx;
+                                    gxRef[xi] += g * d.W[wi];
+                                    gwRef[wi] += g * d.X[xi];
+                                }
+                    }
+        var gx = new float[d.X.Length]; var gw = new float[d.W.Length]; var gb = new float[s.OutC];
+        fixed (float* pgy = d.Gy, pw = d.W, px = d.X, pgx = gx, pgw = gw, pgb = gb)
+        {
+            Conv2d.BackwardInput(s, pgy, pw, pgx);
+            Conv2d.BackwardWeight(s, pgy, px, pgw, pgb);
+        }
+        float tolW = 2e-6f * MathF.Sqrt(s.Batch * oh * ow) + 1e-6f;
+        TestUtil.AssertClose(gxRef.Select(v => (float)v).ToArray(), gx, 2e-6f * MathF.Sqrt(s.OutC * s.KH * s.KW) + 1e-6f, 0, $"gx {s}");
+        TestUtil.AssertClose(gwRef.Select(v => (float)v).ToArray(), gw, tolW, 0, $"gw {s}");
+        TestUtil.AssertClose(gbRef.Select(v => (float)v).ToArray(), gb, tolW, 0, $"gbias {s}");
+    }
+
+    [Fact]
+    public void ForwardBackward_OneVersusTwoThreads_BitwiseIdentical()
+    {
+        var s = new Conv2dShape(2, 24, 30, 45, 40, 3, 3, 1, 1, 1, 1, 1);
+        var d = new Data(s, 21);
+        float[][] RunAll()
+        {
+            var gx = new float[d.X.Length]; var gw = new float[d.W.Length]; var gb = new float[s.OutC];
+            fixed (float* pgy = d.Gy, pw = d.W, px = d.X, pgx = gx, pgw = gw, pgb = gb)
+            {
+                Conv2d.BackwardInput(s, pgy, pw, pgx);
+                Conv2d.BackwardWeight(s, pgy, px, pgw, pgb);
+            }
+            return new[] { d.Forward(true, true), gx, gw, gb };
+        }
+        int saved = Par.Threads;
+        try
+        {
+            Par.Threads = 1;
+            var one = RunAll();
+            Par.Threads = 2;
+            var two = RunAll();
+            for (int i = 0; i < one.Length; i++) Assert.Equal(one[i], two[i]);
+        }
+        finally { Par.Threads = saved; }
+    }
+}

@@ -1,0 +1,132 @@
+// Fast SGEMM vs the double-precision reference: odd sizes, all transpose flags, alpha/beta, padded leading
+// dimensions, every micro-kernel path, and bitwise equality across thread counts.
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tests.Tensors;
+
+[Collection("Threads")]
+public unsafe class GemmTests
+{
+    private static readonly int[] Sizes = { 1, 7, 17, 33, 65, 257 };
+
+    /// <summary>Operands with leading dimensions padded by extra, plus the fast and reference results.</summary>
+    private sealed class Case
+    {
+        public readonly int M, N, K, Lda, Ldb, Ldc;
+        public readonly bool TransA, TransB;
+        public readonly float[] A, B, C0;
+
+        public Case(int seed, bool transA, bool transB, int m, int n, int k, int extra = 0)
+        {
+            (M, N, K, TransA, TransB) = (m, n, k, transA, transB);
+            Lda = (transA ? m : k) + extra; Ldb = (transB ? k : n) + extra; Ldc = n + extra;
+            A = TestUtil.RandomArray(seed, (long)(transA ? k : m) * Lda);
+            B = TestUtil.RandomArray(seed + 1, (long)(transB ? n : k) * Ldb);
+            C0 = TestUtil.RandomArray(seed + 2, (long)m * Ldc);
+        }
+
+        public float[] Run(bool fast, float alpha, float beta)
+        {
+            var c = (float[])C0.Clone();
+            fixed (float* pa = A, pb = B, pc = c)
+            {
+                if (fast) Gemm.Sgemm(TransA, TransB, M, N, K, alpha, pa, Lda, pb, Ldb, beta, pc, Ldc);
+                else GemmReference.Sgemm(TransA, TransB, M, N, K, alpha, pa, Lda, pb, Ldb, beta, pc, Ldc);
+            }
+            return c;
+        }
+
+        public void AssertMatches(float alpha, float beta)
+        {
+            // Errors grow like sqrt(K) for random +-1 data; the padding beyond n must be untouched.
+            float tol = 2e-6f * MathF.Sqrt(K) * MathF.Max(1, MathF.Abs(alpha)) + 1e-6f;
+            TestUtil.AssertClose(Run(false, alpha, beta), Run(true, alpha, beta), tol, 0,
+                $"m={M} n={N} k={K} tA={TransA} tB={TransB} alpha={alpha} beta={beta} isa={GemmKernels.Isa}");
+        }
+    }
+
+    public static IEnumerable<object[]> OddShapes()
+    {
+        foreach (int m in Sizes)
+            foreach (int n in Sizes)
+                foreach (int k in new[] { 1, 17, 257 })
+                    yield return new object[] { m, n, k };
+    }
+
+    [Theory]
+    [MemberData(nameof(OddShapes))]
+    public void Sgemm_OddShapesAllTransposes_MatchesReference(int m, int n, int k)
+    {
+        int seed = m * 10007 + n * 101 + k;
+        foreach (bool ta in new[] { false, true })
+            foreach (bool tb in new[] { false, true })
+                new Case(seed, ta, tb, m, n, k).AssertMatches(1f, 0f);
+    }
+
+    [Theory]
+    [InlineData(1.5f, 0f)]
+    [InlineData(1f, 1f)]
+    [InlineData(-0.5f, 2f)]
+    [InlineData(0f, 0.5f)]
+    public void Sgemm_AlphaBetaPaddedLeadingDims_MatchesReference(float alpha, float beta)
+    {
+        foreach (bool ta in new[] { false, true })
+            foreach (bool tb in new[] { false, true })
+            {
+                new Case(3, ta, tb, 65, 257, 33, extra: 5).AssertMatches(alpha, beta);
+                new Case(4, ta, tb, 7, 33, 65, extra: 3).AssertMatches(alpha, beta);
+            }
+    }
+
+    [Fact]
+    public void Sgemm_LongK_MatchesReferenceAcrossKBlocks()
+    {
+        new Case(9, false, true, 70, 100, 1000).AssertMatches(1f, 0.25f);
+        new Case(10, true, false, 33, 600, 700, extra: 1).AssertMatches(1f, 0f);
+    }
+
+    [Fact]
+    public void Sgemm_ZeroK_ScalesC()
+    {
+        var cs = new Case(5, false, false, 17, 33, 0);
+        TestUtil.AssertClose(cs.C0.Select(v => v * 0.5f).ToArray(), cs.Run(true, 1f, 0.5f), 0, 0, "k=0");
+    }
+
+    [Theory]
+    [InlineData(GemmIsa.Avx2)]
+    [InlineData(GemmIsa.Scalar)]
+    public void Sgemm_NarrowerIsa_BitwiseEqualsWidest(GemmIsa isa)
+    {
+        if (isa == GemmIsa.Avx2 && !System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        var cs = new Case(6, false, true, 65, 257, 300, extra: 2);
+        var wide = cs.Run(true, 1.25f, 0.5f);
+        var saved = GemmKernels.Isa;
+        try
+        {
+            GemmKernels.Isa = isa;
+            Assert.Equal(wide, cs.Run(true, 1.25f, 0.5f));
+            cs.AssertMatches(1.25f, 0.5f);
+        }
+        finally { GemmKernels.Isa = saved; }
+    }
+
+    [Theory]
+    [InlineData(300, 700, 600)]
+    [InlineData(77, 768, 768)]
+    [InlineData(5, 3000, 64)]
+    public void Sgemm_OneVersusTwoThreads_BitwiseIdentical(int m, int n, int k)
+    {
+        var cs = new Case(8, false, false, m, n, k);
+        int saved = Par.Threads;
+        try
+        {
+            Par.Threads = 1;
+            var one = cs.Run(true, 1f, 0.5f);
+            Par.Threads = 2;
+            var two = cs.Run(true, 1f, 0.5f);
+            Assert.Equal(one, two);
+        }
+        finally { Par.Threads = saved; }
+    }
+}

@@ -1,0 +1,127 @@
+// Group norm, fused group norm + SiLU and layer norm kernels against two-pass double references, including a large
+// mean offset (the VAE's regime), and bitwise equality of the results for 1 and 2 threads.
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Kernels;
+
+namespace InstaFlow.Tests.Tensors;
+
+public unsafe class NormTests
+{
+    internal static float[] Input(int seed, long n, float offset)
+    {
+        var x = TestUtil.RandomArray(seed, n, 2f);
+        for (long i = 0; i < n; i++) x[i] += offset;
+        return x;
+    }
+
+    internal static (float[] y, float[] mean, float[] rstd) GroupNorm(float[] x, float[]? gamma, float[]? beta, int batch, int channels, int groups, float eps)
+    {
+        var y = new float[x.Length]; var mean = new float[batch * groups]; var rstd = new float[batch * groups];
+        fixed (float* px = x, pg = gamma, pb = beta, py = y, pm = mean, pr = rstd)
+            Norms.GroupNormForward(px, pg, pb, py, batch, channels, x.Length / ((long)batch * channels), groups, eps, pm, pr);
+        return (y, mean, rstd);
+    }
+
+    internal static float[] LayerNorm(float[] x, float[]? gamma, float[]? beta, int n, float eps)
+    {
+        var y = new float[x.Length];
+        fixed (float* px = x, pg = gamma, pb = beta, py = y) Norms.LayerNormForward(px, pg, pb, py, x.Length / n, n, eps, null, null);
+        return y;
+    }
+
+    [Theory]
+    [InlineData(2, 6, 7, 3, 0f, true)]
+    [InlineData(1, 32, 33, 32, 0f, false)]
+    [InlineData(3, 64, 17, 8, 0f, true)]
+    [InlineData(2, 4, 4097, 1, 0f, true)]
+    [InlineData(1, 2, 40001, 1, 0f, false)]
+    [InlineData(2, 6, 7, 3, 1000f, true)]
+    [InlineData(1, 3, 20011, 1, 1000f, true)]
+    [InlineData(2, 32, 129, 32, 1000f, false)]
+    public void GroupNorm_OddShapes_MatchesDoubleReference(int batch, int channels, int spatial, int groups, float offset, bool affine)
+    {
+        var x = Input(batch * 100 + channels + spatial, (long)batch * channels * spatial, offset);
+        var gamma = affine ? TestUtil.RandomArray(7, channels) : null;
+        var beta = affine ? TestUtil.RandomArray(8, channels) : null;
+        var (y, mean, rstd) = GroupNorm(x, gamma, beta, batch, channels, groups, 1e-6f);
+        var expected = new float[x.Length];
+        fixed (float* px = x, pg = gamma, pb = beta, pe = expected) NormsReference.GroupNorm(px, pg, pb, pe, batch, channels, spatial, groups, 1e-6f);
+        TestUtil.AssertClose(expected, y, 2e-6f, 2e-6f, $"group norm {batch}x{channels}x{spatial}/{groups} offset {offset}");
+        long len = (long)channels / groups * spatial;
+        for (int bg = 0; bg < batch * groups; bg++)
+        {
+            double s = 0, v = 0;
+            for (long i = 0; i < len; i++) s += x[bg * len + i];
+            double m = s / len;
+            for (long i = 0; i < len; i++) v += (x[bg * len + i] - m) * (x[bg * len + i] - m);
+            double r = 1 / Math.Sqrt(v / len + 1e-6);
+            Assert.True(Math.Abs(mean[bg] - m) <= 1e-6 * Math.Abs(m) + 1e-7, $"mean of group {bg}: {mean[bg]} vs {m}, diff {Math.Abs(mean[bg] - m)}");
+            Assert.True(Math.Abs(rstd[bg] - r) <= 1e-6 * r, $"rstd of group {bg}: {rstd[bg]} vs {r}, relative diff {Math.Abs(rstd[bg] - r) / r}");
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1, 0f, true)]
+    [InlineData(7, 17, 0f, false)]
+    [InlineData(33, 320, 0f, true)]
+    [InlineData(5, 513, 1000f, true)]
+    [InlineData(3, 1280, 1000f, false)]
+    public void LayerNorm_OddShapes_MatchesDoubleReference(int rows, int n, float offset, bool affine)
+    {
+        var x = Input(rows + n, (long)rows * n, offset);
+        var gamma = affine ? TestUtil.RandomArray(3, n) : null;
+        var beta = affine ? TestUtil.RandomArray(4, n) : null;
+        var y = LayerNorm(x, gamma, beta, n, 1e-5f);
+        var expected = new float[x.Length];
+        fixed (float* px = x, pg = gamma, pb = beta, pe = expected) NormsReference.LayerNorm(px, pg, pb, pe, rows, n, 1e-5f);
+        TestUtil.AssertClose(expected, y, 2e-6f, 2e-6f, $"layer norm {rows}x{n} offset {offset}");
+    }
+
+    [Theory]
+    [InlineData(2, 64, 9, 9, 32)]
+    [InlineData(1, 6, 70, 70, 2)]
+    public void GroupNormSilu_Inference_MatchesGroupNormThenSilu(int batch, int channels, int h, int w, int groups)
+    {
+        using var scope = TensorScope.Begin();
+        var x = Tensor.FromArray(Input(5, (long)batch * channels * h * w, 3f), batch, channels, h, w);
+        var gamma = TestUtil.Random(6, channels); var beta = TestUtil.Random(7, channels);
+        var fused = Ops.GroupNormSilu(x, groups, gamma, beta, 1e-6f);
+        var plain = Ops.Silu(Ops.GroupNorm(x, groups, gamma, beta, 1e-6f));
+        TestUtil.AssertClose(plain, fused, 1e-6f, 1e-6f, "group norm + silu");
+    }
+
+    [Fact]
+    public void GroupNormSilu_RecordingGradients_Throws()
+    {
+        using var scope = TensorScope.Begin();
+        var x = TestUtil.Random(1, 1, 4, 3, 3);
+        x.RequiresGrad = true;
+        Assert.Throws<InvalidOperationException>(() => Ops.GroupNormSilu(x, 2, null, null, 1e-5f));
+    }
+}
+
+[Collection("Threads")]
+public class NormThreadTests
+{
+    [Theory]
+    [InlineData(2, 64, 1000, 32)]
+    [InlineData(1, 4, 50000, 1)]
+    public void GroupNorm_OneVsTwoThreads_BitwiseIdentical(int batch, int channels, int spatial, int groups)
+    {
+        var x = NormTests.Input(1, (long)batch * channels * spatial, 10f);
+        var gamma = TestUtil.RandomArray(2, channels); var beta = TestUtil.RandomArray(3, channels);
+        ThreadDeterminism.AssertOneVsTwoIdentical(() =>
+        {
+            var (y, mean, rstd) = NormTests.GroupNorm(x, gamma, beta, batch, channels, groups, 1e-6f);
+            return new[] { ("output", y), ("mean", mean), ("rstd", rstd) };
+        });
+    }
+
+    [Fact]
+    public void LayerNorm_OneVsTwoThreads_BitwiseIdentical()
+    {
+        var x = NormTests.Input(4, 300L * 320, 5f);
+        var gamma = TestUtil.RandomArray(5, 320); var beta = TestUtil.RandomArray(6, 320);
+        ThreadDeterminism.AssertOneVsTwoIdentical(() => new[] { ("output", NormTests.LayerNorm(x, gamma, beta, 320, 1e-5f)) });
+    }
+}
