@@ -90,6 +90,9 @@ internal static class PipelineSteps
     /// <summary>VAE decode of latents / scaling_factor and the uint8 HWC postprocess.</summary>
     public static byte[][] Decode(SdComponents model, Tensor latents, Action<string, Tensor>? hook, Action<string> mark)
     {
+        // The UNet's pooled activations do not fit the decoder's much larger maps: give them back before decoding,
+        // so the peak is the weights plus the decoder's own working set.
+        BufferPool.Trim();
         var raw = model.Vae.Decode(Ops.Div(latents, Tensor.Scalar(model.Vae.Config.ScalingFactor)));
         hook?.Invoke("image_raw", raw);
         mark("vae_decode");
@@ -98,8 +101,8 @@ internal static class PipelineSteps
         return images;
     }
 
-    /// <summary>Per-stage wall times: Mark(stage) records the time since the previous mark.</summary>
-    /// <summary>Stage timings; each mark is also where a cancelled generation stops.</summary>
+    /// <summary>Per-stage wall times (each mark records the time since the previous one); a mark is also where a
+    /// cancelled generation stops.</summary>
     public sealed class Timer(CancellationToken cancellation)
     {
         private readonly Stopwatch _sw = Stopwatch.StartNew();
