@@ -28,6 +28,13 @@ internal sealed class ImageOptions
         cmd.Arguments.Add(PromptArg);
     }
 
+    /// <summary>Image sizes are checked before any model loads: positive multiples of 8.</summary>
+    public static void CheckSize(int? width, int? height)
+    {
+        foreach (var (name, v) in new[] { ("--width", width), ("--height", height) })
+            if (v is int x && (x <= 0 || x % 8 != 0)) throw new UserException($"{name} {x} is not usable: sizes must be positive multiples of 8");
+    }
+
     /// <summary>Checks the options that need no model and returns the prompt and the output folder.</summary>
     public (string Prompt, string OutDir) Validate(ParseResult r)
     {
@@ -35,8 +42,7 @@ internal sealed class ImageOptions
         if (r.GetValue(PromptOpt) != null && r.GetValue(PromptArg) != null) throw new UserException("give the prompt once: either as an argument or with --prompt");
         int b = r.GetValue(Batch);
         if (b < 1 || b > 64) throw new UserException($"--batch must be between 1 and 64, got {b}");
-        foreach (var (name, v) in new[] { ("--width", r.GetValue(Width)), ("--height", r.GetValue(Height)) })
-            if (v is int x && (x <= 0 || x % 8 != 0)) throw new UserException($"{name} {x} is not usable: sizes must be positive multiples of 8");
+        CheckSize(r.GetValue(Width), r.GetValue(Height));
         if (r.GetValue(Threads) is int th) Par.Threads = th;
         var outDir = Path.GetDirectoryName(Path.GetFullPath(r.GetValue(Output)!))!;
         if (!Directory.Exists(outDir)) throw new UserException($"output folder does not exist: {outDir}");

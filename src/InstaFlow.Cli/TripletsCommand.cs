@@ -52,8 +52,7 @@ public static class TripletsCommand
             var teacherDir = r.GetValue(teacher) ?? throw new UserException("--teacher is required (the SD model folder)");
             var promptsPath = r.GetValue(promptsOpt) ?? throw new UserException("--prompts is required (one prompt per line)");
             if (r.GetValue(count) < 1) throw new UserException("--count is required and must be at least 1");
-            foreach (var (name, v) in new[] { ("--width", r.GetValue(width)), ("--height", r.GetValue(height)) })
-                if (v is int x && (x <= 0 || x % 8 != 0)) throw new UserException($"{name} {x} is not usable: sizes must be positive multiples of 8");
+            ImageOptions.CheckSize(r.GetValue(width), r.GetValue(height));
             if (r.GetValue(threads) is int th) Par.Threads = th;
             var (prompts, sha) = PromptsFile.Read(promptsPath);
             var scheduler = sched.Resolve(r, teacherDir);

@@ -44,19 +44,28 @@ public static unsafe partial class Ops
 
     public static Tensor AddScalar(Tensor a, float s)
     {
-        var c = Tensor.Empty(a.ShapeArray());
-        var sc = Tensor.Scalar(s);
-        VectorDriver.Binary<AddOp>(a.Data, a.Shape, sc.Data, sc.Shape, c.Data, c.ShapeArray());
+        var c = ScalarOp<AddOp>(a, s);
         if (GradMode.ShouldRecord(a)) Tape.Record(c, OpKind.AddScalar, new[] { a }, floats: new[] { s });
         return c;
     }
 
     public static Tensor MulScalar(Tensor a, float s)
     {
-        var c = Tensor.Empty(a.ShapeArray());
-        var sc = Tensor.Scalar(s);
-        VectorDriver.Binary<MulOp>(a.Data, a.Shape, sc.Data, sc.Shape, c.Data, c.ShapeArray());
+        var c = ScalarOp<MulOp>(a, s);
         if (GradMode.ShouldRecord(a)) Tape.Record(c, OpKind.MulScalar, new[] { a }, floats: new[] { s });
+        return c;
+    }
+
+    /// <summary>c = op(a, s) with the scalar broadcast by the driver (stride 0): no tensor is made for s.</summary>
+    private static Tensor ScalarOp<TOp>(Tensor a, float s) where TOp : IBinaryOp
+    {
+        var c = Tensor.Empty(a.ShapeArray());
+        float* pa = a.Data, pc = c.Data;
+        Par.ForRange(a.Numel, 1 << 15, (lo, hi) =>
+        {
+            float v = s;
+            VectorDriver.BinarySerial<TOp>(pa + lo, 1, &v, 0, pc + lo, hi - lo);
+        });
         return c;
     }
 
