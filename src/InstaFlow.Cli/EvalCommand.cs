@@ -71,7 +71,8 @@ public static class EvalCommand
             foreach (int s in new[] { 1, 4, 25 }) settings.Add(new EvalSetting("2-RF", r.GetValue(twoRf)!, s, 0f));
             settings.Add(new EvalSetting("2-RF distilled", r.GetValue(distilled)!, 1, 0f));
 
-            var rows = new List<EvalRow>();
+            var rows = new List<EvalRow> { TwemojiEval.RealReference(items.Images, items.Labels, items.TrainIndices, clf, n, realFeats, evalIdx.Length) };
+            CliIO.Err.WriteLine(Format(rows[0]));
             var straight = new Dictionary<string, double>();
             var models = new Dictionary<string, SdComponents>();
             foreach (var s in settings)
@@ -148,7 +149,7 @@ public static class EvalCommand
     }
 
     private static string Format(EvalRow r) => string.Create(CultureInfo.InvariantCulture,
-        $"| {r.Name} | {r.Steps} | {(r.Guidance > 1 ? r.Guidance.ToString("G3", CultureInfo.InvariantCulture) : "off")} | {r.FdTwemoji:F2} | {r.PromptAccuracy:P1} | {r.SecondsPerImage:F4} |");
+        $"| {r.Name} | {(r.Steps == 0 ? "-" : r.Steps.ToString(CultureInfo.InvariantCulture))} | {(r.Guidance > 1 ? r.Guidance.ToString("G3", CultureInfo.InvariantCulture) : "off")} | {r.FdTwemoji:F2} | {r.PromptAccuracy:P1} | {r.SecondsPerImage:F4} |");
 
     /// <summary>Median over five runs of one single-image generation (after a warm-up run).</summary>
     private static double SingleImageSeconds(SdComponents model)

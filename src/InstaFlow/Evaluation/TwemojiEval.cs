@@ -87,6 +87,20 @@ public static class TwemojiEval
     }
 
     /// <summary>
+    /// The floor of FD-twemoji at this sample size: n real training images (evenly spread over the training split) in
+    /// place of generated ones. A generator that reproduced its training data exactly would score this, not zero.
+    /// </summary>
+    public static EvalRow RealReference(Tensor images, int[] labels, int[] trainIndices, TwemojiClassifier classifier, int n,
+        float[] realFeatures, int realCount)
+    {
+        var chosen = Enumerable.Range(0, n).Select(i => trainIndices[(int)((long)i * trainIndices.Length / n)]).ToArray();
+        var (f, preds) = classifier.Apply(TwemojiImages.Gather(images, chosen));
+        double acc = chosen.Select((i, j) => preds[j] == labels[i] ? 1.0 : 0.0).Average();
+        double fd = FrechetDistance.Compute(f, n, realFeatures, realCount, classifier.FeatureSize);
+        return new EvalRow("real training images", 0, 0f, fd, acc, 0);
+    }
+
+    /// <summary>
     /// Straightness S = integral E||(Z1 - Z0) - v(Z_t, t)||^2 dt of the model's (guided) field along its own Euler
     /// trajectories from fixed noise, conditioned on the prompts: 0 for perfectly straight flows.
     /// </summary>

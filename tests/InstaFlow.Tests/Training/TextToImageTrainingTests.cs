@@ -118,4 +118,26 @@ public class TextToImageTrainingTests
         Assert.True(last < 0.5f * first, $"classifier loss {first} -> {last}");
         Assert.Equal(labels, model.Apply(images).Predictions);
     }
+
+    [Fact]
+    public void RealReference_SameImagesAsTheRealSet_FdIsZero_OtherImages_FdIsPositive()
+    {
+        var model = new TwemojiClassifier([8, 8], ["a", "b"]);
+        model.InitDefault(2);
+        var images = new InstaFlow.Tensors.Random.TorchGenerator(3).Randn(12, 3, 16, 16);
+        // items 8..11 are smooth stripes instead of white noise, so their features differ
+        for (int b = 8; b < 12; b++)
+            for (int p = 0; p < 3 * 16 * 16; p++) images.Span[b * 3 * 16 * 16 + p] = MathF.Sin(0.4f * (p % 16) * (b - 6) + p / 256);
+        int[] labels = Enumerable.Range(0, 12).Select(i => i % 2).ToArray();
+        int[] train = [0, 1, 2, 3, 4, 5, 6, 7];
+        // n = 4 evenly spread over the training split picks items 0, 2, 4, 6
+        var (same, _) = model.Apply(TwemojiImages.Gather(images, new[] { 0, 2, 4, 6 }));
+        var row = TwemojiEval.RealReference(images, labels, train, model, 4, same, 4);
+        Assert.True(Math.Abs(row.FdTwemoji) < 1e-6, $"FD of a set against itself: {row.FdTwemoji}");
+        Assert.Equal("real training images", row.Name);
+
+        var (other, _) = model.Apply(TwemojiImages.Gather(images, new[] { 8, 9, 10, 11 }));
+        var far = TwemojiEval.RealReference(images, labels, train, model, 4, other, 4);
+        Assert.True(far.FdTwemoji > 1e-3, $"FD against other images: {far.FdTwemoji}");
+    }
 }
