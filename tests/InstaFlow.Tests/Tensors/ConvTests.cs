@@ -18,6 +18,9 @@ public unsafe class ConvTests
         yield return new object[] { new Conv2dShape(1, 16, 40, 70, 20, 3, 3, 1, 1, 1, 1, 1) };
         yield return new object[] { new Conv2dShape(1, 4, 7, 65, 9, 3, 1, 1, 2, 0, 0, 0) };
         yield return new object[] { new Conv2dShape(2, 9, 6, 5, 65, 1, 1, 2, 0, 0, 0, 0) };
+        // output rows narrower than a 32-column panel (small latents): one panel spans several rows
+        yield return new object[] { new Conv2dShape(2, 6, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1) };
+        yield return new object[] { new Conv2dShape(1, 5, 11, 13, 7, 3, 3, 1, 0, 2, 2, 0) };
     }
 
     private sealed class Data(Conv2dShape s, int seed)

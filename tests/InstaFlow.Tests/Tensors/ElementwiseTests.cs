@@ -64,6 +64,60 @@ public class ElementwiseTests
         }
     }
 
+    public static IEnumerable<object[]> GradCases()
+    {
+        foreach (var n in OddSizes)
+            foreach (var op in new[] { "silu", "quick_gelu", "sigmoid", "tanh" })
+                yield return new object[] { op, n };
+    }
+
+    // g times the derivative at v (the input for silu/quick_gelu, the output for sigmoid/tanh), in double
+    private static double GradRef(string op, double g, double v)
+    {
+        double Sig(double z) => 1 / (1 + Math.Exp(-z));
+        return op switch
+        {
+            "silu" => g * Sig(v) * (1 + v * (1 - Sig(v))),
+            "quick_gelu" => g * Sig(1.702 * v) * (1 + 1.702 * v * (1 - Sig(1.702 * v))),
+            "sigmoid" => g * v * (1 - v),
+            "tanh" => g * (1 - v * v),
+            _ => throw new ArgumentException(op),
+        };
+    }
+
+    private static unsafe void FastGrad(string op, float* g, float* v, float* r, long n)
+    {
+        switch (op)
+        {
+            case "silu": VectorDriver.BinarySerial<SiluGradOp>(g, 1, v, 1, r, n); break;
+            case "quick_gelu": VectorDriver.BinarySerial<QuickGeluGradOp>(g, 1, v, 1, r, n); break;
+            case "sigmoid": VectorDriver.BinarySerial<SigmoidGradOp>(g, 1, v, 1, r, n); break;
+            case "tanh": VectorDriver.BinarySerial<TanhGradOp>(g, 1, v, 1, r, n); break;
+            default: throw new ArgumentException(op);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(GradCases))]
+    public unsafe void ActivationGrad_RandomOddSizes_MatchesDoubleReference(string op, int n)
+    {
+        var g = TestUtil.RandomArray(2 * n + 1, n, scale: 2f);
+        var v = TestUtil.RandomArray(3 * n + 1, n, scale: 6f);
+        if (op is "sigmoid" or "tanh") for (int i = 0; i < n; i++) v[i] = MathF.Tanh(v[i]); // outputs lie in (-1, 1)
+        var expected = Enumerable.Range(0, n).Select(i => (float)GradRef(op, g[i], v[i])).ToArray();
+        var r = new float[n];
+        foreach (var wide in new[] { true, false })
+        {
+            VectorDriver.UseVector512 = wide && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+            try
+            {
+                fixed (float* pg = g, pv = v, pr = r) FastGrad(op, pg, pv, pr, n);
+                TestUtil.AssertClose(expected, r, atol: 2e-6f, rtol: 2e-6f, what: $"{op} grad n={n} v512={wide}");
+            }
+            finally { VectorDriver.UseVector512 = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated; }
+        }
+    }
+
     [Theory]
     [InlineData(new[] { 2, 3, 5 }, new[] { 2, 3, 5 })]
     [InlineData(new[] { 2, 3, 5 }, new[] { 5 })]

@@ -38,12 +38,10 @@ internal static unsafe class BackwardRules
             }
             case OpKind.Exp: return new[] { Ops.Mul(g, n.Saved[0]) };
             case OpKind.Sqrt: return new[] { Ops.Div(g, Ops.MulScalar(n.Saved[0], 2f)) };
-            case OpKind.Sigmoid: return new[] { Pointwise(g, n.Saved[0], static (gv, y) => gv * y * (1 - y)) };
-            case OpKind.Tanh: return new[] { Pointwise(g, n.Saved[0], static (gv, y) => gv * (1 - y * y)) };
-            case OpKind.Silu:
-                return new[] { Pointwise(g, n.Saved[0], static (gv, v) => { float s = 1f / (1f + MathF.Exp(-v)); return gv * s * (1 + v * (1 - s)); }) };
-            case OpKind.QuickGelu:
-                return new[] { Pointwise(g, n.Saved[0], static (gv, v) => { float s = 1f / (1f + MathF.Exp(-1.702f * v)); return gv * s * (1 + 1.702f * v * (1 - s)); }) };
+            case OpKind.Sigmoid: return new[] { Pointwise<SigmoidGradOp>(g, n.Saved[0]) };
+            case OpKind.Tanh: return new[] { Pointwise<TanhGradOp>(g, n.Saved[0]) };
+            case OpKind.Silu: return new[] { Pointwise<SiluGradOp>(g, n.Saved[0]) };
+            case OpKind.QuickGelu: return new[] { Pointwise<QuickGeluGradOp>(g, n.Saved[0]) };
             case OpKind.Gelu:
                 return new[] { Pointwise(g, n.Saved[0], static (gv, v) =>
                 {
@@ -200,6 +198,15 @@ internal static unsafe class BackwardRules
             if (plan.InnerStrideA == 1) Blas.Axpy(1f, pg + o * inner, pr + oa, inner);
             else pr[oa] += Blas.Sum(pg + o * inner, inner);
         }
+        return r;
+    }
+
+    /// <summary>r[i] = TOp(g[i], v[i]) through the vectorized driver: the rule for the common activations.</summary>
+    internal static Tensor Pointwise<TOp>(Tensor g, Tensor v) where TOp : IBinaryOp
+    {
+        var r = Tensor.Empty(g.ShapeArray());
+        float* pg = g.Data, pv = v.Data, pr = r.Data;
+        Par.ForRange(g.Numel, 1 << 15, (s, e) => VectorDriver.BinarySerial<TOp>(pg + s, 1, pv + s, 1, pr + s, e - s));
         return r;
     }
 

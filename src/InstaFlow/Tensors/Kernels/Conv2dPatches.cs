@@ -11,29 +11,26 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
         const int NR = GemmKernels.NR;
         int ow = s.OutW, khw = s.KH * s.KW;
         int c = k0 / khw, ky = k0 % khw / s.KW, kx = k0 % s.KW;
-        int oy = j0 / ow, ox0 = j0 % ow;
-        bool oneRow = ox0 + cols <= ow;
-        int* rowOf = stackalloc int[NR], colOf = stackalloc int[NR];
-        if (!oneRow)
-            for (int t = 0; t < cols; t++)
-            {
-                rowOf[t] = (j0 + t) / ow * s.Stride - s.PadTop;
-                colOf[t] = (j0 + t) % ow * s.Stride - s.PadLeft;
-            }
+        // The panel's columns split into runs that share an output row (several runs when OutW < NR, as in
+        // small latents); each run packs as one strided or contiguous copy instead of element by element.
+        int* runStart = stackalloc int[NR + 1], runY = stackalloc int[NR], runX = stackalloc int[NR];
+        int runs = 0;
+        for (int t = 0; t < cols; runs++)
+        {
+            int oy = (j0 + t) / ow, ox = (j0 + t) % ow;
+            runStart[runs] = t;
+            runY[runs] = oy * s.Stride - s.PadTop;
+            runX[runs] = ox * s.Stride - s.PadLeft;
+            t += Math.Min(ow - ox, cols - t);
+        }
+        runStart[runs] = cols;
         for (int p = 0; p < kc; p++)
         {
             float* d = dst + p * NR;
             float* plane = image + (long)c * s.H * s.W;
-            if (oneRow) PackRow(plane, oy * s.Stride + ky - s.PadTop, ox0 * s.Stride + kx - s.PadLeft, cols, d);
-            else
-            {
-                for (int t = 0; t < cols; t++)
-                {
-                    int iy = rowOf[t] + ky, ix = colOf[t] + kx;
-                    d[t] = (uint)iy < (uint)s.H && (uint)ix < (uint)s.W ? plane[(long)iy * s.W + ix] : 0f;
-                }
-                for (int t = cols; t < NR; t++) d[t] = 0f;
-            }
+            for (int r = 0; r < runs; r++)
+                PackRun(plane, runY[r] + ky, runX[r] + kx, runStart[r + 1] - runStart[r], d + runStart[r]);
+            if (cols < NR) new Span<float>(d + cols, NR - cols).Clear();
             if (++kx == s.KW)
             {
                 kx = 0;
@@ -43,31 +40,30 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
         return dst;
     }
 
-    /// <summary>One panel row whose output positions share an image row: a straight copy away from the borders.</summary>
+    /// <summary>n output positions on one output row, from image row iy starting at column ix0: zeros outside the image.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PackRow(float* plane, int iy, int ix0, int cols, float* d)
+    private void PackRun(float* plane, int iy, int ix0, int n, float* d)
     {
-        const int NR = GemmKernels.NR;
-        if ((uint)iy >= (uint)s.H) { new Span<float>(d, NR).Clear(); return; }
+        if ((uint)iy >= (uint)s.H) { new Span<float>(d, n).Clear(); return; }
         float* src = plane + (long)iy * s.W;
         if (s.Stride == 1)
         {
-            if (cols == NR && ix0 >= 0 && ix0 + NR <= s.W)
+            if (ix0 >= 0 && ix0 + n <= s.W)
             {
-                Unsafe.CopyBlockUnaligned(d, src + ix0, NR * sizeof(float));
+                Unsafe.CopyBlockUnaligned(d, src + ix0, (uint)n * sizeof(float));
                 return;
             }
             // Near a border: the in-image part is still one contiguous run.
-            int lo = Math.Clamp(-ix0, 0, cols), hi = Math.Clamp(s.W - ix0, lo, cols);
+            int lo = Math.Clamp(-ix0, 0, n), hi = Math.Clamp(s.W - ix0, lo, n);
             new Span<float>(d, lo).Clear();
             Unsafe.CopyBlockUnaligned(d + lo, src + ix0 + lo, (uint)(hi - lo) * sizeof(float));
-            new Span<float>(d + hi, NR - hi).Clear();
+            new Span<float>(d + hi, n - hi).Clear();
             return;
         }
-        for (int t = 0; t < NR; t++)
+        for (int t = 0; t < n; t++)
         {
             int ix = ix0 + t * s.Stride;
-            d[t] = t < cols && (uint)ix < (uint)s.W ? src[ix] : 0f;
+            d[t] = (uint)ix < (uint)s.W ? src[ix] : 0f;
         }
     }
 }

@@ -1,0 +1,53 @@
+// Backward operators of the exp-based activations for the vectorized driver: Apply(g, v) is the upstream gradient g
+// times the activation's derivative at the saved value v (the input for SiLU/quick-GELU, the output for sigmoid/tanh).
+using System.Runtime.Intrinsics;
+
+namespace InstaFlow.Tensors.Kernels;
+
+/// <summary>d silu(x)/dx = s (1 + x (1 - s)) with s = sigmoid(x); v is the input.</summary>
+public struct SiluGradOp : IBinaryOp
+{
+    public static float Apply(float g, float x) { float s = 1f / (1f + MathF.Exp(-x)); return g * s * (1f + x * (1f - s)); }
+    public static Vector256<float> Apply(Vector256<float> g, Vector256<float> x)
+    {
+        var s = Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-x));
+        return g * s * (Vector256<float>.One + x * (Vector256<float>.One - s));
+    }
+    public static Vector512<float> Apply(Vector512<float> g, Vector512<float> x)
+    {
+        var s = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-x));
+        return g * s * (Vector512<float>.One + x * (Vector512<float>.One - s));
+    }
+}
+
+/// <summary>quick_gelu(x) = x sigmoid(1.702 x): derivative s (1 + 1.702 x (1 - s)); v is the input.</summary>
+public struct QuickGeluGradOp : IBinaryOp
+{
+    public static float Apply(float g, float x) { float s = 1f / (1f + MathF.Exp(-1.702f * x)); return g * s * (1f + 1.702f * x * (1f - s)); }
+    public static Vector256<float> Apply(Vector256<float> g, Vector256<float> x)
+    {
+        var s = Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(x * -1.702f));
+        return g * s * (Vector256<float>.One + x * 1.702f * (Vector256<float>.One - s));
+    }
+    public static Vector512<float> Apply(Vector512<float> g, Vector512<float> x)
+    {
+        var s = Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(x * -1.702f));
+        return g * s * (Vector512<float>.One + x * 1.702f * (Vector512<float>.One - s));
+    }
+}
+
+/// <summary>d sigmoid/dx = y (1 - y); v is the output y.</summary>
+public struct SigmoidGradOp : IBinaryOp
+{
+    public static float Apply(float g, float y) => g * y * (1f - y);
+    public static Vector256<float> Apply(Vector256<float> g, Vector256<float> y) => g * y * (Vector256<float>.One - y);
+    public static Vector512<float> Apply(Vector512<float> g, Vector512<float> y) => g * y * (Vector512<float>.One - y);
+}
+
+/// <summary>d tanh/dx = 1 - y^2; v is the output y.</summary>
+public struct TanhGradOp : IBinaryOp
+{
+    public static float Apply(float g, float y) => g * (1f - y * y);
+    public static Vector256<float> Apply(Vector256<float> g, Vector256<float> y) => g * (Vector256<float>.One - y * y);
+    public static Vector512<float> Apply(Vector512<float> g, Vector512<float> y) => g * (Vector512<float>.One - y * y);
+}
