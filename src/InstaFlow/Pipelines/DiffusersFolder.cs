@@ -111,6 +111,27 @@ public sealed class SdComponents : IDisposable
         return new SdComponents { Name = Path.GetFileName(f.Root.TrimEnd(Path.DirectorySeparatorChar)), Tokenizer = tokenizer, TextEncoder = text, Unet = unet, Vae = vae, Reports = reports };
     }
 
+    /// <summary>
+    /// SHA-256 over every parameter of the three networks (component, name, shape, float32 values in order): the
+    /// identity of the weights themselves, whatever the folder is called, where it lives or which dtype its files use.
+    /// </summary>
+    public unsafe string WeightsSha256()
+    {
+        using var h = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var (component, m) in new (string, Module)[] { ("text_encoder", TextEncoder), ("unet", Unet), ("vae", Vae) })
+            foreach (var (name, p) in m.NamedParameters())
+            {
+                var t = p.Value;
+                h.AppendData(System.Text.Encoding.UTF8.GetBytes($"{component}/{name}[{string.Join(",", t.ShapeArray())}]"));
+                for (long off = 0; off < t.Numel; off += 1 << 24)
+                {
+                    long n = Math.Min(1 << 24, t.Numel - off);
+                    h.AppendData(new ReadOnlySpan<byte>(t.Data + off, checked((int)(n * sizeof(float)))));
+                }
+            }
+        return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+
     public void Dispose()
     {
         foreach (var m in new Module[] { TextEncoder, Unet, Vae })

@@ -98,6 +98,33 @@ public sealed class TripletTests : IDisposable
     }
 
     [Fact]
+    public void Triplets_TeacherWithOtherWeights_RefusesToMix_SameWeightsUnderAnotherNameResume()
+    {
+        var dir = Dir("teacher");
+        Generator().Run(dir, 0, 1);
+        // the same weights in a folder with another name and path
+        var src = Path.Combine(TestUtil.Fixtures, "tiny-sd15");
+        var renamed = Dir("renamed-teacher");
+        foreach (var f in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
+        {
+            var to = Path.Combine(renamed, Path.GetRelativePath(src, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        using var copy = SdComponents.Load(renamed);
+        Assert.NotEqual(RectifiedFlowPipelineTests.Model.Name, copy.Name);
+        Assert.Equal(RectifiedFlowPipelineTests.Model.WeightsSha256(), copy.WeightsSha256());
+        var scheduler = SchedulerConfig.StableDiffusion15(SchedulerConfig.DpmSolverMultistep);
+        var again = new TripletGenerator(new StableDiffusionPipeline(copy, NoiseScheduler.Create(scheduler)), Prompts, "test-prompts-sha", Settings).Run(dir, 0, 1);
+        Assert.Empty(again.Generated);
+
+        copy.Unet.NamedParameters().First().Param.Value.Span[0] += 1e-3f;
+        var other = new TripletGenerator(new StableDiffusionPipeline(copy, NoiseScheduler.Create(scheduler)), Prompts, "test-prompts-sha", Settings);
+        var e = Assert.Throws<InvalidDataException>(() => other.Run(dir, 0, 1));
+        Assert.Contains("model_sha256", e.Message);
+    }
+
+    [Fact]
     public void TripletsCli_EmptyPromptLine_ErrorNamesLine()
     {
         var prompts = Path.Combine(_tmp, "prompts.txt");

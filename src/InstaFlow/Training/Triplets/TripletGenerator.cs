@@ -51,6 +51,9 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
 
     public TripletSettings Settings { get; } = Validate(settings, prompts);
 
+    // The teacher is named by its weights, not its folder: a renamed or moved copy resumes, other weights do not.
+    private readonly Lazy<string> _modelSha256 = new(teacher.Model.WeightsSha256);
+
     private static TripletSettings Validate(TripletSettings s, IReadOnlyList<string> prompts)
     {
         if (prompts.Count == 0) throw new ArgumentException("no prompts");
@@ -76,7 +79,7 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
             ["negative_prompt"] = Settings.NegativePrompt,
             ["width"] = width.ToString(inv),
             ["height"] = height.ToString(inv),
-            ["model"] = teacher.Model.Name,
+            ["model_sha256"] = _modelSha256.Value,
             ["scheduler"] = JsonSerializer.Serialize(teacher.Scheduler.Config, json),
             ["prompts_sha256"] = promptsSha256,
             ["prompt_count"] = prompts.Count.ToString(inv),
