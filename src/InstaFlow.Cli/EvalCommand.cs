@@ -116,32 +116,31 @@ public static class EvalCommand
         var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 0f };
         var scale = new Option<int>("--scale") { DefaultValueFactory = _ => 2, Description = "nearest-neighbour upscaling of each cell" };
         var output = new Option<string>("--output", "-o") { Description = "grid PNG", Required = true };
-        var c = new Command("grid", "A PNG grid of samples: one row per prompt, one column per seed") { model, prompts, seeds, steps, guidance, scale, output };
+        var c = new Command("grid", "A PNG grid of samples: one row per prompt (printed under it), one column per seed") { model, prompts, seeds, steps, guidance, scale, output };
         c.SetAction(r =>
         {
             using var m = SdComponents.Load(ModelLocator.Resolve(r.GetValue(model)));
             var pipe = new RectifiedFlowPipeline(m);
             var rows = r.GetValue(prompts)!.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            int cols = r.GetValue(seeds), k = r.GetValue(scale), pad = 4;
-            byte[]? grid = null;
-            int cw = 0, gw = 0, gh = 0;
-            for (int y = 0; y < rows.Length; y++)
+            if (rows.Length == 0) throw new UserException("--prompts has no prompt; separate prompts with ';'");
+            int cols = r.GetValue(seeds);
+            if (cols < 1) throw new UserException($"--seeds must be at least 1, got {cols}");
+            var cells = new List<IReadOnlyList<byte[]>>();
+            int w = 0, h = 0;
+            foreach (var prompt in rows)
+            {
+                var row = new List<byte[]>();
                 for (int x = 0; x < cols; x++)
                 {
-                    var res = pipe.Generate(new GenerationRequest { Prompts = [rows[y]], Seed = (ulong)x, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) });
+                    var res = pipe.Generate(new GenerationRequest { Prompts = [prompt], Seed = (ulong)x, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) });
                     res.FinalLatents.Dispose();
-                    if (grid == null)
-                    {
-                        cw = res.Width * k;
-                        gw = cols * (cw + pad) + pad; gh = rows.Length * (res.Height * k + pad) + pad;
-                        grid = Enumerable.Repeat((byte)255, gw * gh * 3).ToArray();
-                    }
-                    for (int py = 0; py < res.Height * k; py++)
-                        for (int px = 0; px < cw; px++)
-                            for (int ch = 0; ch < 3; ch++)
-                                grid[((pad + y * (res.Height * k + pad) + py) * gw + pad + x * (cw + pad) + px) * 3 + ch] = res.ImagesHwc[0][((py / k) * res.Width + px / k) * 3 + ch];
+                    (w, h) = (res.Width, res.Height);
+                    row.Add(res.ImagesHwc[0]);
                 }
-            Png.Write(r.GetValue(output)!, gw, gh, 3, grid!);
+                cells.Add(row);
+            }
+            var grid = ImageGrid.Compose(cells, w, h, r.GetValue(scale), rows);
+            Png.Write(r.GetValue(output)!, grid.Width, grid.Height, 3, grid.Rgb);
             for (int y = 0; y < rows.Length; y++) CliIO.Out.WriteLine($"row {y + 1}: {rows[y]}");
             return 0;
         });
