@@ -1,5 +1,6 @@
-// The page's behaviour: fills the size list from /api/model, sends the form to /api/generate, shows progress,
-// errors from the API, and each result (images, parameters, timings, download links) at the top of the gallery.
+// The page's behaviour: fills the size list from /api/model, sends the form to /api/generate, shows progress with
+// a Cancel button, errors from the API, and each result (images, parameters, timings, download links) at the top
+// of the gallery.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -89,20 +90,25 @@ function showResult(r) {
   $("gallery").prepend(card);
 }
 
+// The running request; Cancel aborts it, and the server drops an aborted job from its queue or stops it between steps.
+let running = null;
+
 async function generate(event) {
   event.preventDefault();
   showError("");
   $("generate").disabled = true;
   $("progress").hidden = false;
+  running = new AbortController();
   const started = performance.now();
   const timer = setInterval(() => { $("elapsed").textContent = ((performance.now() - started) / 1000).toFixed(1) + " s"; }, 100);
   try {
-    const response = await fetch("api/generate", { method: "POST", headers: headers(), body: JSON.stringify(readForm()) });
+    const response = await fetch("api/generate", { method: "POST", headers: headers(), body: JSON.stringify(readForm()), signal: running.signal });
     if (response.ok) showResult(await response.json());
     else showError(await errorText(response));
   } catch (e) {
-    showError("the server did not answer: " + e.message);
+    showError(e.name === "AbortError" ? "cancelled" : "the server did not answer: " + e.message);
   } finally {
+    running = null;
     clearInterval(timer);
     $("generate").disabled = false;
     $("progress").hidden = true;
@@ -111,6 +117,7 @@ async function generate(event) {
 
 $("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2 ** 32); });
 $("form").addEventListener("submit", generate);
+$("cancel").addEventListener("click", () => running?.abort());
 // With --api-key the first model request fails; entering the key loads the model's sizes.
 $("api-key").addEventListener("change", () => {
   showError("");

@@ -1,5 +1,5 @@
 // The web page in a real browser (the system's Chromium driven by Playwright): type a prompt, click Generate,
-// wait for the image, check its size, and keep a screenshot; API errors appear on the page.
+// wait for the image, check its size, and keep a screenshot; API errors appear on the page; Cancel frees the queue.
 using InstaFlow.Pipelines;
 using Microsoft.Playwright;
 
@@ -78,6 +78,29 @@ public sealed class ServeBrowserTests : IAsyncLifetime
         var error = page.Locator("#error");
         await error.WaitForAsync(new() { State = WaitForSelectorState.Visible });
         Assert.Contains("prompt: must not be empty", await error.InnerTextAsync());
+        Assert.Equal(0, await page.Locator("#gallery img").CountAsync());
+    }
+
+    private void WaitForPending(int n) =>
+        Assert.True(SpinWait.SpinUntil(() => _run.Server.Queue.Pending == n, TimeSpan.FromSeconds(30)), $"queue never reached {n} pending (has {_run.Server.Queue.Pending})");
+
+    [Fact]
+    public async Task Cancel_WhileQueued_ShowsCancelledAndFreesTheQueue()
+    {
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _run.Server.Queue.BeforeRun = ct => gate.Task.WaitAsync(ct); // holds the job until the client goes away
+        var page = await OpenPage();
+        await page.FillAsync("#prompt", "a slow request");
+        await page.ClickAsync("#generate");
+        await page.Locator("#cancel").WaitForAsync(new() { State = WaitForSelectorState.Visible });
+        WaitForPending(1);
+        await page.ClickAsync("#cancel");
+
+        var error = page.Locator("#error");
+        await error.WaitForAsync(new() { State = WaitForSelectorState.Visible });
+        Assert.Equal("cancelled", await error.InnerTextAsync());
+        Assert.False(await page.Locator("#generate").IsDisabledAsync());
+        WaitForPending(0);
         Assert.Equal(0, await page.Locator("#gallery img").CountAsync());
     }
 }
