@@ -1,5 +1,5 @@
 // `instaflow bench kernels`: prints the machine line, the measured FMA peak and one line per kernel case
-// (text table or JSON lines). All measuring lives in InstaFlow.Tensors.Bench.KernelBench.
+// (text table or JSON lines); `bench train` times training steps. The measuring lives in the library.
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Encodings.Web;
@@ -26,7 +26,28 @@ public static class BenchCommand
             Run(asJson, n, t);
             return 0;
         });
-        return new Command("bench", "Benchmarks") { kernels, BenchSd15Command.Create() };
+        return new Command("bench", "Benchmarks") { kernels, BenchSd15Command.Create(), Train() };
+    }
+
+    private static Command Train()
+    {
+        var batch = new Option<int>("--batch") { Description = "Latents per step", DefaultValueFactory = _ => 32 };
+        var runs = new Option<int>("--runs") { Description = "Timed steps (after two warm-up steps; the median is reported)", DefaultValueFactory = _ => 10 };
+        var threads = new Option<int>("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var c = new Command("train", "Time training steps of the Twemoji 1-RF networks (text encoder + UNet) on synthetic data") { batch, runs, threads };
+        c.SetAction(r =>
+        {
+            int b = r.GetValue(batch), n = r.GetValue(runs), t = r.GetValue(threads);
+            if (b < 1 || n < 1 || t < 1) throw new UserException($"--batch, --runs and --threads must be at least 1 (got {b}, {n} and {t})");
+            var res = InstaFlow.Training.TextToImage.TrainBench.Run(b, n, t);
+            Console.WriteLine($"machine: {KernelBench.MachineLine(t)}");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Twemoji 1-RF training step, batch {res.BatchSize}, {res.Parameters} parameters: median {res.MedianSeconds:F3} s ({res.MinSeconds:F3}-{res.MaxSeconds:F3}, {n} steps)"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{res.FlopsPerStep / 1e9:F2} GFLOP per step (GEMM, conv, attention; forward and backward): {res.Gflops:F1} GFLOP/s, {res.PeakFraction:P0} of the {res.PeakGflops:F0} GFLOP/s FMA peak"));
+            return 0;
+        });
+        return c;
     }
 
     private static void Run(bool asJson, int runs, int threads)

@@ -140,4 +140,30 @@ public class TextToImageTrainingTests
         var far = TwemojiEval.RealReference(images, labels, train, model, 4, other, 4);
         Assert.True(far.FdTwemoji > 1e-3, $"FD against other images: {far.FdTwemoji}");
     }
+
+    [Fact]
+    public void TrainBench_TinyArchitecture_CountsForwardAndBackwardFlops()
+    {
+        var a = new FlowArchitecture { TextHidden = 16, TextHeads = 2, TextLayers = 1, UnetChannels = [8, 16], UnetHeads = 2, NormGroups = 4 };
+        var r = TrainBench.Run(batch: 2, runs: 1, threads: 1, a);
+        // the same step's forward alone, counted here, is about a third of a whole step's work
+        var net = TextToImageTraining.NewNetwork(a, TrainBench.TwemojiVae, 49408, 0);
+        long forward;
+        using (var scope = TensorScope.Begin())
+        {
+            FlopCounter.Reset();
+            FlopCounter.Enabled = true;
+            try
+            {
+                var ids = Tensor.Zeros(2, a.MaxTokens);
+                net.Forward(Tensor.Zeros(2, 4, 16, 16), Tensor.FromArray([500f, 500f], 2), ids);
+                forward = FlopCounter.Flops;
+            }
+            finally { FlopCounter.Enabled = false; }
+        }
+        Assert.Equal(net.ParameterCount, r.Parameters);
+        double ratio = (double)r.FlopsPerStep / forward;
+        Assert.True(ratio is > 2.5 and < 3.5, $"a training step counted {r.FlopsPerStep} FLOPs, {ratio:F2}x the forward's {forward}");
+        Assert.True(r.MedianSeconds > 0 && r.PeakGflops > 0, $"{r}");
+    }
 }

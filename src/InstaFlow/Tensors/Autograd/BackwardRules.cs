@@ -144,6 +144,7 @@ internal static unsafe class BackwardRules
             {
                 long rows = a.Numel / k;
                 gb = Tensor.Empty(b.ShapeArray());
+                FlopCounter.Add(2L * rows * k * nn);
                 if (!transB) Gemm.Sgemm(true, false, k, nn, (int)rows, 1f, a.Data, k, g.Data, nn, 0f, gb.Data, nn);
                 else Gemm.Sgemm(true, false, nn, k, (int)rows, 1f, g.Data, nn, a.Data, k, 0f, gb.Data, k);
             }
@@ -151,6 +152,7 @@ internal static unsafe class BackwardRules
             {
                 long batch = a.Numel / ((long)m * k);
                 gb = Tensor.Empty(b.ShapeArray());
+                FlopCounter.Add(2L * batch * m * k * nn);
                 for (long bi = 0; bi < batch; bi++)
                 {
                     float* pa = a.Data + bi * m * k, pg = g.Data + bi * m * nn, pb = gb.Data + bi * k * nn;
@@ -171,11 +173,13 @@ internal static unsafe class BackwardRules
         if (n.Inputs[0].TracksGrad)
         {
             gx = Tensor.Empty(xin.ShapeArray());
+            FlopCounter.Add(2L * rows * inF * outF);
             Gemm.Sgemm(false, false, (int)rows, inF, outF, 1f, g.Data, outF, w.Data, inF, 0f, gx.Data, inF);
         }
         if (n.Inputs[1].TracksGrad)
         {
             gw = Tensor.Empty(w.ShapeArray());
+            FlopCounter.Add(2L * rows * inF * outF);
             Gemm.Sgemm(true, false, outF, inF, (int)rows, 1f, g.Data, outF, xin.Data, inF, 0f, gw.Data, inF);
         }
         if (n.Inputs.Length > 2 && n.Inputs[2].TracksGrad)

@@ -22,13 +22,14 @@ internal static unsafe class ExtendedRules
         var p = n.Ints;
         var s = new Conv2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), w.Dim(0), w.Dim(2), w.Dim(3), p[0], p[1], p[2], p[3], p[4]);
         Tensor? gx = null, gw = null, gb = null;
-        if (n.Inputs[0].TracksGrad) { gx = Tensor.Empty(x.ShapeArray()); Conv2d.BackwardInput(s, g.Data, w.Data, gx.Data); }
+        if (n.Inputs[0].TracksGrad) { gx = Tensor.Empty(x.ShapeArray()); FlopCounter.Add(s.Flops); Conv2d.BackwardInput(s, g.Data, w.Data, gx.Data); }
         bool hasBias = n.Inputs.Length > 2;
         bool needW = n.Inputs[1].TracksGrad, needB = hasBias && n.Inputs[2].TracksGrad;
         if (needW || needB)
         {
             gw = Tensor.Empty(w.ShapeArray());
             if (needB) gb = Tensor.Empty(w.Dim(0));
+            FlopCounter.Add(s.Flops);
             Conv2d.BackwardWeight(s, g.Data, x.Data, gw.Data, gb != null ? gb.Data : null);
         }
         return hasBias ? new[] { gx, needW ? gw : null, gb } : new[] { gx, gw };
@@ -138,6 +139,8 @@ internal static unsafe class ExtendedRules
         int heads = n.Ints[0];
         var s = new AttentionShape(q.Dim(0), heads, q.Dim(1), k.Dim(1), q.Dim(2) / heads, n.Ints[1] == 1);
         var gq = Tensor.Empty(q.ShapeArray()); var gk = Tensor.Empty(k.ShapeArray()); var gv = Tensor.Empty(v.ShapeArray());
+        // five products of the forward's size each (S again, dV, dP, dQ, dK) against the forward's two
+        FlopCounter.Add(s.Flops / 2 * 5);
         Attention.Backward(s, q.Data, k.Data, v.Data, o.Data, lse.Data, g.Data, n.Floats[0], gq.Data, gk.Data, gv.Data);
         return new Tensor?[] { gq, gk, gv };
     }

@@ -1,0 +1,73 @@
+// `instaflow bench train`: times whole training steps (forward, backward, clipping, AdamW, EMA) of the Twemoji 1-RF
+// networks on synthetic latents and token ids, and counts the FLOPs a step does in GEMM, conv and attention.
+using System.Diagnostics;
+using InstaFlow.Flow;
+using InstaFlow.Models.Vae;
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Random;
+
+namespace InstaFlow.Training.TextToImage;
+
+public sealed record TrainBenchResult(int BatchSize, int Threads, long Parameters, double MedianSeconds, double MinSeconds, double MaxSeconds,
+    long FlopsPerStep, double PeakGflops)
+{
+    public double Gflops => FlopsPerStep / MedianSeconds / 1e9;
+    public double PeakFraction => Gflops / PeakGflops;
+}
+
+public static class TrainBench
+{
+    /// <summary>The shipped model's shapes: 64x64 images, a 16x16x4 latent, CLIP vocabulary, 16-token prompts.</summary>
+    public static readonly AutoencoderKLConfig TwemojiVae = new() { BlockOutChannels = [16, 32, 32], SampleSize = 64 };
+    private const int ClipVocabulary = 49408;
+
+    /// <summary>Two warm-up steps, then runs timed steps; the FLOPs are counted on the first timed step.</summary>
+    public static TrainBenchResult Run(int batch, int runs, int threads, FlowArchitecture? architecture = null)
+    {
+        if (batch < 1 || runs < 1) throw new ArgumentException($"batch and runs must be at least 1 (got {batch} and {runs})");
+        int saved = Par.Threads;
+        Par.Threads = threads;
+        try
+        {
+            var a = architecture ?? new FlowArchitecture();
+            var net = TextToImageTraining.NewNetwork(a, TwemojiVae, ClipVocabulary, 0);
+            int side = TwemojiVae.SampleSize / TwemojiVae.ScaleFactor;
+            int[] shape = [TwemojiVae.LatentChannels, side, side];
+            // a fixed pool of synthetic latents and prompts to draw batches from, as the real trainer does (no scope is
+            // open here, so these live for the whole run)
+            const int pool = 256;
+            var latents = new TorchGenerator(1).Randn(pool, shape[0], shape[1], shape[2]);
+            var ids = Tensor.FromArray(Enumerable.Range(0, pool * a.MaxTokens).Select(i => (float)((i * 7919 + 13) % ClipVocabulary)).ToArray(), pool, a.MaxTokens);
+            var nullIds = Tensor.FromArray(new float[a.MaxTokens], 1, a.MaxTokens);
+            var pairs = new IndependentCoupling(shape, (rng, b) =>
+            {
+                var rows = TwemojiImages.Draw(rng, Enumerable.Range(0, pool).ToArray(), b);
+                return (TwemojiImages.Gather(latents, rows), TwemojiImages.Gather(ids, rows));
+            });
+            var objective = new RectifiedFlowObjective(new FlowModel(net, FlowConvention.InstaFlow), pairs, new UniformTime(), batch,
+                new CondDropout(TextToImageTraining.ConditionDropout, nullIds));
+            var trainer = new Trainer(net, objective, new TrainerOptions { LearningRate = 1e-4f, MaxGradNorm = 1f, EmaDecay = 0.995f, Seed = 2 });
+            trainer.Train(2);
+            long flops = 0;
+            var times = new double[runs];
+            for (int i = 0; i < runs; i++)
+            {
+                FlopCounter.Reset();
+                FlopCounter.Enabled = i == 0;
+                var clock = Stopwatch.StartNew();
+                trainer.Train(trainer.Step + 1);
+                times[i] = clock.Elapsed.TotalSeconds;
+                if (i == 0) flops = FlopCounter.Flops;
+                FlopCounter.Enabled = false;
+            }
+            Array.Sort(times);
+            double peak = Tensors.Bench.KernelBench.MeasurePeakGflops(threads, 3, 5_000_000);
+            return new TrainBenchResult(batch, threads, net.ParameterCount, times[runs / 2], times[0], times[^1], flops, peak);
+        }
+        finally
+        {
+            FlopCounter.Enabled = false;
+            Par.Threads = saved;
+        }
+    }
+}
