@@ -78,6 +78,58 @@ public unsafe class NormTests
     }
 
     [Theory]
+    [InlineData(2, 6, 7, 3, 0f, true)]
+    [InlineData(3, 64, 17, 8, 0f, true)]
+    [InlineData(2, 4, 4097, 1, 0f, false)]
+    [InlineData(2, 32, 256, 8, 3f, true)]
+    [InlineData(1, 3, 20011, 1, 100f, true)]
+    public void GroupNormBackward_OddShapes_MatchesDoubleReference(int batch, int channels, int spatial, int groups, float offset, bool affine)
+    {
+        var x = Input(batch * 10 + spatial, (long)batch * channels * spatial, offset);
+        var g = TestUtil.RandomArray(spatial + 3, x.Length);
+        var gamma = affine ? TestUtil.RandomArray(9, channels) : null;
+        var (_, mean, rstd) = GroupNorm(x, gamma, null, batch, channels, groups, 1e-6f);
+        float[] gx = new float[x.Length], dg = new float[channels], db = new float[channels];
+        float[] ex = new float[x.Length], edg = new float[channels], edb = new float[channels];
+        int cpg = channels / groups;
+        fixed (float* px = x, pg = g, pgam = gamma, pm = mean, pr = rstd, pgx = gx, pdg = dg, pdb = db, pex = ex, pedg = edg, pedb = edb)
+        {
+            NormBackward.GroupNorm(px, pg, pgam, pm, pr, batch, channels, spatial, groups, pgx, pdg, pdb);
+            NormBackwardReference.Rows(px, pg, pgam, pm, pr, (long)batch * groups, (long)cpg * spatial,
+                (r, i) => (int)(r % groups) * cpg + (int)(i / spatial), channels, pex, pedg, pedb);
+        }
+        string what = $"group norm backward {batch}x{channels}x{spatial}/{groups} offset {offset}";
+        TestUtil.AssertClose(ex, gx, 2e-5f, 1e-4f, what + " dx");
+        TestUtil.AssertClose(edg, dg, 1e-4f, 1e-4f, what + " dgamma");
+        TestUtil.AssertClose(edb, db, 1e-4f, 1e-4f, what + " dbeta");
+    }
+
+    [Theory]
+    [InlineData(1, 1, 0f, true)]
+    [InlineData(7, 17, 0f, false)]
+    [InlineData(33, 320, 0f, true)]
+    [InlineData(257, 64, 10f, true)]
+    public void LayerNormBackward_OddShapes_MatchesDoubleReference(int rows, int n, float offset, bool affine)
+    {
+        var x = Input(rows * 3 + n, (long)rows * n, offset);
+        var g = TestUtil.RandomArray(n + 5, x.Length);
+        var gamma = affine ? TestUtil.RandomArray(11, n) : null;
+        float[] mean = new float[rows], rstd = new float[rows], y = new float[x.Length];
+        fixed (float* px = x, pgam = gamma, py = y, pm = mean, pr = rstd) Norms.LayerNormForward(px, pgam, null, py, rows, n, 1e-5f, pm, pr);
+        float[] gx = new float[x.Length], dg = new float[n], db = new float[n];
+        float[] ex = new float[x.Length], edg = new float[n], edb = new float[n];
+        fixed (float* px = x, pg = g, pgam = gamma, pm = mean, pr = rstd, pgx = gx, pdg = dg, pdb = db, pex = ex, pedg = edg, pedb = edb)
+        {
+            NormBackward.LayerNorm(px, pg, pgam, pm, pr, rows, n, pgx, pdg, pdb);
+            NormBackwardReference.Rows(px, pg, pgam, pm, pr, rows, n, (r, i) => (int)i, n, pex, pedg, pedb);
+        }
+        string what = $"layer norm backward {rows}x{n} offset {offset}";
+        TestUtil.AssertClose(ex, gx, 2e-5f, 1e-4f, what + " dx");
+        TestUtil.AssertClose(edg, dg, 1e-4f, 1e-4f, what + " dgamma");
+        TestUtil.AssertClose(edb, db, 1e-4f, 1e-4f, what + " dbeta");
+    }
+
+    [Theory]
     [InlineData(2, 64, 9, 9, 32)]
     [InlineData(1, 6, 70, 70, 2)]
     public void GroupNormSilu_Inference_MatchesGroupNormThenSilu(int batch, int channels, int h, int w, int groups)

@@ -35,74 +35,41 @@ internal static unsafe class ExtendedRules
         return hasBias ? new[] { gx, needW ? gw : null, gb } : new[] { gx, gw };
     }
 
-    /// <summary>Shared by group and layer norm: rows of `len` values normalized with (mean, rstd); channel(i) maps a
-    /// position in a row to its affine parameter index.</summary>
-    private static Tensor?[] NormBackward(TapeNode n, Tensor g, long rows, long len, Func<long, long, int> channel, int paramCount, bool hasGamma, bool hasBeta)
-    {
-        var x = n.Saved[0]; var gamma = hasGamma ? n.Saved[1] : null; var mean = n.Saved[2]; var rstd = n.Saved[3];
-        var gx = n.Inputs[0].TracksGrad ? Tensor.Empty(x.ShapeArray()) : null;
-        float* px = x.Data, pg = g.Data, pm = mean.Data, pr = rstd.Data;
-        float* pgam = gamma != null ? gamma.Data : null;
-        float* pgx = gx != null ? gx.Data : null;
-        // Per-row partial sums for gamma/beta, combined in row order afterwards (deterministic).
-        var dgRows = new double[hasGamma || hasBeta ? rows * paramCount : 0];
-        var dbRows = new double[dgRows.Length];
-        Par.For((int)rows, r =>
-        {
-            float m = pm[r], rs = pr[r];
-            double sumDy = 0, sumDyXhat = 0;
-            for (long i = 0; i < len; i++)
-            {
-                long idx = r * len + i;
-                int c = channel(r, i);
-                float xhat = (px[idx] - m) * rs;
-                float dy = pg[idx] * (pgam != null ? pgam[c] : 1f);
-                sumDy += dy; sumDyXhat += dy * xhat;
-                if (dgRows.Length > 0) { dgRows[r * paramCount + c] += pg[idx] * xhat; dbRows[r * paramCount + c] += pg[idx]; }
-            }
-            if (pgx == null) return;
-            float mDy = (float)(sumDy / len), mDyX = (float)(sumDyXhat / len);
-            for (long i = 0; i < len; i++)
-            {
-                long idx = r * len + i;
-                int c = channel(r, i);
-                float xhat = (px[idx] - m) * rs;
-                float dy = pg[idx] * (pgam != null ? pgam[c] : 1f);
-                pgx[idx] = rs * (dy - mDy - xhat * mDyX);
-            }
-        });
-        var result = new List<Tensor?> { gx };
-        if (hasGamma) result.Add(SumRows(dgRows, rows, paramCount));
-        if (hasBeta) result.Add(SumRows(dbRows, rows, paramCount));
-        return result.ToArray();
-    }
-
-    private static Tensor SumRows(double[] partial, long rows, int count)
-    {
-        var t = Tensor.Empty(count);
-        for (int c = 0; c < count; c++)
-        {
-            double s = 0;
-            for (long r = 0; r < rows; r++) s += partial[r * count + c];
-            t.Data[c] = (float)s;
-        }
-        return t;
-    }
-
     private static Tensor?[] GroupNormBackward(TapeNode n, Tensor g)
     {
         var x = n.Saved[0];
-        int groups = n.Ints[0], b = x.Dim(0), ch = x.Dim(1), cpg = ch / groups;
-        long spatial = x.Numel / ((long)b * ch);
-        return NormBackward(n, g, (long)b * groups, cpg * spatial, (r, i) => (int)(r % groups) * cpg + (int)(i / spatial), ch, n.Ints[1] == 1, n.Ints[2] == 1);
+        int groups = n.Ints[0], b = x.Dim(0), ch = x.Dim(1);
+        bool hasGamma = n.Ints[1] == 1, hasBeta = n.Ints[2] == 1;
+        var (gx, dgamma, dbeta) = NormGrads(n, x, hasGamma ? ch : 0, hasBeta ? ch : 0);
+        NormBackward.GroupNorm(x.Data, g.Data, hasGamma ? n.Saved[1].Data : null, n.Saved[2].Data, n.Saved[3].Data, b, ch, x.Numel / ((long)b * ch), groups,
+            Ptr(gx), Ptr(dgamma), Ptr(dbeta));
+        return NormResult(gx, dgamma, dbeta, hasGamma, hasBeta);
     }
 
     private static Tensor?[] LayerNormBackward(TapeNode n, Tensor g)
     {
         var x = n.Saved[0];
         int len = x.Dim(-1);
-        return NormBackward(n, g, x.Numel / len, len, (r, i) => (int)i, len, n.Ints[0] == 1, n.Ints[1] == 1);
+        bool hasGamma = n.Ints[0] == 1, hasBeta = n.Ints[1] == 1;
+        var (gx, dgamma, dbeta) = NormGrads(n, x, hasGamma ? len : 0, hasBeta ? len : 0);
+        NormBackward.LayerNorm(x.Data, g.Data, hasGamma ? n.Saved[1].Data : null, n.Saved[2].Data, n.Saved[3].Data, x.Numel / len, len,
+            Ptr(gx), Ptr(dgamma), Ptr(dbeta));
+        return NormResult(gx, dgamma, dbeta, hasGamma, hasBeta);
     }
+
+    /// <summary>Output tensors for the gradients the tape needs: the input's when it tracks gradients, gamma's and beta's when the norm has them.</summary>
+    private static (Tensor? Gx, Tensor? Dgamma, Tensor? Dbeta) NormGrads(TapeNode n, Tensor x, int gammaLen, int betaLen) =>
+        (n.Inputs[0].TracksGrad ? Tensor.Empty(x.ShapeArray()) : null, gammaLen > 0 ? Tensor.Empty(gammaLen) : null, betaLen > 0 ? Tensor.Empty(betaLen) : null);
+
+    private static Tensor?[] NormResult(Tensor? gx, Tensor? dgamma, Tensor? dbeta, bool hasGamma, bool hasBeta)
+    {
+        var result = new List<Tensor?> { gx };
+        if (hasGamma) result.Add(dgamma);
+        if (hasBeta) result.Add(dbeta);
+        return result.ToArray();
+    }
+
+    private static float* Ptr(Tensor? t) => t != null ? t.Data : null;
 
     private static Tensor UpsampleBackward(Tensor x, Tensor g)
     {

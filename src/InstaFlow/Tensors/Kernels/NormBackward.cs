@@ -1,0 +1,193 @@
+// Backward kernels of group norm and layer norm, given the forward's per-row mean and rstd: the input gradient
+// (vectorized, parallel over rows) and the gamma/beta gradients (summed in a fixed order, so any thread count gives
+// the same bits). NormBackwardReference is the double-precision oracle.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace InstaFlow.Tensors.Kernels;
+
+public static unsafe class NormBackward
+{
+    /// <summary>
+    /// x, g: [batch, channels, spatial]; gamma: [channels] or null; mean, rstd: [batch * groups]. Writes gx (if not
+    /// null, overwritten) and dgamma, dbeta (if not null, overwritten; [channels]).
+    /// </summary>
+    public static void GroupNorm(float* x, float* g, float* gamma, float* mean, float* rstd, int batch, int channels, long spatial, int groups,
+        float* gx, float* dgamma, float* dbeta)
+    {
+        int cpg = channels / groups;
+        // per (image, channel): sum of g and sum of g * xhat, from which everything else follows
+        var sums = NativeBuffer.Rent(2L * batch * channels * sizeof(float));
+        try
+        {
+            float* sg = (float*)sums.Pointer, sgx = sg + (long)batch * channels;
+            Par.For(batch * groups, r =>
+            {
+                int b = r / groups, c0 = r % groups * cpg;
+                float m = mean[r], rs = rstd[r];
+                float sumDy = 0, sumDyX = 0;
+                for (int c = c0; c < c0 + cpg; c++)
+                {
+                    long off = ((long)b * channels + c) * spatial;
+                    var (s, sx) = SumAndCentredDot(g + off, x + off, m, spatial);
+                    sg[b * channels + c] = s;
+                    sgx[b * channels + c] = sx * rs;
+                    float gam = gamma != null ? gamma[c] : 1f;
+                    sumDy += gam * s;
+                    sumDyX += gam * sx * rs;
+                }
+                if (gx == null) return;
+                float n = cpg * spatial, mDy = sumDy / n, mDyX = sumDyX / n;
+                // gx = rs * (gamma g - mDy - xhat mDyX) = a g + k x + c with xhat = (x - m) rs
+                float k = -rs * rs * mDyX, cst = -rs * mDy + rs * rs * mDyX * m;
+                for (int c = c0; c < c0 + cpg; c++)
+                {
+                    long off = ((long)b * channels + c) * spatial;
+                    Affine2(rs * (gamma != null ? gamma[c] : 1f), g + off, k, x + off, cst, gx + off, spatial);
+                }
+            });
+            for (int c = 0; c < channels; c++)
+            {
+                float dg = 0, db = 0;
+                for (int b = 0; b < batch; b++) { dg += sgx[b * channels + c]; db += sg[b * channels + c]; }
+                if (dgamma != null) dgamma[c] = dg;
+                if (dbeta != null) dbeta[c] = db;
+            }
+        }
+        finally { sums.Release(); }
+    }
+
+    /// <summary>
+    /// x, g: [rows, len]; gamma: [len] or null; mean, rstd: [rows]. Writes gx (if not null) and dgamma, dbeta (if not
+    /// null; [len]), all overwritten.
+    /// </summary>
+    public static void LayerNorm(float* x, float* g, float* gamma, float* mean, float* rstd, long rows, int len, float* gx, float* dgamma, float* dbeta)
+    {
+        if (gx != null)
+            Par.ForRange(rows, Math.Max(1, 4096 / len), (s, e) =>
+            {
+                for (long r = s; r < e; r++)
+                {
+                    float* xr = x + r * len, gr = g + r * len, gxr = gx + r * len;
+                    float m = mean[r], rs = rstd[r];
+                    float sumDy = 0, sumDyX = 0;
+                    for (int i = 0; i < len; i++)
+                    {
+                        float dy = gr[i] * (gamma != null ? gamma[i] : 1f);
+                        sumDy += dy;
+                        sumDyX += dy * (xr[i] - m) * rs;
+                    }
+                    float mDy = sumDy / len, mDyX = sumDyX / len;
+                    for (int i = 0; i < len; i++)
+                        gxr[i] = rs * (gr[i] * (gamma != null ? gamma[i] : 1f) - mDy - (xr[i] - m) * rs * mDyX);
+                }
+            });
+        if (dgamma == null && dbeta == null) return;
+        // column sums over rows, each column in row order: parallel over column blocks
+        Par.ForRange(len, 64, (s, e) =>
+        {
+            int i0 = (int)s, n = (int)(e - s);
+            if (dgamma != null) new Span<float>(dgamma + i0, n).Clear();
+            if (dbeta != null) new Span<float>(dbeta + i0, n).Clear();
+            for (long r = 0; r < rows; r++)
+            {
+                float* xr = x + r * len + i0, gr = g + r * len + i0;
+                float m = mean[r], rs = rstd[r];
+                for (int i = 0; i < n; i++)
+                {
+                    if (dgamma != null) dgamma[i0 + i] += gr[i] * (xr[i] - m) * rs;
+                    if (dbeta != null) dbeta[i0 + i] += gr[i];
+                }
+            }
+        });
+    }
+
+    /// <summary>(sum of g, sum of g * (x - m)) over n values, in a fixed order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static (float Sum, float Dot) SumAndCentredDot(float* g, float* x, float m, long n)
+    {
+        long i = 0;
+        float s = 0, d = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var vs = Vector512<float>.Zero; var vd = Vector512<float>.Zero; var vm = Vector512.Create(m);
+            for (; i + 16 <= n; i += 16)
+            {
+                var gv = Vector512.Load(g + i);
+                vs += gv;
+                vd = Vector512.FusedMultiplyAdd(gv, Vector512.Load(x + i) - vm, vd);
+            }
+            s = Vector512.Sum(vs); d = Vector512.Sum(vd);
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            var vs = Vector256<float>.Zero; var vd = Vector256<float>.Zero; var vm = Vector256.Create(m);
+            for (; i + 8 <= n; i += 8)
+            {
+                var gv = Vector256.Load(g + i);
+                vs += gv;
+                vd = Vector256.FusedMultiplyAdd(gv, Vector256.Load(x + i) - vm, vd);
+            }
+            s = Vector256.Sum(vs); d = Vector256.Sum(vd);
+        }
+        for (; i < n; i++) { s += g[i]; d += g[i] * (x[i] - m); }
+        return (s, d);
+    }
+
+    /// <summary>y = a g + k x + c over n values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Affine2(float a, float* g, float k, float* x, float c, float* y, long n)
+    {
+        long i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(a); var vk = Vector512.Create(k); var vc = Vector512.Create(c);
+            for (; i + 16 <= n; i += 16)
+                Vector512.Store(Vector512.FusedMultiplyAdd(va, Vector512.Load(g + i), Vector512.FusedMultiplyAdd(vk, Vector512.Load(x + i), vc)), y + i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(a); var vk = Vector256.Create(k); var vc = Vector256.Create(c);
+            for (; i + 8 <= n; i += 8)
+                Vector256.Store(Vector256.FusedMultiplyAdd(va, Vector256.Load(g + i), Vector256.FusedMultiplyAdd(vk, Vector256.Load(x + i), vc)), y + i);
+        }
+        for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a, g[i], MathF.FusedMultiplyAdd(k, x[i], c));
+    }
+}
+
+/// <summary>Norm backward in double, element by element from the definitions: the oracle for <see cref="NormBackward"/>.</summary>
+public static unsafe class NormBackwardReference
+{
+    /// <summary>Rows of len values; param(r, i) is the gamma/beta index of element i of row r. Same outputs as the kernels.</summary>
+    public static void Rows(float* x, float* g, float* gamma, float* mean, float* rstd, long rows, long len, Func<long, long, int> param, int paramCount,
+        float* gx, float* dgamma, float* dbeta)
+    {
+        var dg = new double[paramCount];
+        var db = new double[paramCount];
+        for (long r = 0; r < rows; r++)
+        {
+            double m = mean[r], rs = rstd[r], sumDy = 0, sumDyX = 0;
+            for (long i = 0; i < len; i++)
+            {
+                long idx = r * len + i;
+                int c = param(r, i);
+                double xhat = (x[idx] - m) * rs, dy = g[idx] * (gamma != null ? gamma[c] : 1.0);
+                sumDy += dy; sumDyX += dy * xhat;
+                dg[c] += g[idx] * xhat; db[c] += g[idx];
+            }
+            if (gx == null) continue;
+            for (long i = 0; i < len; i++)
+            {
+                long idx = r * len + i;
+                int c = param(r, i);
+                double xhat = (x[idx] - m) * rs, dy = g[idx] * (gamma != null ? gamma[c] : 1.0);
+                gx[idx] = (float)(rs * (dy - sumDy / len - xhat * sumDyX / len));
+            }
+        }
+        for (int c = 0; c < paramCount; c++)
+        {
+            if (dgamma != null) dgamma[c] = (float)dg[c];
+            if (dbeta != null) dbeta[c] = (float)db[c];
+        }
+    }
+}
