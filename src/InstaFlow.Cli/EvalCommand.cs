@@ -1,5 +1,6 @@
-// `instaflow eval classifier|twemoji`: trains the Twemoji subcategory classifier, then scores models with FD-twemoji
-// (Frechet distance of classifier features; not FID), prompt accuracy, straightness and time per image.
+// `instaflow eval classifier|twemoji|grid|prompts`: trains the Twemoji subcategory classifier, scores models with
+// FD-twemoji (Frechet distance of classifier features; not FID), prompt accuracy, straightness and time per image,
+// draws sample grids, and classifies the images of given prompts.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -18,6 +19,7 @@ public static class EvalCommand
         cmd.Subcommands.Add(Classifier());
         cmd.Subcommands.Add(Twemoji());
         cmd.Subcommands.Add(Grid());
+        cmd.Subcommands.Add(Prompts());
         return cmd;
     }
 
@@ -142,6 +144,44 @@ public static class EvalCommand
             var grid = ImageGrid.Compose(cells, w, h, r.GetValue(scale), rows);
             Png.Write(r.GetValue(output)!, grid.Width, grid.Height, 3, grid.Rgb);
             for (int y = 0; y < rows.Length; y++) CliIO.Out.WriteLine($"row {y + 1}: {rows[y]}");
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command Prompts()
+    {
+        var model = new Option<string?>("--model") { Description = "model folder (default: the embedded model)" };
+        var classifier = new Option<string?>("--classifier") { Description = "classifier folder (default: the model's eval_classifier/)" };
+        var prompts = new Option<string>("--prompts") { Description = "prompts separated by ';'", Required = true };
+        var seeds = new Option<int>("--seeds") { DefaultValueFactory = _ => 3, Description = "images per prompt (seeds 0, 1, ...)" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 1 };
+        var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 0f };
+        var c = new Command("prompts", "Generate each prompt with seeds 0..N-1 and print the subcategory the classifier puts each image in")
+            { model, classifier, prompts, seeds, steps, guidance };
+        c.SetAction(r =>
+        {
+            var modelDir = ModelLocator.Resolve(r.GetValue(model));
+            var list = r.GetValue(prompts)!.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (list.Length == 0) throw new UserException("--prompts has no prompt; separate prompts with ';'");
+            int n = r.GetValue(seeds);
+            if (n < 1) throw new UserException($"--seeds must be at least 1, got {n}");
+            var clfDir = r.GetValue(classifier) ?? Path.Combine(modelDir, "eval_classifier");
+            if (!Directory.Exists(clfDir)) throw new UserException($"{clfDir}: no classifier folder; pass --classifier (train one with instaflow eval classifier)");
+            var clf = TwemojiClassifier.Load(clfDir);
+            using var m = SdComponents.Load(modelDir);
+            var pipe = new RectifiedFlowPipeline(m);
+            CliIO.Out.WriteLine("| prompt | seed | subcategory | probability |");
+            CliIO.Out.WriteLine("|---|---|---|---|");
+            foreach (var prompt in list)
+                for (int seed = 0; seed < n; seed++)
+                {
+                    using var scope = TensorScope.Begin();
+                    var res = pipe.Generate(new GenerationRequest { Prompts = [prompt], Seed = (ulong)seed, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) });
+                    res.FinalLatents.Dispose();
+                    var (cls, p) = clf.Classify(TwemojiEval.ToTensor(res.ImagesHwc, res.Height, res.Width))[0];
+                    CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {prompt} | {seed} | {clf.Classes[cls]} | {p:F3} |"));
+                }
             return 0;
         });
         return c;

@@ -69,6 +69,23 @@ public sealed class TwemojiClassifier : Module
         return (feats, preds);
     }
 
+    /// <summary>Each image's most likely class and its softmax probability.</summary>
+    public (int Class, float Probability)[] Classify(Tensor images)
+    {
+        using var _ = GradMode.NoGrad();
+        using var scope = TensorScope.Begin();
+        var probs = Ops.Softmax(Logits(images)).Span;
+        int k = Classes.Length;
+        var result = new (int, float)[images.Dim(0)];
+        for (int i = 0; i < result.Length; i++)
+        {
+            int best = 0;
+            for (int j = 1; j < k; j++) if (probs[i * k + j] > probs[i * k + best]) best = j;
+            result[i] = (best, probs[i * k + best]);
+        }
+        return result;
+    }
+
     public void Save(string dir)
     {
         DiffusersWriter.WriteJson(Path.Combine(dir, "config.json"), new { architecture = "stride-2 conv + GroupNorm + SiLU stack, global average, linear", channels = Channels, classes = Classes });
