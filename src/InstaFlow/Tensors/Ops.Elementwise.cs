@@ -78,6 +78,8 @@ public static unsafe partial class Ops
     public static Tensor Gelu(Tensor a) => Unary<GeluOp>(a, OpKind.Gelu, saveOutput: false);
     public static Tensor GeluTanh(Tensor a) => Unary<GeluTanhOp>(a, OpKind.GeluTanh, saveOutput: false);
     public static Tensor QuickGelu(Tensor a) => Unary<QuickGeluOp>(a, OpKind.QuickGelu, saveOutput: false);
+    /// <summary>max(x, 0); the gradient passes where the output is positive (0 at x = 0, as in PyTorch).</summary>
+    public static Tensor Relu(Tensor a) => Unary<ReluOp>(a, OpKind.Relu, saveOutput: true);
 
     /// <summary>min(max(x, lo), hi); the gradient passes only where x is inside [lo, hi].</summary>
     public static Tensor Clamp(Tensor a, float lo, float hi)

@@ -119,6 +119,21 @@ public static unsafe partial class Ops
         return y;
     }
 
+    /// <summary>Max over kernel x kernel windows with the given stride, no padding, floor mode. x: [.., H, W].</summary>
+    public static Tensor MaxPool2d(Tensor x, int kernel, int stride)
+    {
+        if (x.Rank < 2) throw new ArgumentException($"MaxPool2d: needs [.., H, W], got {x.Describe()}");
+        if (kernel < 1 || stride < 1) throw new ArgumentException($"MaxPool2d: kernel {kernel} and stride {stride} must be at least 1");
+        int h = x.Dim(-2), w = x.Dim(-1);
+        if (h < kernel || w < kernel) throw new ArgumentException($"MaxPool2d: {x.Describe()} is smaller than the {kernel}x{kernel} window");
+        var shape = x.ShapeArray();
+        shape[^2] = Kernels.MaxPool.OutSize(h, kernel, stride); shape[^1] = Kernels.MaxPool.OutSize(w, kernel, stride);
+        var y = Tensor.Empty(shape);
+        Kernels.MaxPool.Forward(x.Data, y.Data, x.Numel / ((long)h * w), h, w, kernel, stride);
+        if (GradMode.ShouldRecord(x)) Tape.Record(y, OpKind.MaxPool2d, new[] { x }, new[] { x }, ints: new[] { kernel, stride });
+        return y;
+    }
+
     public static Tensor UpsampleNearest2x(Tensor x) => UpsampleNearest(x, x.Dim(-2) * 2, x.Dim(-1) * 2);
 
     internal static int[] NearestIndex(int inSize, int outSize)

@@ -11,7 +11,7 @@ public class ElementwiseTests
     public static IEnumerable<object[]> UnaryCases()
     {
         foreach (var n in OddSizes)
-            foreach (var op in new[] { "exp", "sqrt", "sigmoid", "silu", "tanh", "gelu", "gelu_tanh", "quick_gelu", "neg" })
+            foreach (var op in new[] { "exp", "sqrt", "sigmoid", "silu", "tanh", "gelu", "gelu_tanh", "quick_gelu", "neg", "relu" })
                 yield return new object[] { op, n };
     }
 
@@ -26,6 +26,7 @@ public class ElementwiseTests
         "gelu_tanh" => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))),
         "quick_gelu" => x / (1 + Math.Exp(-1.702 * x)),
         "neg" => -x,
+        "relu" => Math.Max(x, 0),
         _ => throw new ArgumentException(op),
     };
 
@@ -40,6 +41,7 @@ public class ElementwiseTests
         "gelu_tanh" => Ops.GeluTanh(x),
         "quick_gelu" => Ops.QuickGelu(x),
         "neg" => Ops.Neg(x),
+        "relu" => Ops.Relu(x),
         _ => throw new ArgumentException(op),
     };
 
@@ -67,7 +69,7 @@ public class ElementwiseTests
     public static IEnumerable<object[]> GradCases()
     {
         foreach (var n in OddSizes)
-            foreach (var op in new[] { "silu", "quick_gelu", "sigmoid", "tanh" })
+            foreach (var op in new[] { "silu", "quick_gelu", "sigmoid", "tanh", "relu" })
                 yield return new object[] { op, n };
     }
 
@@ -81,6 +83,7 @@ public class ElementwiseTests
             "quick_gelu" => g * Sig(1.702 * v) * (1 + 1.702 * v * (1 - Sig(1.702 * v))),
             "sigmoid" => g * v * (1 - v),
             "tanh" => g * (1 - v * v),
+            "relu" => v > 0 ? g : 0,
             _ => throw new ArgumentException(op),
         };
     }
@@ -93,6 +96,7 @@ public class ElementwiseTests
             case "quick_gelu": VectorDriver.BinarySerial<QuickGeluGradOp>(g, 1, v, 1, r, n); break;
             case "sigmoid": VectorDriver.BinarySerial<SigmoidGradOp>(g, 1, v, 1, r, n); break;
             case "tanh": VectorDriver.BinarySerial<TanhGradOp>(g, 1, v, 1, r, n); break;
+            case "relu": VectorDriver.BinarySerial<ReluGradOp>(g, 1, v, 1, r, n); break;
             default: throw new ArgumentException(op);
         }
     }
@@ -104,6 +108,8 @@ public class ElementwiseTests
         var g = TestUtil.RandomArray(2 * n + 1, n, scale: 2f);
         var v = TestUtil.RandomArray(3 * n + 1, n, scale: 6f);
         if (op is "sigmoid" or "tanh") for (int i = 0; i < n; i++) v[i] = MathF.Tanh(v[i]); // outputs lie in (-1, 1)
+        if (op == "relu") for (int i = 0; i < n; i += 3) v[i] = 0f; // outputs are >= 0, often exactly 0
+        if (op == "relu") for (int i = 0; i < n; i++) v[i] = MathF.Max(v[i], 0f);
         var expected = Enumerable.Range(0, n).Select(i => (float)GradRef(op, g[i], v[i])).ToArray();
         var r = new float[n];
         foreach (var wide in new[] { true, false })

@@ -63,17 +63,19 @@ public class GradCheckTests
     [Fact] public void Div_Broadcast_GradientMatchesFiniteDifference() => Check(x => Ops.Div(x[0], x[1]), new[] { R(1, 4, 7), Positive(2, 7) }, "div");
     [Fact] public void Scalars_GradientMatchesFiniteDifference() => Check(x => Ops.AddScalar(Ops.MulScalar(x[0], -2.5f), 3f), new[] { R(1, 3, 4) }, "scalar");
     [Fact] public void Clamp_GradientMatchesFiniteDifference() => Check(x => Ops.Clamp(x[0], -0.5f, 0.4f), new[] { R(5, 23) }, "clamp", eps: 1e-3f);
+    [Fact] public void MaxPool2d_GradientMatchesFiniteDifference() => Check(x => Ops.MaxPool2d(x[0], 2, 2), new[] { R(29, 2, 3, 7, 9) }, "maxpool", eps: 1e-3f);
+    [Fact] public void MaxPool2dOverlapping_GradientMatchesFiniteDifference() => Check(x => Ops.MaxPool2d(x[0], 3, 2), new[] { R(30, 1, 2, 7, 8) }, "maxpool 3/2", eps: 1e-3f);
     [Fact] public void Square_GradientMatchesFiniteDifference() => Check(x => Ops.Square(x[0]), new[] { R(1, 9) }, "square");
 
     [Theory]
     [InlineData("exp")] [InlineData("sqrt")] [InlineData("sigmoid")] [InlineData("silu")] [InlineData("tanh")]
-    [InlineData("gelu")] [InlineData("gelu_tanh")] [InlineData("quick_gelu")] [InlineData("neg")]
+    [InlineData("gelu")] [InlineData("gelu_tanh")] [InlineData("quick_gelu")] [InlineData("neg")] [InlineData("relu")]
     public void Unary_GradientMatchesFiniteDifference(string op)
     {
         Func<Tensor, Tensor> f = op switch
         {
             "exp" => Ops.Exp, "sqrt" => Ops.Sqrt, "sigmoid" => Ops.Sigmoid, "silu" => Ops.Silu, "tanh" => Ops.Tanh,
-            "gelu" => Ops.Gelu, "gelu_tanh" => Ops.GeluTanh, "quick_gelu" => Ops.QuickGelu, _ => Ops.Neg,
+            "gelu" => Ops.Gelu, "gelu_tanh" => Ops.GeluTanh, "quick_gelu" => Ops.QuickGelu, "relu" => Ops.Relu, _ => Ops.Neg,
         };
         Check(x => f(x[0]), new[] { op == "sqrt" ? Positive(3, 17) : R(3, 17) }, op, eps: 1e-3f);
     }

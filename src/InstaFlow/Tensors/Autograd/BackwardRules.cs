@@ -41,6 +41,7 @@ internal static unsafe class BackwardRules
             case OpKind.Sigmoid: return new[] { Pointwise<SigmoidGradOp>(g, n.Saved[0]) };
             case OpKind.Tanh: return new[] { Pointwise<TanhGradOp>(g, n.Saved[0]) };
             case OpKind.Silu: return new[] { Pointwise<SiluGradOp>(g, n.Saved[0]) };
+            case OpKind.Relu: return new[] { Pointwise<ReluGradOp>(g, n.Saved[0]) };
             case OpKind.QuickGelu: return new[] { Pointwise<QuickGeluGradOp>(g, n.Saved[0]) };
             case OpKind.Gelu:
                 return new[] { Pointwise(g, n.Saved[0], static (gv, v) =>

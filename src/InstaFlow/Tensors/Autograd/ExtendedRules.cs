@@ -1,4 +1,4 @@
-// Backward rules for the layer ops (conv, norms, upsample, embedding, attention); dispatched from BackwardRules.
+// Backward rules for the layer ops (conv, norms, upsample, max pool, embedding, attention); dispatched from BackwardRules.
 using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Tensors.Autograd;
@@ -13,6 +13,7 @@ internal static unsafe class ExtendedRules
         OpKind.Upsample => new[] { UpsampleBackward(n.Inputs[0], g) },
         OpKind.Embedding => new[] { EmbeddingBackward(n.Inputs[0], n.Ints, g) },
         OpKind.Attention => AttentionBackward(n, g),
+        OpKind.MaxPool2d => new[] { MaxPoolBackward(n, g) },
         _ => throw new NotSupportedException($"no backward rule for {n.Op}"),
     };
 
@@ -88,6 +89,14 @@ internal static unsafe class ExtendedRules
                     for (int ox = 0; ox < ow; ox++) dst[ix[ox]] += src[ox];
                 }
         });
+        return gx;
+    }
+
+    private static Tensor MaxPoolBackward(TapeNode n, Tensor g)
+    {
+        var x = n.Saved[0];
+        var gx = Tensor.Empty(x.ShapeArray());
+        MaxPool.Backward(x.Data, g.Data, gx.Data, x.Numel / ((long)x.Dim(-2) * x.Dim(-1)), x.Dim(-2), x.Dim(-1), n.Ints[0], n.Ints[1]);
         return gx;
     }
 

@@ -1,5 +1,5 @@
-// Backward operators of the exp-based activations for the vectorized driver: Apply(g, v) is the upstream gradient g
-// times the activation's derivative at the saved value v (the input for SiLU/quick-GELU, the output for sigmoid/tanh).
+// Backward operators of the activations for the vectorized driver: Apply(g, v) is the upstream gradient g times the
+// activation's derivative at the saved value v (the input for SiLU/quick-GELU, the output for sigmoid/tanh/ReLU).
 using System.Runtime.Intrinsics;
 
 namespace InstaFlow.Tensors.Kernels;
@@ -42,6 +42,14 @@ public struct SigmoidGradOp : IBinaryOp
     public static float Apply(float g, float y) => g * y * (1f - y);
     public static Vector256<float> Apply(Vector256<float> g, Vector256<float> y) => g * y * (Vector256<float>.One - y);
     public static Vector512<float> Apply(Vector512<float> g, Vector512<float> y) => g * y * (Vector512<float>.One - y);
+}
+
+/// <summary>d relu/dx = 1 where the output y is positive, else 0; v is the output y.</summary>
+public struct ReluGradOp : IBinaryOp
+{
+    public static float Apply(float g, float y) => y > 0f ? g : 0f;
+    public static Vector256<float> Apply(Vector256<float> g, Vector256<float> y) => Vector256.ConditionalSelect(Vector256.GreaterThan(y, Vector256<float>.Zero), g, Vector256<float>.Zero);
+    public static Vector512<float> Apply(Vector512<float> g, Vector512<float> y) => Vector512.ConditionalSelect(Vector512.GreaterThan(y, Vector512<float>.Zero), g, Vector512<float>.Zero);
 }
 
 /// <summary>d tanh/dx = 1 - y^2; v is the output y.</summary>

@@ -62,6 +62,13 @@ public struct SigmoidOp : IUnaryOp
     public static Vector512<float> Apply(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-x));
 }
 
+public struct ReluOp : IUnaryOp
+{
+    public static float Apply(float x) => x > 0f ? x : 0f;
+    public static Vector256<float> Apply(Vector256<float> x) => Vector256.Max(x, Vector256<float>.Zero);
+    public static Vector512<float> Apply(Vector512<float> x) => Vector512.Max(x, Vector512<float>.Zero);
+}
+
 public struct SiluOp : IUnaryOp
 {
     public static float Apply(float x) => x / (1f + MathF.Exp(-x));
