@@ -167,10 +167,19 @@ public static class TrainCommand
         var a = new StageArgs(1000, 2e-4f);
         var model = new Option<string>("--model") { Description = "model folder to start from (the 2-RF model/)", Required = true };
         var pairs = new Option<string>("--pairs") { Description = "pair shards made by that model", Required = true };
-        var c = a.Command("distill", "One-step distillation (k = 1, L2 on latents) from pairs of the 2-RF", model, pairs);
+        var lpips = new Option<string[]>("--lpips")
+        {
+            Description = "LPIPS weights (safetensors: torchvision VGG16 features + lpips lin layers, or one LPIPS state dict): " +
+                "LPIPS on decoded images instead of L2 on latents (InstaFlow's second phase; start it from the L2-distilled model)",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var c = a.Command("distill", "One-step distillation (k = 1; L2 on latents, or LPIPS on images) from pairs of the 2-RF", model, pairs, lpips);
         c.SetAction(r =>
         {
-            Report(TextToImageTraining.TrainDistill(a.Read(r), r.GetValue(model)!, r.GetValue(pairs)!, CliIO.Err.WriteLine));
+            // before the long data and model loading
+            foreach (var f in r.GetValue(lpips) ?? [])
+                if (!File.Exists(f)) throw new UserException($"{f}: LPIPS weights file not found (--lpips takes safetensors files)");
+            Report(TextToImageTraining.TrainDistill(a.Read(r), r.GetValue(model)!, r.GetValue(pairs)!, CliIO.Err.WriteLine, r.GetValue(lpips)));
             return 0;
         });
         return c;

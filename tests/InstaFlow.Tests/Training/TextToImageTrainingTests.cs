@@ -166,4 +166,42 @@ public class TextToImageTrainingTests
         Assert.True(ratio is > 2.5 and < 3.5, $"a training step counted {r.FlopsPerStep} FLOPs, {ratio:F2}x the forward's {forward}");
         Assert.True(r.MedianSeconds > 0 && r.PeakGflops > 0, $"{r}");
     }
+
+    [Fact]
+    public void LpipsLatentLoss_TinyVae_ZeroForEqualLatents_AndDescentLowersIt()
+    {
+        using var parts = SdComponents.Load(Path.Combine(TestUtil.Fixtures, "tiny-sd15"));
+        parts.Vae.SetRequiresGrad(false);
+        var dir = Path.Combine(TestUtil.Fixtures, "lpips");
+        var (lpips, _) = InstaFlow.Models.Lpips.Lpips.Load(Path.Combine(dir, "vgg16_features.safetensors"), Path.Combine(dir, "lpips_vgg_v0.1_lin.safetensors"));
+        var loss = new LpipsLatentLoss(parts.Vae, lpips);
+        int h = parts.Unet.Config.SampleSize;
+        var rng = new InstaFlow.Tensors.Random.TorchGenerator(21);
+        var target = rng.Randn(2, 4, h, h);
+        // the two decodes take the fused and the plain group norm + SiLU paths: equal up to rounding
+        using (var scope = TensorScope.Begin())
+        {
+            float same = loss.Loss(target, target).Item();
+            Assert.True(same < 1e-9f, $"LPIPS of equal latents: {same}");
+        }
+
+        var x = rng.Randn(2, 4, h, h).ToArray();
+        float first = 0, last = 0;
+        for (int step = 0; step < 12; step++)
+        {
+            using var scope = TensorScope.Begin();
+            var p = Tensor.FromArray(x, 2, 4, h, h);
+            p.RequiresGrad = true;
+            var l = loss.Loss(p, target);
+            l.Backward();
+            if (step == 0) first = l.Item();
+            last = l.Item();
+            var g = p.Grad!.ToArray();
+            double norm = Math.Sqrt(g.Sum(v => (double)v * v));
+            Assert.True(norm > 0, "no gradient reached the predicted latents");
+            for (int i = 0; i < x.Length; i++) x[i] -= (float)(0.5 * g[i] / norm);
+        }
+        Assert.All(parts.Vae.Parameters(), q => Assert.Null(q.Grad));
+        Assert.True(last < 0.8f * first, $"LPIPS {first} -> {last} after 12 normalized descent steps");
+    }
 }

@@ -142,15 +142,25 @@ public static class TextToImageTraining
         return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, "reflow", clock, log);
     }
 
-    /// <summary>One-step distillation (k = 1, L2 in latent space) of the model that made the pairs.</summary>
-    public static StageResult TrainDistill(StageOptions o, string modelDir, string pairsDir, Action<string>? log = null)
+    /// <summary>
+    /// One-step distillation (k = 1) of the model that made the pairs: L2 on latents, or, given LPIPS weights, LPIPS
+    /// on the decoded images (InstaFlow runs L2 first, then continues from that model with LPIPS).
+    /// </summary>
+    public static StageResult TrainDistill(StageOptions o, string modelDir, string pairsDir, Action<string>? log = null, string[]? lpipsWeights = null)
     {
         var clock = Stopwatch.StartNew();
         var (net, parts) = LoadNetwork(modelDir);
         var captions = TrainCaptions(o.DataDir, parts);
         var pairs = new StoredPairs(PairGenerator.Load(pairsDir), captions.Lookup);
-        var objective = new DistillationObjective(new FlowModel(net, FlowConvention.InstaFlow), pairs, [0f, 1f], o.BatchSize);
-        return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, "distill", clock, log);
+        DistillationLoss? loss = null;
+        if (lpipsWeights is { Length: > 0 })
+        {
+            var (lpips, report) = Models.Lpips.Lpips.Load(lpipsWeights);
+            log?.Invoke($"LPIPS loss on decoded images: VGG16 taps {string.Join(", ", lpips.TapChannels)} channels ({report.Source})");
+            loss = new LpipsLatentLoss(parts.Vae, lpips).Loss;
+        }
+        var objective = new DistillationObjective(new FlowModel(net, FlowConvention.InstaFlow), pairs, [0f, 1f], o.BatchSize, loss);
+        return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, loss == null ? "distill" : "distill-lpips", clock, log);
     }
 
     private static StageResult TrainAndWrite(TextToImageVelocity net, AutoencoderKL vae, string tokenizerDir, ITrainingObjective objective,
