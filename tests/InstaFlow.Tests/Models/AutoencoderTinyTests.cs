@@ -1,0 +1,83 @@
+// TAESD (diffusers AutoencoderTiny) against the goldens: encode and decode with their layer intermediates, and the
+// 8-bit latent round trip (scale, quantize, unscale, decode); the config's scale factor and load errors.
+using InstaFlow.Models.Vae;
+using InstaFlow.Nn;
+using InstaFlow.Tensors;
+
+namespace InstaFlow.Tests.Models;
+
+public class AutoencoderTinyTests
+{
+    private static string Dir => Path.Combine(TestUtil.Fixtures, "taesd");
+    private static readonly Lazy<AutoencoderTiny> Taesd = new(() => AutoencoderTiny.Load(Dir).Model);
+
+    private static Dictionary<string, Tensor> Capture(AutoencoderTiny m)
+    {
+        var seen = new Dictionary<string, Tensor>();
+        m.Hook = (name, t) => seen["debug." + name] = t.Clone();
+        return seen;
+    }
+
+    [Fact]
+    public void Encode_Golden_MatchesLatentsAndLayers()
+    {
+        using var golden = SafeTensors.Open(Path.Combine(Dir, "encode.safetensors"));
+        using var scope = TensorScope.Begin();
+        var m = Taesd.Value;
+        var seen = Capture(m);
+        try
+        {
+            TestUtil.AssertClose(golden.ReadF32("latents"), m.Encode(golden.ReadF32("image")), 1e-4f, 0, "latents");
+            foreach (var name in golden.Names.Where(n => n.StartsWith("debug.", StringComparison.Ordinal)))
+                TestUtil.AssertClose(golden.ReadF32(name), seen[name], 1e-4f, 0, name);
+        }
+        finally { m.Hook = null; }
+    }
+
+    [Fact]
+    public void Decode_Golden_MatchesSampleAndLayers()
+    {
+        using var golden = SafeTensors.Open(Path.Combine(Dir, "decode.safetensors"));
+        using var scope = TensorScope.Begin();
+        var m = Taesd.Value;
+        var seen = Capture(m);
+        try
+        {
+            TestUtil.AssertClose(golden.ReadF32("sample"), m.Decode(golden.ReadF32("latents")), 1e-4f, 0, "sample");
+            foreach (var name in golden.Names.Where(n => n.StartsWith("debug.", StringComparison.Ordinal)))
+                TestUtil.AssertClose(golden.ReadF32(name), seen[name], 1e-4f, 0, name);
+        }
+        finally { m.Hook = null; }
+    }
+
+    [Fact]
+    public void Roundtrip_Golden_ScalesQuantizesAndDecodes()
+    {
+        using var golden = SafeTensors.Open(Path.Combine(Dir, "forward_roundtrip.safetensors"));
+        using var scope = TensorScope.Begin();
+        var m = Taesd.Value;
+        var latents = m.Encode(golden.ReadF32("image"));
+        TestUtil.AssertClose(golden.ReadF32("latents"), latents, 1e-4f, 0, "latents");
+        var scaled = m.ScaleLatents(latents);
+        TestUtil.AssertClose(golden.ReadF32("scaled_latents"), scaled, 1e-5f, 0, "scaled_latents");
+        var u8 = scaled.ToArray().Select(v => (byte)MathF.Round(v * 255f, MidpointRounding.ToEven)).ToArray();
+        Assert.Equal(golden.RawBytes("latents_u8").ToArray(), u8);
+        var unscaled = m.UnscaleLatents(Tensor.FromArray(u8.Select(b => b / 255f).ToArray(), scaled.ShapeArray()));
+        TestUtil.AssertClose(golden.ReadF32("unscaled_latents"), unscaled, 1e-5f, 0, "unscaled_latents");
+        TestUtil.AssertClose(golden.ReadF32("sample"), m.Decode(unscaled), 1e-4f, 0, "sample");
+    }
+
+    [Fact]
+    public void Config_FourLevels_ScaleFactorEight()
+    {
+        Assert.Equal(8, Taesd.Value.Config.ScaleFactor);
+        Assert.Equal(8, new AutoencoderTinyConfig().ScaleFactor);
+    }
+
+    [Fact]
+    public void Load_MissingFolder_ErrorNamesIt()
+    {
+        var e = Assert.Throws<DirectoryNotFoundException>(() => AutoencoderTiny.Load(Path.Combine(Dir, "nope")));
+        Assert.Contains("TAESD folder not found", e.Message);
+    }
+}
