@@ -81,6 +81,22 @@ public sealed class SdComponents : IDisposable
     public required AutoencoderKL Vae { get; init; }
     public IReadOnlyList<LoadReport> Reports { get; init; } = Array.Empty<LoadReport>();
 
+    /// <summary>The decoder pipelines use: the VAE's, unless DecodeWith put TAESD in its place.</summary>
+    public ILatentDecoder Decoder => _decoder ?? Vae;
+    private ILatentDecoder? _decoder;
+
+    /// <summary>
+    /// Decodes with another decoder (TAESD: about 10x cheaper, slightly softer images). It must read the same latents:
+    /// the same channel count and the same image pixels per latent pixel as the VAE.
+    /// </summary>
+    public void DecodeWith(ILatentDecoder decoder)
+    {
+        if (decoder.LatentChannels != Vae.Config.LatentChannels || decoder.ScaleFactor != Vae.Config.ScaleFactor)
+            throw new InvalidDataException($"{Name}: the replacement decoder reads {decoder.LatentChannels}-channel latents at 1/{decoder.ScaleFactor} size, " +
+                $"but this model's VAE makes {Vae.Config.LatentChannels}-channel latents at 1/{Vae.Config.ScaleFactor}; use a TAESD trained for this VAE");
+        _decoder = decoder;
+    }
+
     /// <summary>Loads every component; variant picks e.g. diffusion_pytorch_model.fp16.safetensors (falling back to the plain file for components without it).</summary>
     public static SdComponents Load(string dir, string? variant = null)
     {
@@ -134,7 +150,7 @@ public sealed class SdComponents : IDisposable
 
     public void Dispose()
     {
-        foreach (var m in new Module[] { TextEncoder, Unet, Vae })
-            foreach (var p in m.Parameters()) p.Value.Dispose();
+        foreach (var m in new Module?[] { TextEncoder, Unet, Vae, _decoder as Module })
+            foreach (var p in m?.Parameters() ?? []) p.Value.Dispose();
     }
 }

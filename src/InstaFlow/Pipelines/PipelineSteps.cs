@@ -87,13 +87,13 @@ internal static class PipelineSteps
         return Ops.Add(neg, Ops.MulScalar(Ops.Sub(pos, neg), scale));
     }
 
-    /// <summary>VAE decode of latents / scaling_factor and the uint8 HWC postprocess.</summary>
+    /// <summary>Decode (VAE, or TAESD in its place) of latents / scaling_factor and the uint8 HWC postprocess.</summary>
     public static byte[][] Decode(SdComponents model, Tensor latents, Action<string, Tensor>? hook, Action<string> mark)
     {
         // The UNet's pooled activations do not fit the decoder's much larger maps: give them back before decoding,
         // so the peak is the weights plus the decoder's own working set.
         BufferPool.Trim();
-        var raw = model.Vae.Decode(Ops.Div(latents, Tensor.Scalar(model.Vae.Config.ScalingFactor)));
+        var raw = model.Decoder.Decode(Ops.Div(latents, Tensor.Scalar(model.Decoder.ScalingFactor)));
         hook?.Invoke("image_raw", raw);
         mark("vae_decode");
         var images = ImageOps.ToUint8Hwc(raw);

@@ -1,5 +1,5 @@
-// The full-size SD-1.5 architecture (CLIP-L text encoder, 860M-parameter UNet, VAE) with random weights, timed
-// stage by stage: what one 512x512 InstaFlow image costs on this machine, with no download.
+// The full-size SD-1.5 architecture (CLIP-L text encoder, 860M-parameter UNet, VAE, and TAESD as the fast decoder)
+// with random weights, timed stage by stage: what one 512x512 InstaFlow image costs on this machine, with no download.
 using System.Diagnostics;
 using InstaFlow.Models.Clip;
 using InstaFlow.Models.Unet;
@@ -24,7 +24,8 @@ public static class Sd15Bench
         var text = new ClipTextModel(new ClipTextConfig());
         var unet = new UNet2DConditionModel(new UNet2DConditionConfig());
         var vae = new AutoencoderKL(new AutoencoderKLConfig());
-        foreach (var (m, seed) in new (Module, ulong)[] { (text, 1), (unet, 2), (vae, 3) }) m.InitDefault(seed);
+        var taesd = new AutoencoderTiny(new AutoencoderTinyConfig());
+        foreach (var (m, seed) in new (Module, ulong)[] { (text, 1), (unet, 2), (vae, 3), (taesd, 4) }) m.InitDefault(seed);
         log?.Invoke($"built SD-1.5 with random weights: text {text.ParameterCount / 1e6:F1}M, unet {unet.ParameterCount / 1e6:F1}M, vae {vae.ParameterCount / 1e6:F1}M parameters");
         yield return new BenchStage("load (build + random init)", "", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
 
@@ -46,6 +47,7 @@ public static class Sd15Bench
         yield return Time("unet, batch 1 (one InstaFlow step)", "[1, 4, 64, 64]", runs, () => unet.Forward(noise1, new[] { 1000f }, ctx1));
         yield return Time("unet, batch 2 (CFG step)", "[2, 4, 64, 64]", runs, () => unet.Forward(noise2, new[] { 1000f, 1000f }, ctx2));
         yield return Time("vae decode 512x512", "[1, 4, 64, 64]", runs, () => vae.Decode(noise1));
+        yield return Time("taesd decode 512x512", "[1, 4, 64, 64]", runs, () => taesd.Decode(noise1));
     }
 
     private static BenchStage Time(string name, string shape, int runs, Func<object> body)

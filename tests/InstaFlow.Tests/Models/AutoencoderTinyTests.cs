@@ -80,4 +80,30 @@ public class AutoencoderTinyTests
         var e = Assert.Throws<DirectoryNotFoundException>(() => AutoencoderTiny.Load(Path.Combine(Dir, "nope")));
         Assert.Contains("TAESD folder not found", e.Message);
     }
+
+    [Fact]
+    public void Pipeline_DecodeWithTaesd_ImageIsTaesdDecodeOfTheFinalLatents()
+    {
+        using var parts = InstaFlow.Pipelines.SdComponents.Load(Path.Combine(TestUtil.Fixtures, "tiny-sd15"));
+        // the tiny VAE has 2 levels (factor 2), so a 2-level TAESD reads its latents
+        var tiny = new AutoencoderTiny(new AutoencoderTinyConfig { EncoderBlockOutChannels = [8, 8], DecoderBlockOutChannels = [8, 8], NumEncoderBlocks = [1, 1], NumDecoderBlocks = [1, 1] });
+        tiny.InitDefault(5);
+        parts.DecodeWith(tiny);
+        var res = new InstaFlow.Pipelines.RectifiedFlowPipeline(parts).Generate(new InstaFlow.Pipelines.GenerationRequest { Prompts = ["a cat"], Seed = 3 });
+        using var scope = TensorScope.Begin();
+        using var _ = InstaFlow.Tensors.Autograd.GradMode.NoGrad();
+        var expected = InstaFlow.Pipelines.ImageOps.ToUint8Hwc(tiny.Decode(res.FinalLatents))[0];
+        res.FinalLatents.Dispose();
+        Assert.Equal(expected, res.ImagesHwc[0]);
+    }
+
+    [Fact]
+    public void Pipeline_TaesdOfOtherScale_ErrorNamesBothFactors()
+    {
+        using var parts = InstaFlow.Pipelines.SdComponents.Load(Path.Combine(TestUtil.Fixtures, "tiny-sd15"));
+        var e = Assert.Throws<InvalidDataException>(() => parts.DecodeWith(Taesd.Value));
+        Assert.Contains("1/8", e.Message);
+        Assert.Contains("1/2", e.Message);
+        InstaFlow.Tests.Cli.CliRunner.AssertUserError(["generate", "--model", Path.Combine(TestUtil.Fixtures, "tiny-sd15"), "--taesd", Dir, "a cat", "-o", Path.Combine(Path.GetTempPath(), "never.png")], "1/8", "TAESD");
+    }
 }

@@ -7,7 +7,7 @@ using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Models.Vae;
 
-public sealed class AutoencoderKL : Module
+public sealed class AutoencoderKL : Module, ILatentDecoder
 {
     public const float Eps = 1e-6f;
     public AutoencoderKLConfig Config { get; }
@@ -16,6 +16,10 @@ public sealed class AutoencoderKL : Module
     public readonly Conv2d QuantConv, PostQuantConv;
 
     public Action<string, Tensor>? Hook { get => Encoder.Hook; set { Encoder.Hook = value; Decoder.Hook = value; } }
+
+    int ILatentDecoder.LatentChannels => Config.LatentChannels;
+    int ILatentDecoder.ScaleFactor => Config.ScaleFactor;
+    float ILatentDecoder.ScalingFactor => Config.ScalingFactor;
 
     public AutoencoderKL(AutoencoderKLConfig c)
     {

@@ -102,9 +102,12 @@ public sealed class TinyLayers : Module
     }
 }
 
-public sealed class AutoencoderTiny : Module
+public sealed class AutoencoderTiny : Module, ILatentDecoder
 {
     public AutoencoderTinyConfig Config { get; }
+    int ILatentDecoder.LatentChannels => Config.LatentChannels;
+    int ILatentDecoder.ScaleFactor => Config.ScaleFactor;
+    float ILatentDecoder.ScalingFactor => Config.ScalingFactor;
     public readonly TinyLayers Encoder, Decoder;
 
     public Action<string, Tensor>? Hook { set { Encoder.Hook = value; Decoder.Hook = value; } }
