@@ -14,6 +14,8 @@ public static class GenerateCommand
         var steps = new Option<int>("--steps") { Description = "Euler steps (1 for InstaFlow)", DefaultValueFactory = _ => 1 };
         var guidance = new Option<float>("--guidance") { Description = "classifier-free guidance scale; on when > 1", DefaultValueFactory = _ => 0f };
         var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder (diffusers AutoencoderTiny) instead of the VAE: much faster, slightly softer" };
+        var lora = new Option<string[]>("--lora") { Description = "LoRA file(s) (kohya or diffusers safetensors) merged into the UNet and text encoder", AllowMultipleArgumentsPerToken = true };
+        var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s), as diffusers' fuse_lora(lora_scale)", DefaultValueFactory = _ => 1f };
         var io = new ImageOptions();
 
         var cmd = new Command("generate", "Generate an image from a text prompt");
@@ -21,6 +23,8 @@ public static class GenerateCommand
         cmd.Options.Add(steps);
         cmd.Options.Add(guidance);
         cmd.Options.Add(taesd);
+        cmd.Options.Add(lora);
+        cmd.Options.Add(loraScale);
         io.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -30,6 +34,12 @@ public static class GenerateCommand
             var load = Stopwatch.StartNew();
             using var components = SdComponents.Load(dir, r.GetValue(io.Variant));
             if (r.GetValue(taesd) is string tiny) components.DecodeWith(Models.Vae.AutoencoderTiny.Load(tiny).Model);
+            foreach (var file in r.GetValue(lora) ?? [])
+            {
+                var updates = Models.Lora.Lora.Read(file, components.TextEncoder, components.Unet);
+                Models.Lora.Lora.Merge(updates, components.TextEncoder, components.Unet, r.GetValue(loraScale), r.GetValue(loraScale));
+                CliIO.Err.WriteLine($"merged LoRA {Path.GetFileName(file)}: {updates.Count} layers at scale {r.GetValue(loraScale)}");
+            }
             CliIO.Err.WriteLine($"loaded {components.Name} in {load.Elapsed.TotalSeconds:F2} s");
             var pipe = new RectifiedFlowPipeline(components);
             foreach (var w in pipe.TruncationWarnings(new[] { prompt, r.GetValue(io.Negative) ?? "" })) CliIO.Err.WriteLine($"warning: {w}");
