@@ -20,6 +20,7 @@ public static class EvalCommand
         cmd.Subcommands.Add(Twemoji());
         cmd.Subcommands.Add(Grid());
         cmd.Subcommands.Add(Prompts());
+        cmd.Subcommands.Add(ClipScoreCommand());
         return cmd;
     }
 
@@ -182,6 +183,45 @@ public static class EvalCommand
                     var (cls, p) = clf.Classify(TwemojiEval.ToTensor(res.ImagesHwc, res.Height, res.Width))[0];
                     CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {prompt} | {seed} | {clf.Classes[cls]} | {p:F3} |"));
                 }
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command ClipScoreCommand()
+    {
+        var clip = new Option<string>("--clip") { Description = "transformers CLIPModel folder (config.json, model.safetensors, preprocessor_config.json)", Required = true };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "folder with vocab.json and merges.txt (default: the --clip folder)" };
+        var prompt = new Option<string?>("--prompt") { Description = "score every image against this prompt (default: each PNG's own \"prompt\" text chunk, as generate writes it)" };
+        var images = new Argument<string[]>("images") { Description = "PNG files", Arity = ArgumentArity.OneOrMore };
+        var c = new Command("clip-score", "CLIP score of images against their prompts (torchmetrics' definition: 100 x cosine, the mean clamped at 0)")
+            { clip, tokenizer, prompt, images };
+        c.SetAction(r =>
+        {
+            var dir = r.GetValue(clip)!;
+            var (model, _) = Models.Clip.ClipModel.Load(dir);
+            var processor = ClipImageProcessorConfig.Load(Path.Combine(dir, "preprocessor_config.json"));
+            var tok = Models.Clip.ClipTokenizer.FromDirectory(r.GetValue(tokenizer) ?? dir);
+            var files = r.GetValue(images)!;
+            var texts = new string[files.Length];
+            int plane = 3 * processor.CropHeight * processor.CropWidth;
+            var pixels = new float[files.Length * plane];
+            for (int i = 0; i < files.Length; i++)
+            {
+                var png = Png.Read(files[i]);
+                texts[i] = r.GetValue(prompt) ?? (png.Text.TryGetValue("prompt", out var t) ? t
+                    : throw new UserException($"{files[i]}: no \"prompt\" text chunk; pass --prompt"));
+                // PIL's convert("RGB") drops alpha and replicates gray
+                var rgb = new byte[png.Width * png.Height * 3];
+                for (int p = 0; p < png.Width * png.Height; p++)
+                    for (int k = 0; k < 3; k++) rgb[p * 3 + k] = png.Pixels[p * png.Channels + (png.Channels >= 3 ? k : 0)];
+                ClipScore.Preprocess(rgb, png.Width, png.Height, processor).Chw.CopyTo(pixels, i * plane);
+            }
+            var (ids, _) = ClipScore.Tokenize(tok, texts, model.TextConfig.MaxPositionEmbeddings);
+            using var scope = TensorScope.Begin();
+            var (per, score) = ClipScore.Compute(model, Tensor.FromArray(pixels, files.Length, 3, processor.CropHeight, processor.CropWidth), ids, files.Length);
+            for (int i = 0; i < files.Length; i++) CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{files[i]}\t{per[i]:F4}\t{texts[i]}"));
+            CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"CLIP score: {score:F4} ({files.Length} images)"));
             return 0;
         });
         return c;

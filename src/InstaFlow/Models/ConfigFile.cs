@@ -93,6 +93,14 @@ public sealed class ConfigFile
         return v.Value.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : throw Bad(key, v.Value, "a list of strings")).ToArray();
     }
 
+    public float[] Floats(string key, float[] dflt)
+    {
+        var v = Get(key);
+        if (v == null) return dflt;
+        if (v.Value.ValueKind != JsonValueKind.Array) throw Bad(key, v.Value, "a list of numbers");
+        return v.Value.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? (float)e.GetDouble() : throw Bad(key, v.Value, "a list of numbers")).ToArray();
+    }
+
     public int[] Ints(string key, int[] dflt)
     {
         var v = Get(key);
@@ -113,6 +121,14 @@ public sealed class ConfigFile
     }
 
     /// <summary>Rejects a value we cannot honour, e.g. a block type or activation this implementation lacks.</summary>
+    /// <summary>A nested object (e.g. CLIPConfig's text_config) read with the same rules; errors name "file:key".</summary>
+    public ConfigFile Section(string key)
+    {
+        var v = Get(key) ?? throw new InvalidDataException($"{Path}: no \"{key}\" section");
+        if (v.ValueKind != JsonValueKind.Object) throw Bad(key, v, "an object");
+        return new ConfigFile($"{Path}:{key}", v);
+    }
+
     public void Require(string key, bool ok, string value, string supported)
     {
         if (!ok) throw new NotSupportedException($"{Path}: unsupported value {value} for '{key}' (supported: {supported})");

@@ -96,10 +96,11 @@ public sealed class ClipEncoder : Module
 {
     public readonly ClipEncoderLayer[] Layers;
 
-    public ClipEncoder(ClipTextConfig c)
+    /// <summary>causal: the text tower's mask; the vision tower attends to every patch.</summary>
+    public ClipEncoder(ClipTextConfig c, bool causal = true)
     {
         var list = Child("layers", new ModuleList());
-        Layers = Enumerable.Range(0, c.NumHiddenLayers).Select(i => list.Add(new ClipEncoderLayer(c))).ToArray();
+        Layers = Enumerable.Range(0, c.NumHiddenLayers).Select(i => list.Add(new ClipEncoderLayer(c, causal))).ToArray();
     }
 }
 
@@ -109,9 +110,9 @@ public sealed class ClipEncoderLayer : Module
     public readonly LayerNorm LayerNorm1, LayerNorm2;
     public readonly ClipMlp Mlp;
 
-    public ClipEncoderLayer(ClipTextConfig c)
+    public ClipEncoderLayer(ClipTextConfig c, bool causal = true)
     {
-        SelfAttn = Child("self_attn", new ClipAttention(c));
+        SelfAttn = Child("self_attn", new ClipAttention(c, causal));
         LayerNorm1 = Child("layer_norm1", new LayerNorm(c.HiddenSize, c.LayerNormEps));
         Mlp = Child("mlp", new ClipMlp(c));
         LayerNorm2 = Child("layer_norm2", new LayerNorm(c.HiddenSize, c.LayerNormEps));
@@ -129,11 +130,13 @@ public sealed class ClipEncoderLayer : Module
 public sealed class ClipAttention : Module
 {
     private readonly int _heads;
+    private readonly bool _causal;
     public readonly Linear QProj, KProj, VProj, OutProj;
 
-    public ClipAttention(ClipTextConfig c)
+    public ClipAttention(ClipTextConfig c, bool causal = true)
     {
         _heads = c.NumAttentionHeads;
+        _causal = causal;
         KProj = Child("k_proj", new Linear(c.HiddenSize, c.HiddenSize));
         VProj = Child("v_proj", new Linear(c.HiddenSize, c.HiddenSize));
         QProj = Child("q_proj", new Linear(c.HiddenSize, c.HiddenSize));
@@ -142,8 +145,8 @@ public sealed class ClipAttention : Module
 
     public Tensor Forward(Tensor x)
     {
-        // x: [B, T, D]; causal self-attention (no padding mask: SD feeds padding tokens like any other)
-        var o = Ops.Attention(QProj.Forward(x), KProj.Forward(x), VProj.Forward(x), _heads, causal: true);
+        // x: [B, T, D]; self-attention, causal for text (no padding mask: SD feeds padding tokens like any other)
+        var o = Ops.Attention(QProj.Forward(x), KProj.Forward(x), VProj.Forward(x), _heads, causal: _causal);
         return OutProj.Forward(o);
     }
 }

@@ -1,0 +1,101 @@
+// CLIP score as torchmetrics 1.2 computes it: CLIPImageProcessor preprocessing (Pillow bicubic resize of the uint8
+// image, center crop, rescale, normalize), image and text embeddings of a CLIPModel, 100 * cosine per pair, and
+// max(mean, 0) over the batch (the clamp is on the mean, so single pairs may score below zero).
+using InstaFlow.Models;
+using InstaFlow.Models.Clip;
+using InstaFlow.Pipelines;
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
+
+namespace InstaFlow.Evaluation;
+
+/// <summary>transformers CLIPImageProcessor settings (preprocessor_config.json).</summary>
+public sealed record ClipImageProcessorConfig
+{
+    public int ShortestEdge { get; init; } = 224;
+    public int CropHeight { get; init; } = 224;
+    public int CropWidth { get; init; } = 224;
+    public double RescaleFactor { get; init; } = 1 / 255.0;
+    public float[] Mean { get; init; } = [0.48145466f, 0.4578275f, 0.40821073f];
+    public float[] Std { get; init; } = [0.26862954f, 0.26130258f, 0.27577711f];
+
+    public static ClipImageProcessorConfig Load(string path)
+    {
+        var c = ConfigFile.Load(path);
+        var d = new ClipImageProcessorConfig();
+        var size = c.Has("size") ? c.Section("size") : null;
+        var crop = c.Has("crop_size") ? c.Section("crop_size") : null;
+        c.Require("resample", c.Int("resample", 3) == 3, c.Int("resample", 3).ToString(System.Globalization.CultureInfo.InvariantCulture), "3 (bicubic)");
+        foreach (var flag in new[] { "do_resize", "do_center_crop", "do_rescale", "do_normalize" })
+            c.Require(flag, c.Bool(flag, true), "false", "true");
+        return new ClipImageProcessorConfig
+        {
+            ShortestEdge = size?.Int("shortest_edge", d.ShortestEdge) ?? d.ShortestEdge,
+            CropHeight = crop?.Int("height", d.CropHeight) ?? d.CropHeight,
+            CropWidth = crop?.Int("width", d.CropWidth) ?? d.CropWidth,
+            RescaleFactor = c.Double("rescale_factor", d.RescaleFactor),
+            Mean = c.Floats("image_mean", d.Mean),
+            Std = c.Floats("image_std", d.Std),
+        };
+    }
+}
+
+public static class ClipScore
+{
+    /// <summary>One RGB uint8 HWC image to normalized pixels [3, cropH, cropW], with the resized and cropped uint8 images.</summary>
+    public static (float[] Chw, byte[] Resized, byte[] Cropped) Preprocess(byte[] hwc, int width, int height, ClipImageProcessorConfig p)
+    {
+        // 1. shortest edge to S; the long edge is int(S * long / short), truncated
+        int s = p.ShortestEdge;
+        int newW, newH;
+        if (width <= height) { newW = s; newH = (int)((double)s * height / width); }
+        else { newH = s; newW = (int)((double)s * width / height); }
+        var resized = PilResize.Bicubic(hwc, width, height, 3, newW, newH);
+        // 2. center crop with floor offsets
+        if (newW < p.CropWidth || newH < p.CropHeight)
+            throw new ArgumentException($"a {width}x{height} image resized to {newW}x{newH} is smaller than the {p.CropWidth}x{p.CropHeight} crop");
+        int top = (newH - p.CropHeight) / 2, left = (newW - p.CropWidth) / 2;
+        var cropped = new byte[p.CropHeight * p.CropWidth * 3];
+        for (int y = 0; y < p.CropHeight; y++)
+            Array.Copy(resized, ((top + y) * newW + left) * 3, cropped, y * p.CropWidth * 3, p.CropWidth * 3);
+        // 3-5. rescale (product in double, then float), normalize in float, HWC -> CHW
+        int plane = p.CropHeight * p.CropWidth;
+        var chw = new float[3 * plane];
+        for (int i = 0; i < plane; i++)
+            for (int c = 0; c < 3; c++)
+                chw[c * plane + i] = ((float)(cropped[i * 3 + c] * p.RescaleFactor) - p.Mean[c]) / p.Std[c];
+        return (chw, resized, cropped);
+    }
+
+    /// <summary>Token ids as torchmetrics gets them: each prompt tokenized, truncated to the model's length, padded to the longest.</summary>
+    public static (int[] Ids, int Length) Tokenize(ClipTokenizer tokenizer, IReadOnlyList<string> prompts, int maxLength)
+    {
+        var encoded = prompts.Select(t => { var ids = tokenizer.Encode(t); return ids.Length <= maxLength ? ids : [.. ids[..(maxLength - 1)], tokenizer.EosId]; }).ToArray();
+        int len = encoded.Max(e => e.Length);
+        var all = new int[prompts.Count * len];
+        for (int b = 0; b < encoded.Length; b++)
+        {
+            all.AsSpan(b * len, len).Fill(tokenizer.PadId);
+            encoded[b].CopyTo(all, b * len);
+        }
+        return (all, len);
+    }
+
+    /// <summary>Per-pair scores 100 * cos(image_i, text_i) and the metric max(mean, 0).</summary>
+    public static (float[] PerPair, float Score) Compute(ClipModel model, Tensor pixels, int[] ids, int batch)
+    {
+        using var _ = GradMode.NoGrad();
+        using var scope = TensorScope.Begin();
+        var img = model.ImageEmbeds(pixels).ToArray();
+        var txt = model.TextEmbeds(ids, batch).ToArray();
+        int d = model.ProjectionDim;
+        var per = new float[batch];
+        for (int b = 0; b < batch; b++)
+        {
+            double ii = 0, tt = 0, it = 0;
+            for (int j = 0; j < d; j++) { ii += img[b * d + j] * img[b * d + j]; tt += txt[b * d + j] * txt[b * d + j]; it += img[b * d + j] * txt[b * d + j]; }
+            per[b] = (float)(100 * it / (Math.Sqrt(ii) * Math.Sqrt(tt)));
+        }
+        return (per, Math.Max(per.Average(), 0f));
+    }
+}
