@@ -211,11 +211,8 @@ public static class EvalCommand
                 var png = Png.Read(files[i]);
                 texts[i] = r.GetValue(prompt) ?? (png.Text.TryGetValue("prompt", out var t) ? t
                     : throw new UserException($"{files[i]}: no \"prompt\" text chunk; pass --prompt"));
-                // PIL's convert("RGB") drops alpha and replicates gray
-                var rgb = new byte[png.Width * png.Height * 3];
-                for (int p = 0; p < png.Width * png.Height; p++)
-                    for (int k = 0; k < 3; k++) rgb[p * 3 + k] = png.Pixels[p * png.Channels + (png.Channels >= 3 ? k : 0)];
-                ClipScore.Preprocess(rgb, png.Width, png.Height, processor).Chw.CopyTo(pixels, i * plane);
+                var rgb = png.ToRgbDroppingAlpha();
+                ClipScore.Preprocess(rgb.Pixels, png.Width, png.Height, processor).Chw.CopyTo(pixels, i * plane);
             }
             var (ids, _) = ClipScore.Tokenize(tok, texts, model.TextConfig.MaxPositionEmbeddings);
             using var scope = TensorScope.Begin();

@@ -16,6 +16,9 @@ public static class GenerateCommand
         var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder (diffusers AutoencoderTiny) instead of the VAE: much faster, slightly softer" };
         var lora = new Option<string[]>("--lora") { Description = "LoRA file(s) (kohya or diffusers safetensors) merged into the UNet and text encoder", AllowMultipleArgumentsPerToken = true };
         var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s), as diffusers' fuse_lora(lora_scale)", DefaultValueFactory = _ => 1f };
+        var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder (InstaFlow's ControlNet pipeline)" };
+        var controlImage = new Option<string?>("--control-image") { Description = "control image (PNG; the output takes its size)" };
+        var controlScale = new Option<float>("--control-scale") { Description = "ControlNet conditioning scale", DefaultValueFactory = _ => 1f };
         var io = new ImageOptions();
 
         var cmd = new Command("generate", "Generate an image from a text prompt");
@@ -25,11 +28,16 @@ public static class GenerateCommand
         cmd.Options.Add(taesd);
         cmd.Options.Add(lora);
         cmd.Options.Add(loraScale);
+        cmd.Options.Add(controlnet);
+        cmd.Options.Add(controlImage);
+        cmd.Options.Add(controlScale);
         io.AddTo(cmd);
         cmd.SetAction(r =>
         {
             var (prompt, outDir) = io.Validate(r);
             var dir = ModelLocator.Resolve(r.GetValue(model));
+            if ((r.GetValue(controlnet) == null) != (r.GetValue(controlImage) == null))
+                throw new UserException("--controlnet and --control-image go together: pass both or neither");
 
             var load = Stopwatch.StartNew();
             using var components = SdComponents.Load(dir, r.GetValue(io.Variant));
@@ -42,10 +50,17 @@ public static class GenerateCommand
             }
             CliIO.Err.WriteLine($"loaded {components.Name} in {load.Elapsed.TotalSeconds:F2} s");
             var pipe = new RectifiedFlowPipeline(components);
+            ControlImage? control = null;
+            if (r.GetValue(controlnet) is string cn)
+            {
+                pipe.ControlNet = Models.Unet.ControlNetModel.Load(cn).Model;
+                var png = Png.Read(r.GetValue(controlImage)!).ToRgbDroppingAlpha();
+                control = new ControlImage(png.Pixels, png.Width, png.Height, r.GetValue(controlScale));
+            }
             foreach (var w in pipe.TruncationWarnings(new[] { prompt, r.GetValue(io.Negative) ?? "" })) CliIO.Err.WriteLine($"warning: {w}");
             pipe.Progress = (i, n) => CliIO.Err.Write($"\rstep {i + 1}/{n}");
 
-            var req = io.Request(r, prompt, r.GetValue(steps), r.GetValue(guidance));
+            var req = io.Request(r, prompt, r.GetValue(steps), r.GetValue(guidance)) with { Control = control };
             var res = pipe.Generate(req);
             req.InitLatents?.Dispose();
             var meta = new GenerationMetadata(prompt, r.GetValue(io.Negative), req.Steps, req.Guidance, req.Seed, res.Width, res.Height, components.Name);

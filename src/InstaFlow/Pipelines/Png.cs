@@ -29,6 +29,16 @@ public sealed record PngImage(int Width, int Height, int Channels, byte[] Pixels
         }
         return this with { Channels = 3, Pixels = rgb };
     }
+
+    /// <summary>The image as RGB the way PIL's convert("RGB") makes it: gray is replicated, alpha is dropped.</summary>
+    public PngImage ToRgbDroppingAlpha()
+    {
+        if (Channels == 3) return this;
+        var rgb = new byte[checked(Width * Height * 3)];
+        for (int p = 0; p < Width * Height; p++)
+            for (int c = 0; c < 3; c++) rgb[p * 3 + c] = Pixels[p * Channels + (Channels >= 3 ? c : 0)];
+        return this with { Channels = 3, Pixels = rgb };
+    }
 }
 
 public static class Png

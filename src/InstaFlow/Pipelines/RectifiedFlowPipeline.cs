@@ -1,5 +1,7 @@
 // InstaFlow's text-to-image recipe (code/pipeline_rf.py): text embeddings, Euler steps of the rectified-flow ODE
-// from noise (t = 1000 is noise) with optional classifier-free guidance, VAE decode, uint8 images.
+// from noise (t = 1000 is noise) with optional classifier-free guidance, VAE decode, uint8 images. With a ControlNet
+// and a control image it is code/pipeline_rf_ctrl.py: the ControlNet's residuals go into every UNet call.
+using InstaFlow.Models.Unet;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 
@@ -18,7 +20,12 @@ public sealed record GenerationRequest
     public int? Height { get; init; }
     /// <summary>Unscaled initial noise [B, C, h, w]; when null it is drawn from the PyTorch-compatible generator.</summary>
     public Tensor? InitLatents { get; init; }
+    /// <summary>A control image for the pipeline's ControlNet; the output takes its size.</summary>
+    public ControlImage? Control { get; init; }
 }
+
+/// <summary>An RGB uint8 HWC control image and the strength of the ControlNet's residuals.</summary>
+public sealed record ControlImage(byte[] Hwc, int Width, int Height, float Scale = 1f);
 
 public sealed record StageTiming(string Stage, double Seconds);
 
@@ -42,8 +49,11 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
     /// <summary>Called after each UNet step with (step index, steps).</summary>
     public Action<int, int>? Progress { get; set; }
 
-    /// <summary>Receives intermediate tensors (prompt_embeds, step{i}.v_pred, step{i}.latents, image_raw) for tests.</summary>
+    /// <summary>Receives intermediate tensors (prompt_embeds, step{i}.unet_out, step{i}.v_pred, step{i}.latents, image_raw) for tests.</summary>
     public Action<string, Tensor>? Hook { get; set; }
+
+    /// <summary>Used when a request carries a control image.</summary>
+    public ControlNetModel? ControlNet { get; set; }
 
     public GenerationResult Generate(GenerationRequest req) => Generate(req, CancellationToken.None);
 
@@ -54,6 +64,14 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
     public GenerationResult Generate(GenerationRequest req, CancellationToken cancellation)
     {
         cancellation.ThrowIfCancellationRequested();
+        if (req.Control is { } ctl)
+        {
+            if (ControlNet == null) throw new ArgumentException("the request has a control image but the pipeline has no ControlNet");
+            if ((req.Width ?? ctl.Width) != ctl.Width || (req.Height ?? ctl.Height) != ctl.Height)
+                throw new ArgumentException($"the control image is {ctl.Width}x{ctl.Height} but the output is {req.Width}x{req.Height}; resize the control image to the output size");
+            if (ctl.Hwc.Length != ctl.Width * ctl.Height * 3) throw new ArgumentException($"the control image has {ctl.Hwc.Length} bytes, not {ctl.Width}x{ctl.Height} RGB");
+            req = req with { Width = ctl.Width, Height = ctl.Height };
+        }
         var (b, width, height, cfg, timer) = PipelineSteps.Prepare(Model, req, DefaultWidth, DefaultHeight, cancellation);
 
         using var noGrad = GradMode.NoGrad();
@@ -62,8 +80,9 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
         // 1-2. tokenize, text encoder; with CFG the batch is cat([negative, positive])
         var context = PipelineSteps.EncodePrompts(Model, req, cfg, Hook, timer.Mark);
 
-        // 3. initial noise (init_noise_sigma = 1 for rectified flow)
+        // 3. initial noise (init_noise_sigma = 1 for rectified flow); the control image as [1, 3, H, W] in [0, 1]
         var latents = PipelineSteps.InitialNoise(Model, req, width, height);
+        var cond = req.Control is { } c ? Tensor.FromArray(PipelineSteps.ToChwUnit(c.Hwc, c.Width, c.Height), 1, 3, c.Height, c.Width) : null;
 
         // 4. Euler steps: t_i = (1 - i/N) * 1000, dt = 1/N, x += dt * v
         int n = req.Steps;
@@ -74,7 +93,16 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
             float t = (float)((1.0 - (double)i / n) * 1000.0);
             var input = cfg ? Ops.Concat(new[] { latents, latents }, 0) : latents;
             var tv = Enumerable.Repeat(t, input.Dim(0)).ToArray();
-            var v = Model.Unet.Forward(input, tv, context);
+            ControlResiduals? residuals = null;
+            if (cond != null)
+            {
+                // a batch-1 control image broadcasts over the (CFG) batch, as pipeline_rf_ctrl.py does
+                residuals = ControlNet!.Forward(input, tv, context, cond, req.Control!.Scale);
+                for (int j = 0; j < residuals.Down.Count; j++) Hook?.Invoke($"step{i}.down_block_res_samples.{j}", residuals.Down[j]);
+                Hook?.Invoke($"step{i}.mid_block_res_sample", residuals.Mid);
+            }
+            var v = Model.Unet.Forward(input, tv, context, residuals);
+            Hook?.Invoke($"step{i}.unet_out", v);
             if (cfg) v = PipelineSteps.Guide(v, b, req.Guidance);
             Hook?.Invoke($"step{i}.v_pred", v);
             var next = Ops.Add(latents, Ops.MulScalar(v, dt));

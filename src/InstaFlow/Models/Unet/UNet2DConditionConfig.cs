@@ -26,7 +26,8 @@ public sealed record UNet2DConditionConfig
 
     public static UNet2DConditionConfig Load(string path) => From(ConfigFile.Load(path));
 
-    public static UNet2DConditionConfig From(ConfigFile c)
+    /// <summary>upBlockTypes: the default when the file has none (a ControlNet config: the down path's mirror).</summary>
+    public static UNet2DConditionConfig From(ConfigFile c, string[]? upBlockTypes = null)
     {
         var down = c.Strings("down_block_types", new UNet2DConditionConfig().DownBlockTypes);
         int levels = down.Length;
@@ -38,7 +39,7 @@ public sealed record UNet2DConditionConfig
             InChannels = c.Int("in_channels", 4),
             OutChannels = c.Int("out_channels", 4),
             DownBlockTypes = down,
-            UpBlockTypes = c.Strings("up_block_types", new UNet2DConditionConfig().UpBlockTypes),
+            UpBlockTypes = c.Strings("up_block_types", upBlockTypes ?? new UNet2DConditionConfig().UpBlockTypes),
             MidBlockType = c.String("mid_block_type", "UNetMidBlock2DCrossAttn")!,
             BlockOutChannels = c.Ints("block_out_channels", new UNet2DConditionConfig().BlockOutChannels),
             LayersPerBlock = c.Int("layers_per_block", 2),

@@ -25,18 +25,7 @@ public sealed class UNet2DConditionModel : Module
         ConvIn = Child("conv_in", new Conv2d(c.InChannels, c0, 3, padding: 1));
         TimeEmbedding = Child("time_embedding", new TimestepEmbedding(c0, temb));
 
-        var down = Child("down_blocks", new ModuleList());
-        DownBlocks = new UNetBlock[levels];
-        int outCh = c0;
-        for (int i = 0; i < levels; i++)
-        {
-            int inCh = outCh;
-            outCh = c.BlockOutChannels[i];
-            bool last = i == levels - 1;
-            bool cross = c.DownBlockTypes[i] == "CrossAttnDownBlock2D";
-            DownBlocks[i] = down.Add(UNetBlock.Down(c, inCh, outCh, temb, addDownsample: !last, cross, c.AttentionHeads[i], c.TransformerLayersPerBlock[i]));
-        }
-
+        DownBlocks = BuildDownBlocks(c, temb, Child("down_blocks", new ModuleList()));
         MidBlock = Child("mid_block", new UNetMidBlock2DCrossAttn(c, c.BlockOutChannels[^1], temb, c.AttentionHeads[^1], c.TransformerLayersPerBlock[^1]));
 
         var up = Child("up_blocks", new ModuleList());
@@ -44,7 +33,7 @@ public sealed class UNet2DConditionModel : Module
         var rev = c.BlockOutChannels.Reverse().ToArray();
         var revHeads = c.AttentionHeads.Reverse().ToArray();
         var revLayers = c.TransformerLayersPerBlock.Reverse().ToArray();
-        outCh = rev[0];
+        int outCh = rev[0];
         for (int i = 0; i < levels; i++)
         {
             int prevOut = outCh;
@@ -59,11 +48,26 @@ public sealed class UNet2DConditionModel : Module
         ConvOut = Child("conv_out", new Conv2d(c0, c.OutChannels, 3, padding: 1));
     }
 
+    /// <summary>The down path shared with ControlNetModel: one block per level, a downsampler on all but the last.</summary>
+    internal static UNetBlock[] BuildDownBlocks(UNet2DConditionConfig c, int temb, ModuleList list)
+    {
+        var blocks = new UNetBlock[c.BlockOutChannels.Length];
+        int outCh = c.BlockOutChannels[0];
+        for (int i = 0; i < blocks.Length; i++)
+        {
+            int inCh = outCh;
+            outCh = c.BlockOutChannels[i];
+            bool cross = c.DownBlockTypes[i] == "CrossAttnDownBlock2D";
+            blocks[i] = list.Add(UNetBlock.Down(c, inCh, outCh, temb, addDownsample: i < blocks.Length - 1, cross, c.AttentionHeads[i], c.TransformerLayersPerBlock[i]));
+        }
+        return blocks;
+    }
+
     /// <summary>
-    /// sample: [B, Cin, H, W]; timesteps: B floats (InstaFlow passes 1000*(1-t)); context: [B, T, cross_attention_dim].
-    /// Returns [B, Cout, H, W].
+    /// sample: [B, Cin, H, W]; timesteps: B floats (InstaFlow passes 1000*(1-t)); context: [B, T, cross_attention_dim];
+    /// control: a ControlNet's residuals, added to the skips and to the mid block's output. Returns [B, Cout, H, W].
     /// </summary>
-    public Tensor Forward(Tensor sample, float[] timesteps, Tensor context)
+    public Tensor Forward(Tensor sample, float[] timesteps, Tensor context, ControlResiduals? control = null)
     {
         // sample: [B, C, H, W]
         ShapeUtil.RequireRank(sample, 4, "UNet2DConditionModel", "sample");
@@ -92,8 +96,16 @@ public sealed class UNet2DConditionModel : Module
             Hook?.Invoke($"down_blocks.{i}.0", h);
         }
 
+        if (control != null)
+        {
+            if (control.Down.Count != skips.Count)
+                throw new ArgumentException($"UNet: the ControlNet gives {control.Down.Count} down residuals for {skips.Count} skips");
+            for (int i = 0; i < skips.Count; i++) skips[i] = Ops.Add(skips[i], control.Down[i]);
+        }
+
         // 3. mid block
         h = MidBlock.Forward(h, embAct, context);
+        if (control != null) h = Ops.Add(h, control.Mid);
         Hook?.Invoke("mid_block", h);
 
         // 4. up path: each block takes as many skips as it has resnets
