@@ -5,7 +5,10 @@ namespace InstaFlow.Evaluation;
 public static class FrechetDistance
 {
     /// <summary>Features are [n, d] row-major; both sets need at least two rows.</summary>
-    public static double Compute(float[] a, int na, float[] b, int nb, int d)
+    public static double Compute(float[] a, int na, float[] b, int nb, int d) =>
+        Compute(Array.ConvertAll(a, v => (double)v), na, Array.ConvertAll(b, v => (double)v), nb, d);
+
+    public static double Compute(double[] a, int na, double[] b, int nb, int d)
     {
         var (m1, s1) = MeanCov(a, na, d);
         var (m2, s2) = MeanCov(b, nb, d);
@@ -27,8 +30,9 @@ public static class FrechetDistance
     }
 
     /// <summary>Mean and unbiased covariance (d x d, row-major) of n rows of d features.</summary>
-    public static (double[] Mean, double[] Cov) MeanCov(float[] x, int n, int d)
+    public static (double[] Mean, double[] Cov) MeanCov(double[] x, int n, int d)
     {
+        if (x.Length != (long)n * d) throw new ArgumentException($"{x.Length} values are not {n} rows of {d} features");
         if (n < 2) throw new ArgumentException($"a covariance needs at least two samples, got {n}");
         var m = new double[d];
         for (int i = 0; i < n; i++) for (int j = 0; j < d; j++) m[j] += x[i * d + j];
