@@ -1,10 +1,12 @@
-// `instaflow eval classifier|twemoji|grid|prompts`: trains the Twemoji subcategory classifier, scores models with
-// FD-twemoji (Frechet distance of classifier features; not FID), prompt accuracy, straightness and time per image,
-// draws sample grids, and classifies the images of given prompts.
+// `instaflow eval classifier|twemoji|grid|prompts|clip-score|fid`: trains the Twemoji subcategory classifier, scores
+// models with FD-twemoji (Frechet distance of classifier features; not FID), prompt accuracy, straightness and time
+// per image, draws sample grids, classifies the images of given prompts, and computes CLIP scores and pytorch-fid's
+// FID between two PNG sets.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using InstaFlow.Evaluation;
+using InstaFlow.Models.Inception;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Training.TextToImage;
@@ -21,6 +23,7 @@ public static class EvalCommand
         cmd.Subcommands.Add(Grid());
         cmd.Subcommands.Add(Prompts());
         cmd.Subcommands.Add(ClipScoreCommand());
+        cmd.Subcommands.Add(FidCommand());
         return cmd;
     }
 
@@ -219,6 +222,38 @@ public static class EvalCommand
             var (per, score) = ClipScore.Compute(model, Tensor.FromArray(pixels, files.Length, 3, processor.CropHeight, processor.CropWidth), ids, files.Length);
             for (int i = 0; i < files.Length; i++) CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{files[i]}\t{per[i]:F4}\t{texts[i]}"));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"CLIP score: {score:F4} ({files.Length} images)"));
+            return 0;
+        });
+        return c;
+    }
+
+    private static Command FidCommand()
+    {
+        var weights = new Option<string>("--weights") { Description = "FID Inception weights (pt_inception-2015-12-05 as safetensors)", Required = true };
+        Option<string[]> Set(string name, string what) => new(name)
+        {
+            Description = $"{what} images: PNG files or folders of them", Required = true, AllowMultipleArgumentsPerToken = true,
+        };
+        var real = Set("--real", "reference");
+        var fake = Set("--fake", "generated");
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32, Description = "images per forward pass (does not change the result)" };
+        var c = new Command("fid", "FID (pytorch-fid 0.3.0: Inception pool3 features, Frechet distance) between two sets of PNG images") { weights, real, fake, batch };
+        c.SetAction(r =>
+        {
+            int b = r.GetValue(batch);
+            if (b < 1) throw new UserException($"--batch must be at least 1, got {b}");
+            var sets = new[] { ("--real", r.GetValue(real)!), ("--fake", r.GetValue(fake)!) }.Select(s =>
+            {
+                var files = Fid.ListPngs(s.Item2);
+                if (files.Count < 2)
+                    throw new UserException($"{s.Item1} {string.Join(" ", s.Item2)}: {files.Count} PNG images; FID needs at least 2 per set (a covariance)");
+                return files;
+            }).ToArray();
+            var (model, _) = FidInceptionV3.Load(r.GetValue(weights)!);
+            var feats = sets.Select(files => Fid.Features(model, files, b)).ToArray();
+            double fid = Fid.Compute(feats[0], sets[0].Count, feats[1], sets[1].Count, model.FeatureSize);
+            CliIO.Err.WriteLine($"{sets[0].Count} real and {sets[1].Count} generated images, {model.FeatureSize} features");
+            CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FID: {fid:F6}"));
             return 0;
         });
         return c;

@@ -1,4 +1,4 @@
-// The basic layers (PyTorch semantics and parameter names): Linear, Conv2d, GroupNorm, LayerNorm, Embedding.
+// The basic layers (PyTorch semantics and parameter names): Linear, Conv2d, GroupNorm, LayerNorm, Embedding, eval-mode BatchNorm2d.
 using InstaFlow.Tensors;
 
 namespace InstaFlow.Nn;
@@ -106,4 +106,34 @@ public sealed class Embedding : Module
     public Tensor Forward(int[] ids, params int[] shape) => Ops.Embedding(Weight.Value, ids, shape);
 
     protected override void InitOwn(InitRandom rng) => rng.Normal(Weight.Value, 0.02f);
+}
+
+/// <summary>
+/// BatchNorm2d in eval mode only (running statistics, no updates): the running stats are loaded like parameters under
+/// PyTorch's names `running_mean` and `running_var`. `num_batches_tracked` is not kept.
+/// </summary>
+public sealed class BatchNorm2d : Module
+{
+    public readonly int Channels;
+    public readonly float Eps;
+    public readonly Parameter Weight, Bias, RunningMean, RunningVar;
+
+    public BatchNorm2d(int channels, float eps)
+    {
+        Channels = channels; Eps = eps;
+        Weight = Param("weight", channels);
+        Bias = Param("bias", channels);
+        RunningMean = Param("running_mean", channels);
+        RunningVar = Param("running_var", channels);
+    }
+
+    // x: [B, C, H, W]
+    public Tensor Forward(Tensor x, bool relu = false) =>
+        Ops.BatchNormInference(x, RunningMean.Value, RunningVar.Value, Weight.Value, Bias.Value, Eps, relu);
+
+    protected override void InitOwn(InitRandom rng)
+    {
+        Weight.Value.Span.Fill(1f); Bias.Value.Span.Clear();
+        RunningMean.Value.Span.Clear(); RunningVar.Value.Span.Fill(1f);
+    }
 }

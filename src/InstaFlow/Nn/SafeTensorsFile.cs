@@ -238,6 +238,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return t;
     }
 
+    public double[] ReadF64(string name) => ReadArray<double>(name, SafeTensorDType.F64);
     public long[] ReadI64(string name) => ReadArray<long>(name, SafeTensorDType.I64);
     public int[] ReadI32(string name) => ReadArray<int>(name, SafeTensorDType.I32);
     public byte[] ReadU8(string name) => ReadArray<byte>(name, SafeTensorDType.U8);

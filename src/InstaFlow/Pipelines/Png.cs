@@ -11,7 +11,12 @@ public sealed record PngImage(int Width, int Height, int Channels, byte[] Pixels
     public PngImage(int width, int height, int channels, byte[] pixels) : this(width, height, channels, pixels, new Dictionary<string, string>()) { }
 
     /// <summary>The image as RGB: gray is replicated, alpha is composited onto a white background.</summary>
-    public PngImage ToRgbOnWhite()
+    public PngImage ToRgbOnWhite() => ToRgb(compositeOnWhite: true);
+
+    /// <summary>The image as RGB the way PIL's convert("RGB") makes it: gray is replicated, alpha is dropped.</summary>
+    public PngImage ToRgbDroppingAlpha() => ToRgb(compositeOnWhite: false);
+
+    private PngImage ToRgb(bool compositeOnWhite)
     {
         if (Channels == 3) return this;
         var rgb = new byte[checked(Width * Height * 3)];
@@ -19,7 +24,7 @@ public sealed record PngImage(int Width, int Height, int Channels, byte[] Pixels
         int colors = hasAlpha ? Channels - 1 : Channels;
         for (int i = 0, o = 0, s = 0; i < Width * Height; i++, s += Channels)
         {
-            int a = hasAlpha ? Pixels[s + Channels - 1] : 255;
+            int a = hasAlpha && compositeOnWhite ? Pixels[s + Channels - 1] : 255;
             for (int c = 0; c < 3; c++)
             {
                 int v = Pixels[s + (colors == 1 ? 0 : c)];
@@ -27,16 +32,6 @@ public sealed record PngImage(int Width, int Height, int Channels, byte[] Pixels
                 rgb[o++] = (byte)((v * a + 255 * (255 - a) + 127) / 255);
             }
         }
-        return this with { Channels = 3, Pixels = rgb };
-    }
-
-    /// <summary>The image as RGB the way PIL's convert("RGB") makes it: gray is replicated, alpha is dropped.</summary>
-    public PngImage ToRgbDroppingAlpha()
-    {
-        if (Channels == 3) return this;
-        var rgb = new byte[checked(Width * Height * 3)];
-        for (int p = 0; p < Width * Height; p++)
-            for (int c = 0; c < 3; c++) rgb[p * 3 + c] = Pixels[p * Channels + (Channels >= 3 ? c : 0)];
         return this with { Channels = 3, Pixels = rgb };
     }
 }

@@ -119,19 +119,30 @@ public static unsafe partial class Ops
         return y;
     }
 
-    /// <summary>Max over kernel x kernel windows with the given stride, no padding, floor mode. x: [.., H, W].</summary>
-    public static Tensor MaxPool2d(Tensor x, int kernel, int stride)
+    /// <summary>
+    /// Max over kernel x kernel windows with the given stride and implicit -inf padding (at most kernel/2, as PyTorch
+    /// requires), floor mode. x: [.., H, W].
+    /// </summary>
+    public static Tensor MaxPool2d(Tensor x, int kernel, int stride, int padding = 0)
     {
-        if (x.Rank < 2) throw new ArgumentException($"MaxPool2d: needs [.., H, W], got {x.Describe()}");
-        if (kernel < 1 || stride < 1) throw new ArgumentException($"MaxPool2d: kernel {kernel} and stride {stride} must be at least 1");
-        int h = x.Dim(-2), w = x.Dim(-1);
-        if (h < kernel || w < kernel) throw new ArgumentException($"MaxPool2d: {x.Describe()} is smaller than the {kernel}x{kernel} window");
-        var shape = x.ShapeArray();
-        shape[^2] = Kernels.MaxPool.OutSize(h, kernel, stride); shape[^1] = Kernels.MaxPool.OutSize(w, kernel, stride);
+        var (h, w, shape) = PoolShape(x, kernel, stride, padding, "MaxPool2d");
         var y = Tensor.Empty(shape);
-        Kernels.MaxPool.Forward(x.Data, y.Data, x.Numel / ((long)h * w), h, w, kernel, stride);
-        if (GradMode.ShouldRecord(x)) Tape.Record(y, OpKind.MaxPool2d, new[] { x }, new[] { x }, ints: new[] { kernel, stride });
+        Kernels.MaxPool.Forward(x.Data, y.Data, x.Numel / ((long)h * w), h, w, kernel, stride, padding);
+        if (GradMode.ShouldRecord(x)) Tape.Record(y, OpKind.MaxPool2d, new[] { x }, new[] { x }, ints: new[] { kernel, stride, padding });
         return y;
+    }
+
+    /// <summary>Checks a pooling window against x: [.., H, W] and returns H, W and the output shape.</summary>
+    internal static (int H, int W, int[] OutShape) PoolShape(Tensor x, int kernel, int stride, int padding, string op)
+    {
+        if (x.Rank < 2) throw new ArgumentException($"{op}: needs [.., H, W], got {x.Describe()}");
+        if (kernel < 1 || stride < 1) throw new ArgumentException($"{op}: kernel {kernel} and stride {stride} must be at least 1");
+        if (padding < 0 || padding > kernel / 2) throw new ArgumentException($"{op}: padding {padding} must be between 0 and half the kernel {kernel}");
+        int h = x.Dim(-2), w = x.Dim(-1);
+        if (h + 2 * padding < kernel || w + 2 * padding < kernel) throw new ArgumentException($"{op}: {x.Describe()} (padded by {padding}) is smaller than the {kernel}x{kernel} window");
+        var shape = x.ShapeArray();
+        shape[^2] = Kernels.MaxPool.OutSize(h, kernel, stride, padding); shape[^1] = Kernels.MaxPool.OutSize(w, kernel, stride, padding);
+        return (h, w, shape);
     }
 
     public static Tensor UpsampleNearest2x(Tensor x) => UpsampleNearest(x, x.Dim(-2) * 2, x.Dim(-1) * 2);

@@ -1,5 +1,5 @@
-// Frechet distance and its Jacobi matrix square root against closed forms: commuting covariances, identical
-// distributions, and a square root that squares back to its matrix.
+// Frechet distance and its eigen-based matrix square root against closed forms: commuting covariances, identical
+// distributions, a square root that squares back to its matrix; the symmetric eigensolver on odd and singular matrices.
 using InstaFlow.Evaluation;
 
 namespace InstaFlow.Tests.Evaluation;
@@ -53,5 +53,33 @@ public class FrechetDistanceTests
         Assert.Equal(0.0, FrechetDistance.Compute(x, 200, x, 200, 4), 8);
         var shifted = x.Select((v, i) => i % 4 == 1 ? v + 3f : v).ToArray();
         Assert.Equal(9.0, FrechetDistance.Compute(x, 200, shifted, 200, 4), 4);
+    }
+
+    [Theory]
+    [InlineData(1, 37)]
+    [InlineData(2, 64)]
+    [InlineData(3, 5)]
+    public void SymmetricEigen_RandomAndSingular_VectorsOrthonormalAndSatisfyAv(int seed, int n)
+    {
+        // B B^T / k with k < n samples: symmetric, positive semi-definite, rank k (like an n < d covariance)
+        int k = n / 2 + 1;
+        var b = TestUtil.RandomArray(seed, n * k);
+        var a = new double[n * n];
+        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) for (int t = 0; t < k; t++) a[i * n + j] += (double)b[i * k + t] * b[j * k + t] / k;
+        var (values, v) = SymmetricEigen.Decompose(a, n);
+        double worst = 0;
+        for (int p = 0; p < n; p++)
+            for (int i = 0; i < n; i++)
+            {
+                double av = 0, dot = 0;
+                for (int j = 0; j < n; j++) { av += a[i * n + j] * v![p * n + j]; dot += v![p * n + j] * v[i * n + j]; }
+                worst = Math.Max(worst, Math.Abs(av - values[p] * v![p * n + i]));
+                worst = Math.Max(worst, Math.Abs(dot - (p == i ? 1 : 0)));
+            }
+        Assert.True(worst < 1e-12, $"max |A v - l v| or |V V^T - I| = {worst}");
+        Assert.Equal(n - k, values.Count(l => Math.Abs(l) < 1e-12));
+        var (valuesOnly, none) = SymmetricEigen.Decompose(a, n, vectors: false);
+        Assert.Null(none);
+        Assert.Equal(values.Order(), valuesOnly.Order(), (x, y) => Math.Abs(x - y) < 1e-12);
     }
 }

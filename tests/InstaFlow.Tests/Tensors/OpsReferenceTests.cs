@@ -148,19 +148,22 @@ public class OpsReferenceTests
     }
 
     [Theory]
-    [InlineData(2, 3, 7, 9, 2, 2)]
-    [InlineData(1, 2, 64, 64, 2, 2)]
-    [InlineData(1, 4, 7, 8, 3, 2)]
-    [InlineData(3, 1, 5, 5, 3, 3)]
-    public void MaxPool2d_OddSizesAndTies_MatchesLoops(int b, int c, int h, int w, int k, int s)
+    [InlineData(2, 3, 7, 9, 2, 2, 0)]
+    [InlineData(1, 2, 64, 64, 2, 2, 0)]
+    [InlineData(1, 4, 7, 8, 3, 2, 0)]
+    [InlineData(3, 1, 5, 5, 3, 3, 0)]
+    [InlineData(2, 3, 7, 9, 3, 1, 1)]
+    [InlineData(1, 2, 8, 5, 3, 2, 1)]
+    [InlineData(1, 1, 6, 7, 5, 2, 2)]
+    public void MaxPool2d_OddSizesAndTies_MatchesLoops(int b, int c, int h, int w, int k, int s, int pad)
     {
         using var scope = TensorScope.Begin();
         var data = TestUtil.RandomArray(h * w + k, (long)b * c * h * w);
         for (int i = 0; i < data.Length; i += 2) data[i] = Math.Max(data[i], 0f) * (i % 4 == 0 ? 0f : 1f); // zeros tie, as after ReLU
         var x = Tensor.FromArray(data, b, c, h, w);
         x.RequiresGrad = true;
-        var y = Ops.MaxPool2d(x, k, s);
-        int oh = (h - k) / s + 1, ow = (w - k) / s + 1;
+        var y = Ops.MaxPool2d(x, k, s, pad);
+        int oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1;
         Assert.Equal(new[] { b, c, oh, ow }, y.ShapeArray());
         var gy = TestUtil.RandomArray(7, y.Numel);
         var expectedGx = new float[data.Length];
@@ -172,7 +175,9 @@ public class OpsReferenceTests
                     for (int dy = 0; dy < k; dy++)
                         for (int dx = 0; dx < k; dx++)
                         {
-                            int i = p * h * w + (oy * s + dy) * w + ox * s + dx;
+                            int iy = oy * s - pad + dy, ix = ox * s - pad + dx;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue; // -inf padding never wins
+                            int i = p * h * w + iy * w + ix;
                             if (best < 0 || data[i] > data[best]) best = i;
                         }
                     int o = (p * oh + oy) * ow + ox;
@@ -180,6 +185,6 @@ public class OpsReferenceTests
                     expectedGx[best] += gy[o];
                 }
         Ops.SumAll(Ops.Mul(y, Tensor.FromArray(gy, y.ShapeArray()))).Backward();
-        TestUtil.AssertClose(expectedGx, x.Grad!.Span, 1e-6f, 0, $"maxpool {b}x{c}x{h}x{w} k{k} s{s} gradient");
+        TestUtil.AssertClose(expectedGx, x.Grad!.Span, 1e-6f, 0, $"maxpool {b}x{c}x{h}x{w} k{k} s{s} p{pad} gradient");
     }
 }

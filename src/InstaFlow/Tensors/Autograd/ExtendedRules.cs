@@ -96,7 +96,7 @@ internal static unsafe class ExtendedRules
     {
         var x = n.Saved[0];
         var gx = Tensor.Empty(x.ShapeArray());
-        MaxPool.Backward(x.Data, g.Data, gx.Data, x.Numel / ((long)x.Dim(-2) * x.Dim(-1)), x.Dim(-2), x.Dim(-1), n.Ints[0], n.Ints[1]);
+        MaxPool.Backward(x.Data, g.Data, gx.Data, x.Numel / ((long)x.Dim(-2) * x.Dim(-1)), x.Dim(-2), x.Dim(-1), n.Ints[0], n.Ints[1], n.Ints[2]);
         return gx;
     }
 

@@ -1,0 +1,52 @@
+// FID as pytorch-fid computes it: pool3 features of the FID Inception for two sets of PNG images (converted to RGB
+// as PIL's convert("RGB") does, each resized to 299x299 on its own), then the Frechet distance of the two Gaussians.
+using InstaFlow.Models.Inception;
+using InstaFlow.Pipelines;
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
+
+namespace InstaFlow.Evaluation;
+
+public static class Fid
+{
+    /// <summary>The PNG files named by paths: a folder gives its *.png files (sorted by name), a file is taken as is.</summary>
+    public static List<string> ListPngs(IEnumerable<string> paths)
+    {
+        var files = new List<string>();
+        foreach (var p in paths)
+        {
+            if (Directory.Exists(p))
+                files.AddRange(Directory.GetFiles(p).Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal));
+            else if (File.Exists(p)) files.Add(p);
+            else throw new FileNotFoundException($"{p}: no such PNG file or folder", p);
+        }
+        return files;
+    }
+
+    /// <summary>pool3 features of the images, [files.Count, FeatureSize] row-major, in double as pytorch-fid keeps them.</summary>
+    public static double[] Features(FidInceptionV3 model, IReadOnlyList<string> files, int batch)
+    {
+        if (batch < 1) throw new ArgumentException($"batch size must be at least 1, got {batch}");
+        int d = model.FeatureSize;
+        var features = new double[(long)files.Count * d];
+        using var noGrad = GradMode.NoGrad();
+        for (int start = 0; start < files.Count; start += batch)
+        {
+            using var scope = TensorScope.Begin();
+            int n = Math.Min(batch, files.Count - start);
+            var images = new Tensor[n];
+            for (int i = 0; i < n; i++)
+            {
+                var png = Png.Read(files[start + i]).ToRgbDroppingAlpha();
+                images[i] = FidInceptionV3.Preprocess(FidInceptionV3.ToTensor(png.Pixels, 1, png.Height, png.Width));
+            }
+            var pool3 = model.ForwardPreprocessed(Ops.Concat(images, 0)).Pool3.Span;
+            for (int i = 0; i < pool3.Length; i++) features[(long)start * d + i] = pool3[i];
+        }
+        return features;
+    }
+
+    /// <summary>FID between two feature sets [n, d] (pytorch-fid's calculate_frechet_distance of their means and N-1 covariances).</summary>
+    public static double Compute(double[] real, int realCount, double[] fake, int fakeCount, int d) =>
+        FrechetDistance.Compute(real, realCount, fake, fakeCount, d);
+}
