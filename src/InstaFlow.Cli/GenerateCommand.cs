@@ -41,13 +41,8 @@ public static class GenerateCommand
 
             var load = Stopwatch.StartNew();
             using var components = SdComponents.Load(dir, r.GetValue(io.Variant));
-            if (r.GetValue(taesd) is string tiny) components.DecodeWith(Models.Vae.AutoencoderTiny.Load(tiny).Model);
-            foreach (var file in r.GetValue(lora) ?? [])
-            {
-                var updates = Models.Lora.Lora.Read(file, components.TextEncoder, components.Unet);
-                Models.Lora.Lora.Merge(updates, components.TextEncoder, components.Unet, r.GetValue(loraScale), r.GetValue(loraScale));
-                CliIO.Err.WriteLine($"merged LoRA {Path.GetFileName(file)}: {updates.Count} layers at scale {r.GetValue(loraScale)}");
-            }
+            new ModelAdditions { TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale) }
+                .ApplyTo(components, CliIO.Err.WriteLine);
             CliIO.Err.WriteLine($"loaded {components.Name} in {load.Elapsed.TotalSeconds:F2} s");
             var pipe = new RectifiedFlowPipeline(components);
             ControlImage? control = null;

@@ -14,15 +14,19 @@ public static class ServeCommand
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 7860 };
         var apiKey = new Option<string?>("--api-key") { Description = "key that API calls must send (Authorization: Bearer KEY or X-API-Key)" };
         var maxQueue = new Option<int>("--max-queue") { Description = "requests that may wait while one generates; more get 429", DefaultValueFactory = _ => 8 };
+        var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder instead of the VAE" };
+        var lora = new Option<string[]>("--lora") { Description = "LoRA file(s) merged into the UNet and text encoder", AllowMultipleArgumentsPerToken = true };
+        var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s)", DefaultValueFactory = _ => 1f };
 
         var cmd = new Command("serve", "Serve the web UI and REST API (POST /api/generate)");
-        foreach (var o in new Option[] { model, variant, host, port, apiKey, maxQueue }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, variant, host, port, apiKey, maxQueue, taesd, lora, loraScale }) cmd.Options.Add(o);
         cmd.SetAction(async (r, cancellation) =>
         {
             var options = new ServerOptions
             {
                 ModelDir = ModelLocator.Resolve(r.GetValue(model)), Variant = r.GetValue(variant), Host = r.GetValue(host)!,
                 Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true,
+                Additions = new Pipelines.ModelAdditions { TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale) },
             };
             await using var server = await InstaFlowServer.StartAsync(options, cancellation);
             CliIO.Err.WriteLine($"InstaFlow web UI: {server.Address} (API: POST {server.Address}api/generate); Ctrl+C stops");

@@ -34,6 +34,7 @@ public sealed class InstaFlowServer : IAsyncDisposable
         var model = SdComponents.Load(options.ModelDir, options.Variant);
         try
         {
+            options.Additions.ApplyTo(model, options.ConsoleLog ? Console.Error.WriteLine : null);
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
             builder.Logging.ClearProviders();
             if (options.ConsoleLog) builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);

@@ -1,5 +1,6 @@
 // Settings of `instaflow serve` and the start-up checks on them: where to listen, the API key, the queue bound.
 using System.Net;
+using InstaFlow.Pipelines;
 
 namespace InstaFlow.Server;
 
@@ -7,6 +8,8 @@ public sealed record ServerOptions
 {
     public required string ModelDir { get; init; }
     public string? Variant { get; init; }
+    /// <summary>TAESD decoder and LoRA files applied after loading.</summary>
+    public ModelAdditions Additions { get; init; } = new();
     /// <summary>An IP address, or "localhost" for the IPv4 loopback.</summary>
     public string Host { get; init; } = "127.0.0.1";
     /// <summary>0 lets the system pick a free port (tests read it back from InstaFlowServer.Address).</summary>
