@@ -13,15 +13,31 @@ public static class BenchSd15Command
     {
         var json = new Option<bool>("--json") { Description = "print one JSON object per stage" };
         var runs = new Option<int>("--runs") { Description = "timed runs per stage (after one warm-up)", DefaultValueFactory = _ => 3 };
+        var oneShot = new Option<bool>("--one-shot") { Description = "one image as generate makes it (each network released when done): each stage once, with the process's peak RSS" };
+        var lowMemory = new Option<bool>("--low-memory") { Description = "with --one-shot: the idle-buffer cap of generate --low-memory" };
         var cmd = new Command("sd15", "Time the full-size SD-1.5 text encoder, UNet (batch 1 and 2), VAE decoder and TAESD decoder with random weights");
         cmd.Options.Add(json);
         cmd.Options.Add(runs);
+        cmd.Options.Add(oneShot);
+        cmd.Options.Add(lowMemory);
         cmd.SetAction(r =>
         {
             int n = r.GetValue(runs);
             if (n < 1) throw new UserException($"--runs must be at least 1, got {n}");
             bool asJson = r.GetValue(json);
             var inv = CultureInfo.InvariantCulture;
+            if (r.GetValue(oneShot))
+            {
+                double total = 0;
+                foreach (var s in Sd15Bench.RunOneShot(r.GetValue(lowMemory) ? GenerateCommand.LowMemoryPoolBytes : null, msg => CliIO.Err.WriteLine(msg)))
+                {
+                    if (!s.Name.StartsWith("load", StringComparison.Ordinal)) total += s.MedianSeconds;
+                    CliIO.Out.WriteLine(asJson ? JsonSerializer.Serialize(new { stage = s.Name, seconds = s.MedianSeconds, peak_rss_gib = s.PeakRssGiB })
+                        : string.Format(inv, "{0,-52} {1,8:F3} s   peak RSS {2:F2} GiB", s.Name, s.MedianSeconds, s.PeakRssGiB));
+                }
+                CliIO.Out.WriteLine(string.Format(inv, "one image (text + unet + decode): {0:F2} s", total));
+                return 0;
+            }
             if (!asJson) CliIO.Out.WriteLine($"{"stage",-36} {"shape",-16} {"median s",9} {"min s",8} {"GFLOP",8} {"GFLOP/s",8} {"peak RSS GiB",12}");
             double image = 0, taesd = 0;
             foreach (var s in Sd15Bench.Run(n, msg => CliIO.Err.WriteLine(msg)))

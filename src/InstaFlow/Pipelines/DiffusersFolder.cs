@@ -6,6 +6,7 @@ using InstaFlow.Models.Clip;
 using InstaFlow.Models.Unet;
 using InstaFlow.Models.Vae;
 using InstaFlow.Nn;
+using InstaFlow.Tensors;
 
 namespace InstaFlow.Pipelines;
 
@@ -146,6 +147,22 @@ public sealed class SdComponents : IDisposable
                 }
             }
         return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+
+    /// <summary>True once the text encoder's or the UNet's weights were released: these components cannot generate again.</summary>
+    public bool DenoisersReleased { get; private set; }
+
+    /// <summary>
+    /// Frees the weights of a network a one-shot generation is done with (memory-mapped ones are unmapped): the text
+    /// encoder after the prompts, the UNet after the last step, so the next stage's activations need no room beside them.
+    /// </summary>
+    public void Release(Module network)
+    {
+        if (!ReferenceEquals(network, TextEncoder) && !ReferenceEquals(network, Unet))
+            throw new ArgumentException("only the text encoder and the UNet can be released; the decoder runs last");
+        foreach (var p in network.Parameters()) p.Value.Dispose();
+        BufferPool.Trim();
+        DenoisersReleased = true;
     }
 
     public void Dispose()

@@ -55,6 +55,12 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
     /// <summary>Used when a request carries a control image.</summary>
     public ControlNetModel? ControlNet { get; set; }
 
+    /// <summary>
+    /// For one-shot use (the CLI): free the text encoder after the prompts and the UNet after the last step, so each
+    /// stage's activations only share memory with the weights still needed. The pipeline cannot generate again.
+    /// </summary>
+    public bool ReleaseWeightsAsUsed { get; set; }
+
     public GenerationResult Generate(GenerationRequest req) => Generate(req, CancellationToken.None);
 
     /// <summary>
@@ -64,6 +70,8 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
     public GenerationResult Generate(GenerationRequest req, CancellationToken cancellation)
     {
         cancellation.ThrowIfCancellationRequested();
+        if (Model.DenoisersReleased)
+            throw new InvalidOperationException($"{Model.Name}: the text encoder and UNet were released after the last generation (ReleaseWeightsAsUsed); load the model again");
         if (req.Control is { } ctl)
         {
             if (ControlNet == null) throw new ArgumentException("the request has a control image but the pipeline has no ControlNet");
@@ -79,6 +87,7 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
 
         // 1-2. tokenize, text encoder; with CFG the batch is cat([negative, positive])
         var context = PipelineSteps.EncodePrompts(Model, req, cfg, Hook, timer.Mark);
+        if (ReleaseWeightsAsUsed) Model.Release(Model.TextEncoder);
 
         // 3. initial noise (init_noise_sigma = 1 for rectified flow); the control image as [1, 3, H, W] in [0, 1]
         var latents = PipelineSteps.InitialNoise(Model, req, width, height);
@@ -113,6 +122,7 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
         }
 
         // 5-6. decode latents / scaling_factor, postprocess to uint8 HWC (round half to even)
+        if (ReleaseWeightsAsUsed) Model.Release(Model.Unet);
         var images = PipelineSteps.Decode(Model, latents, Hook, timer.Mark);
         return new GenerationResult { ImagesHwc = images, Width = width, Height = height, FinalLatents = latents.ClonePersistent(), Timings = timer.Timings };
     }

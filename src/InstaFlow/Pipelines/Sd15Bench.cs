@@ -50,6 +50,45 @@ public static class Sd15Bench
         yield return Time("taesd decode 512x512", "[1, 4, 64, 64]", runs, () => taesd.Decode(noise1));
     }
 
+    /// <summary>
+    /// One 512x512 one-step image the way `generate` makes it, in a fresh process: text encoder (then released), one
+    /// UNet step (then released), VAE decode; maxPooledBytes caps the idle buffer pool during the UNet as
+    /// `generate --low-memory` does. Reports each stage once with the peak RSS so far.
+    /// </summary>
+    public static IEnumerable<BenchStage> RunOneShot(long? maxPooledBytes, Action<string>? log = null)
+    {
+        var sw = Stopwatch.StartNew();
+        var text = new ClipTextModel(new ClipTextConfig());
+        var unet = new UNet2DConditionModel(new UNet2DConditionConfig());
+        var vae = new AutoencoderKL(new AutoencoderKLConfig());
+        foreach (var (m, seed) in new (Module, ulong)[] { (text, 1), (unet, 2), (vae, 3) }) m.InitDefault(seed);
+        BufferPool.Trim();
+        log?.Invoke("built SD-1.5 with random weights");
+        yield return new BenchStage("load (build + random init)", "", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
+
+        var ids = new int[77];
+        ids[0] = 49406;
+        for (int i = 1; i < 77; i++) ids[i] = i < 6 ? 320 + i : 49407;
+        using var ng = GradMode.NoGrad();
+        using var scope = TensorScope.Begin();
+        sw.Restart();
+        var ctx = text.Forward(ids, 1).LastHiddenState;
+        foreach (var p in text.Parameters()) p.Value.Dispose();
+        BufferPool.Trim();
+        yield return new BenchStage("text encoder (then released)", "[1, 77]", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
+        long saved = BufferPool.MaxPooledBytes;
+        if (maxPooledBytes is long cap) BufferPool.MaxPooledBytes = cap;
+        sw.Restart();
+        var latents = unet.Forward(Tensor.Full(0.5f, 1, 4, 64, 64), [1000f], ctx);
+        yield return new BenchStage("unet, batch 1 (one InstaFlow step)", "[1, 4, 64, 64]", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
+        foreach (var p in unet.Parameters()) p.Value.Dispose();
+        BufferPool.Trim();
+        sw.Restart();
+        vae.Decode(latents);
+        BufferPool.MaxPooledBytes = saved;
+        yield return new BenchStage("vae decode 512x512 (text encoder and unet released)", "[1, 4, 64, 64]", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
+    }
+
     private static BenchStage Time(string name, string shape, int runs, Func<object> body)
     {
         // Each stage starts with an empty pool, as the pipeline leaves it between stages.

@@ -88,4 +88,20 @@ public class RectifiedFlowPipelineTests
         AssertImagesClose(g.ReadU8("image_u8_hwc"), res.ImagesHwc[0], name);
         res.FinalLatents.Dispose();
     }
+
+    [Fact]
+    public void ReleaseWeightsAsUsed_SameImage_ThenRefusesToGenerateAgain()
+    {
+        var req = new GenerationRequest { Prompts = ["a photo of a cat"], Seed = 5, Steps = 2 };
+        var expected = new RectifiedFlowPipeline(Model).Generate(req);
+        expected.FinalLatents.Dispose();
+        using var own = SdComponents.Load(Path.Combine(TestUtil.Fixtures, "tiny-sd15"));
+        var pipe = new RectifiedFlowPipeline(own) { ReleaseWeightsAsUsed = true };
+        var res = pipe.Generate(req);
+        res.FinalLatents.Dispose();
+        Assert.Equal(expected.ImagesHwc[0], res.ImagesHwc[0]);
+        Assert.True(own.DenoisersReleased);
+        var e = Assert.Throws<InvalidOperationException>(() => pipe.Generate(req));
+        Assert.Contains("released", e.Message);
+    }
 }
