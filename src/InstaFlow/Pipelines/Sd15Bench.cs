@@ -53,7 +53,8 @@ public static class Sd15Bench
     /// <summary>
     /// One 512x512 one-step image the way `generate` makes it, in a fresh process: text encoder (then released), one
     /// UNet step (then released), VAE decode; maxPooledBytes caps the idle buffer pool during the UNet as
-    /// `generate --low-memory` does. Reports each stage once with the peak RSS so far.
+    /// `generate --low-memory` does; finally the TAESD decode of the same latents. Reports each stage once with the
+    /// peak RSS so far.
     /// </summary>
     public static IEnumerable<BenchStage> RunOneShot(long? maxPooledBytes, Action<string>? log = null)
     {
@@ -87,6 +88,13 @@ public static class Sd15Bench
         vae.Decode(latents);
         BufferPool.MaxPooledBytes = saved;
         yield return new BenchStage("vae decode 512x512 (text encoder and unet released)", "[1, 4, 64, 64]", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
+        // the same latents through TAESD instead (generate --taesd), after a warm-up run
+        var taesd = new AutoencoderTiny(new AutoencoderTinyConfig());
+        taesd.InitDefault(4);
+        taesd.Decode(latents);
+        sw.Restart();
+        taesd.Decode(latents);
+        yield return new BenchStage("taesd decode 512x512 (instead of the vae)", "[1, 4, 64, 64]", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
     }
 
     private static BenchStage Time(string name, string shape, int runs, Func<object> body)
