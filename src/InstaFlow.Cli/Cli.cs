@@ -29,6 +29,7 @@ public static class Cli
     private static IEnumerable<Command> Commands()
     {
         yield return GenerateCommand.Create();
+        yield return InvertCommand.Create();
         yield return ServeCommand.Create();
         yield return SampleCommand.Create();
         yield return TripletsCommand.Create();
