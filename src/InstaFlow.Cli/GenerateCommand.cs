@@ -48,7 +48,7 @@ public static class GenerateCommand
             using var components = SdComponents.Load(dir, r.GetValue(io.Variant));
             new ModelAdditions { TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale) }
                 .ApplyTo(components, CliIO.Err.WriteLine);
-            CliIO.Err.WriteLine($"loaded {components.Name} in {load.Elapsed.TotalSeconds:F2} s");
+            CliIO.Err.WriteLine($"loaded {components.Description} in {load.Elapsed.TotalSeconds:F2} s");
             var pipe = new RectifiedFlowPipeline(components);
             ControlImage? control = null;
             if (r.GetValue(controlnet) is string cn)
@@ -66,7 +66,7 @@ public static class GenerateCommand
             var req = io.Request(r, prompt, r.GetValue(steps), r.GetValue(guidance)) with { Control = control };
             var res = pipe.Generate(req);
             req.InitLatents?.Dispose();
-            var meta = new GenerationMetadata(prompt, r.GetValue(io.Negative), req.Steps, req.Guidance, req.Seed, res.Width, res.Height, components.Name);
+            var meta = new GenerationMetadata(prompt, r.GetValue(io.Negative), req.Steps, req.Guidance, req.Seed, res.Width, res.Height, components.Description);
             io.WriteResults(r, res, outDir, meta);
             return 0;
         });

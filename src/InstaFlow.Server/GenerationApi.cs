@@ -22,7 +22,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
 
     public void Map(IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/health", () => Results.Json(new { Status = "ok", Model = model.Name, Queue = new { queue.Pending, queue.MaxWaiting } }, Json));
+        app.MapGet("/api/health", () => Results.Json(new { Status = "ok", Model = model.Description, Queue = new { queue.Pending, queue.MaxWaiting } }, Json));
         app.MapGet("/api/model", ModelInfo);
         app.MapPost("/api/generate", Generate);
     }
@@ -34,7 +34,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         int w = _pipeline.DefaultWidth, h = _pipeline.DefaultHeight;
         return Results.Json(new
         {
-            model.Name,
+            Name = model.Description,
             Components = components.ToDictionary(c => c.Key, c => c.Value.Class),
             DefaultSteps = 1,
             DefaultGuidance = 0f,
@@ -82,7 +82,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
             {
                 Images = output.Pngs.Select(Convert.ToBase64String),
                 output.Seeds, p.Width, p.Height, output.Timings,
-                p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, Model = model.Name,
+                p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, Model = model.Description,
             }, Json);
         }
         catch (ApiError e) { return Error(e); }
@@ -135,7 +135,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
             res.FinalLatents.Dispose();
             foreach (var t in res.Timings) timings[t.Stage] = timings.GetValueOrDefault(t.Stage) + t.Seconds;
             var sw = Stopwatch.StartNew();
-            var meta = new GenerationMetadata(p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, seeds[i], res.Width, res.Height, model.Name);
+            var meta = new GenerationMetadata(p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, seeds[i], res.Width, res.Height, model.Description);
             pngs[i] = Png.Encode(res.Width, res.Height, 3, res.ImagesHwc[0], meta.ToPngText());
             timings["png_encode"] = timings.GetValueOrDefault("png_encode") + sw.Elapsed.TotalSeconds;
         }

@@ -82,6 +82,12 @@ public sealed class SdComponents : IDisposable
     public required AutoencoderKL Vae { get; init; }
     public IReadOnlyList<LoadReport> Reports { get; init; } = Array.Empty<LoadReport>();
 
+    /// <summary>What was put on top of the folder's weights (a TAESD decoder, LoRAs), in the order applied.</summary>
+    public List<string> Additions { get; } = new();
+
+    /// <summary>The name with its additions, e.g. "sd15 (taesd, lora kohya.safetensors x0.7)": what PNG metadata records.</summary>
+    public string Description => Additions.Count == 0 ? Name : $"{Name} ({string.Join(", ", Additions)})";
+
     /// <summary>The decoder pipelines use: the VAE's, unless DecodeWith put TAESD in its place.</summary>
     public ILatentDecoder Decoder => _decoder ?? Vae;
     private ILatentDecoder? _decoder;

@@ -17,12 +17,14 @@ public sealed record ModelAdditions
         if (TaesdDir != null)
         {
             model.DecodeWith(AutoencoderTiny.Load(TaesdDir).Model);
+            model.Additions.Add("taesd");
             log?.Invoke($"decoding with TAESD from {TaesdDir}");
         }
         foreach (var file in LoraFiles)
         {
             var updates = Lora.Read(file, model.TextEncoder, model.Unet);
             Lora.Merge(updates, model.TextEncoder, model.Unet, LoraScale, LoraScale);
+            model.Additions.Add(FormattableString.Invariant($"lora {Path.GetFileName(file)} x{LoraScale:G4}"));
             log?.Invoke($"merged LoRA {Path.GetFileName(file)}: {updates.Count} layers at scale {LoraScale}");
         }
     }

@@ -117,6 +117,7 @@ public class LoraTests
             Assert.True(c0 == 0 && c1 == 0, e0 + e1);
             Assert.Contains("merged LoRA kohya_lora.safetensors: 60 layers", e1);
             Assert.NotEqual(Png.Read(Path.Combine(dir, "base.png")).Pixels, Png.Read(Path.Combine(dir, "lora.png")).Pixels);
+            Assert.Equal("tiny-sd15 (lora kohya_lora.safetensors x0.7)", Png.Read(Path.Combine(dir, "lora.png")).Text["model"]);
             InstaFlow.Tests.Cli.CliRunner.AssertUserError([.. common, "--lora", Path.Combine(dir, "base.png"), "-o", Path.Combine(dir, "x.png")], "base.png");
         }
         finally { Directory.Delete(dir, recursive: true); }
