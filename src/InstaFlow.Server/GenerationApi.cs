@@ -1,4 +1,5 @@
 // The REST API: POST /api/generate (JSON with base64 PNGs, or the first PNG when Accept asks for image/png),
+// POST /api/generate/stream (server-sent events: a "step" per UNet step, then the same JSON as "result"),
 // GET /api/health and GET /api/model. Errors are JSON {error, field, reason}.
 using System.Diagnostics;
 using System.Text.Json;
@@ -25,6 +26,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         app.MapGet("/api/health", () => Results.Json(new { Status = "ok", Model = model.Description, Queue = new { queue.Pending, queue.MaxWaiting } }, Json));
         app.MapGet("/api/model", ModelInfo);
         app.MapPost("/api/generate", Generate);
+        app.MapPost("/api/generate/stream", GenerateStream);
     }
 
     public static IResult Error(ApiError e) => Results.Json(new { Error = e.Message, e.Field, e.Reason }, Json, statusCode: e.Status);
@@ -72,18 +74,13 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         {
             var p = GenerateParameters.Parse(await ReadBody(ctx), _pipeline.DefaultWidth, _pipeline.DefaultHeight, model.Vae.Config.ScaleFactor);
             var waited = Stopwatch.StartNew();
-            var output = await queue.RunAsync(ct => Run(p, ct, waited.Elapsed.TotalSeconds), ctx.RequestAborted);
+            var output = await queue.RunAsync(ct => Run(p, ct, waited.Elapsed.TotalSeconds, null), ctx.RequestAborted);
             if (WantsPng(ctx.Request))
             {
                 ctx.Response.Headers["X-Seed"] = output.Seeds[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
                 return Results.Bytes(output.Pngs[0], "image/png");
             }
-            return Results.Json(new
-            {
-                Images = output.Pngs.Select(Convert.ToBase64String),
-                output.Seeds, p.Width, p.Height, output.Timings,
-                p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, Model = model.Description,
-            }, Json);
+            return Results.Json(Result(p, output), Json);
         }
         catch (ApiError e) { return Error(e); }
         catch (QueueFullException e)
@@ -98,6 +95,58 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         }
         catch (ArgumentException e) { return Error(new ApiError(null, e.Message)); }
     }
+
+    private object Result(GenerateParameters p, Output output) => new
+    {
+        Images = output.Pngs.Select(Convert.ToBase64String),
+        output.Seeds, p.Width, p.Height, output.Timings,
+        p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, Model = model.Description,
+    };
+
+    /// <summary>
+    /// The same generation as /api/generate, answered as server-sent events: `step` {image, step, steps} after every
+    /// UNet step, then `result` (the JSON of /api/generate) or `error`. Bad parameters and a full queue still get their
+    /// plain status codes, since nothing has been streamed yet.
+    /// </summary>
+    private async Task GenerateStream(HttpContext ctx)
+    {
+        GenerateParameters p;
+        try { p = GenerateParameters.Parse(await ReadBody(ctx), _pipeline.DefaultWidth, _pipeline.DefaultHeight, model.Vae.Config.ScaleFactor); }
+        catch (ApiError e) { await Error(e).ExecuteAsync(ctx); return; }
+        // steps are reported from the generating thread; the request thread writes them out in order
+        var events = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var waited = Stopwatch.StartNew();
+        var job = queue.RunAsync(ct => Run(p, ct, waited.Elapsed.TotalSeconds,
+            (image, step, steps) => events.Writer.TryWrite(Event("step", new { Image = image, Step = step + 1, Steps = steps }))), ctx.RequestAborted);
+        _ = job.ContinueWith(_ => events.Writer.TryComplete(), TaskScheduler.Default);
+        try
+        {
+            // admission (queue full) is decided before the first await inside RunAsync returns
+            if (job.IsFaulted && job.Exception!.InnerException is QueueFullException full)
+            {
+                ctx.Response.Headers.RetryAfter = full.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await Error(new ApiError(null, full.Message, StatusCodes.Status429TooManyRequests)).ExecuteAsync(ctx);
+                return;
+            }
+            ctx.Response.ContentType = "text/event-stream";
+            ctx.Response.Headers.CacheControl = "no-cache";
+            await foreach (var e in events.Reader.ReadAllAsync(ctx.RequestAborted))
+            {
+                await ctx.Response.WriteAsync(e, ctx.RequestAborted);
+                await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+            }
+            string last;
+            try { last = Event("result", Result(p, await job)); }
+            catch (ArgumentException e) { last = Event("error", new { Error = e.Message }); }
+            await ctx.Response.WriteAsync(last, ctx.RequestAborted);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            // the client is gone; the queue has dropped or stopped its job
+        }
+    }
+
+    private static string Event(string name, object data) => $"event: {name}\ndata: {JsonSerializer.Serialize(data, Json)}\n\n";
 
     private async Task<JsonElement> ReadBody(HttpContext ctx)
     {
@@ -119,7 +168,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
     /// One pipeline run per image with seeds seed, seed+1, ...: each image can be made again alone (API or CLI) from
     /// its own seed, and its PNG records that seed.
     /// </summary>
-    private Output Run(GenerateParameters p, CancellationToken cancellation, double queueSeconds)
+    private Output Run(GenerateParameters p, CancellationToken cancellation, double queueSeconds, Action<int, int, int>? progress)
     {
         var timings = new Dictionary<string, double> { ["queue"] = queueSeconds };
         var pngs = new byte[p.Batch][];
@@ -127,6 +176,9 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         for (int i = 0; i < p.Batch; i++)
         {
             seeds[i] = unchecked(p.Seed + (ulong)i);
+            int image = i;
+            // one job at a time (the queue), so the shared pipeline's callback belongs to this run
+            _pipeline.Progress = progress == null ? null : (step, steps) => progress(image, step, steps);
             var res = _pipeline.Generate(new GenerationRequest
             {
                 Prompts = [p.Prompt], NegativePrompts = p.NegativePrompt == null ? null : [p.NegativePrompt],

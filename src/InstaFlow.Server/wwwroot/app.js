@@ -1,6 +1,6 @@
-// The page's behaviour: fills the size list from /api/model, sends the form to /api/generate, shows progress with
-// a Cancel button, errors from the API, and each result (images, parameters, timings, download links) at the top
-// of the gallery.
+// The page's behaviour: fills the size list from /api/model, sends the form to /api/generate/stream, shows the
+// step progress and a Cancel button, errors from the API, and each result (images, parameters, timings, download
+// links) at the top of the gallery.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -90,6 +90,27 @@ function showResult(r) {
   $("gallery").prepend(card);
 }
 
+// Server-sent events of /api/generate/stream: "step" updates the progress line, "result" adds the images.
+async function readEvents(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const name = /^event: (.*)$/m.exec(block)?.[1];
+      const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? "null");
+      if (name === "step") $("step").textContent = `image ${data.image + 1}, step ${data.step}/${data.steps}`;
+      else if (name === "result") showResult(data);
+      else if (name === "error") showError(data.error);
+    }
+  }
+}
+
 // The running request; Cancel aborts it, and the server drops an aborted job from its queue or stops it between steps.
 let running = null;
 
@@ -99,11 +120,12 @@ async function generate(event) {
   $("generate").disabled = true;
   $("progress").hidden = false;
   running = new AbortController();
+  $("step").textContent = "";
   const started = performance.now();
   const timer = setInterval(() => { $("elapsed").textContent = ((performance.now() - started) / 1000).toFixed(1) + " s"; }, 100);
   try {
-    const response = await fetch("api/generate", { method: "POST", headers: headers(), body: JSON.stringify(readForm()), signal: running.signal });
-    if (response.ok) showResult(await response.json());
+    const response = await fetch("api/generate/stream", { method: "POST", headers: headers(), body: JSON.stringify(readForm()), signal: running.signal });
+    if (response.ok) await readEvents(response);
     else showError(await errorText(response));
   } catch (e) {
     showError(e.name === "AbortError" ? "cancelled" : "the server did not answer: " + e.message);
