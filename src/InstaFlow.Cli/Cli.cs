@@ -30,6 +30,7 @@ public static class Cli
     {
         yield return GenerateCommand.Create();
         yield return InvertCommand.Create();
+        yield return StraightnessCommand.Create();
         yield return ServeCommand.Create();
         yield return SampleCommand.Create();
         yield return TripletsCommand.Create();

@@ -1,6 +1,7 @@
 // The stages every SD-1.5-family text-to-image loop shares (InstaFlow and the SD teacher): request checks,
 // tokenize + text encoder with the cat([negative, positive]) CFG batch, initial noise, guidance, VAE decode.
 using System.Diagnostics;
+using InstaFlow.Flow;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;
 
@@ -85,6 +86,21 @@ internal static class PipelineSteps
         var neg = Ops.Narrow(output, 0, 0, batch);
         var pos = Ops.Narrow(output, 0, batch, batch);
         return Ops.Add(neg, Ops.MulScalar(Ops.Sub(pos, neg), scale));
+    }
+
+    /// <summary>
+    /// The pipeline's velocity field in flow time t (0 = noise): the UNet at model time 1000 (1 - t) on the encoded
+    /// prompts, classifier-free guided over cat([negative, positive]) when cfg is on. For inversion and straightness.
+    /// </summary>
+    public static VelocityFn Field(SdComponents model, Tensor context, bool cfg, float guidance)
+    {
+        return (x, t) =>
+        {
+            var input = cfg ? Ops.Concat([x, x], 0) : x;
+            var tv = Enumerable.Repeat((float)((1.0 - t) * 1000.0), input.Dim(0)).ToArray();
+            var o = model.Unet.Forward(input, tv, context);
+            return cfg ? Guide(o, x.Dim(0), guidance) : o;
+        };
     }
 
     /// <summary>RGB uint8 HWC to float CHW in [0, 1] (u8 / 255), as diffusers' VaeImageProcessor without normalization.</summary>

@@ -39,14 +39,6 @@ public static class RectifiedFlowInversion
         var gen = new GenerationRequest { Prompts = [req.Prompt], NegativePrompts = req.NegativePrompt == null ? null : [req.NegativePrompt], Steps = req.Steps, Guidance = req.Guidance };
         bool cfg = req.Guidance > 1f;
         var context = PipelineSteps.EncodePrompts(model, gen, cfg, null, _ => { });
-        // the pipeline's field: model time 1000 (1 - t), CFG over cat([negative, positive])
-        VelocityFn v = (x, t) =>
-        {
-            var input = cfg ? Ops.Concat([x, x], 0) : x;
-            var tv = Enumerable.Repeat((float)((1.0 - t) * 1000.0), input.Dim(0)).ToArray();
-            var o = model.Unet.Forward(input, tv, context);
-            return cfg ? PipelineSteps.Guide(o, 1, req.Guidance) : o;
-        };
-        return EulerInversion.Invert(v, latents, req.Steps, req.Iterations);
+        return EulerInversion.Invert(PipelineSteps.Field(model, context, cfg, req.Guidance), latents, req.Steps, req.Iterations);
     }
 }
