@@ -104,7 +104,12 @@ async function readEvents(response) {
       buffer = buffer.slice(end + 2);
       const name = /^event: (.*)$/m.exec(block)?.[1];
       const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? "null");
-      if (name === "step") $("step").textContent = `image ${data.image + 1}, step ${data.step}/${data.steps}`;
+      if (name === "step") {
+        $("step").textContent = `image ${data.image + 1}, step ${data.step}/${data.steps}`;
+        const bar = document.querySelector("#progress progress");
+        bar.max = data.steps;
+        bar.value = data.step;
+      }
       else if (name === "result") showResult(data);
       else if (name === "error") showError(data.error);
     }
@@ -121,6 +126,7 @@ async function generate(event) {
   $("progress").hidden = false;
   running = new AbortController();
   $("step").textContent = "";
+  document.querySelector("#progress progress").removeAttribute("value"); // indeterminate until the first step
   const started = performance.now();
   const timer = setInterval(() => { $("elapsed").textContent = ((performance.now() - started) / 1000).toFixed(1) + " s"; }, 100);
   try {
