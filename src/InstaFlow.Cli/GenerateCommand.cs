@@ -56,15 +56,19 @@ public static class GenerateCommand
                 pipe.ControlNet = Models.Unet.ControlNetModel.Load(cn).Model;
                 var png = Png.Read(r.GetValue(controlImage)!).ToRgbDroppingAlpha();
                 control = new ControlImage(png.Pixels, png.Width, png.Height, r.GetValue(controlScale));
+                components.Additions.Add(FormattableString.Invariant($"controlnet {Path.GetFileName(Path.TrimEndingDirectorySeparator(cn))} x{control.Scale:G4}"));
             }
             foreach (var w in pipe.TruncationWarnings(new[] { prompt, r.GetValue(io.Negative) ?? "" })) CliIO.Err.WriteLine($"warning: {w}");
             pipe.Progress = (i, n) => CliIO.Err.Write($"\rstep {i + 1}/{n}");
             // one image set per run: each network's memory is given back once it is done
             pipe.ReleaseWeightsAsUsed = true;
+            long pooled = BufferPool.MaxPooledBytes;
             if (r.GetValue(lowMemory)) BufferPool.MaxPooledBytes = LowMemoryPoolBytes;
 
             var req = io.Request(r, prompt, r.GetValue(steps), r.GetValue(guidance)) with { Control = control };
-            var res = pipe.Generate(req);
+            GenerationResult res;
+            try { res = pipe.Generate(req); }
+            finally { BufferPool.MaxPooledBytes = pooled; }
             req.InitLatents?.Dispose();
             var meta = new GenerationMetadata(prompt, r.GetValue(io.Negative), req.Steps, req.Guidance, req.Seed, res.Width, res.Height, components.Description);
             io.WriteResults(r, res, outDir, meta);

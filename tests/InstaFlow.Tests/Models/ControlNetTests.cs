@@ -100,6 +100,7 @@ public class ControlNetTests
             Assert.True(code == 0, err);
             var png = InstaFlow.Pipelines.Png.Read(outPng);
             Assert.Equal((16, 16), (png.Width, png.Height));
+            Assert.Equal("tiny-sd15 (controlnet controlnet x0.8)", png.Text["model"]);
             InstaFlow.Tests.Cli.CliRunner.AssertUserError(["generate", "--model", tiny, "--controlnet", Path.Combine(Dir, "controlnet"), "a cat", "-o", outPng], "--control-image");
         }
         finally { Directory.Delete(dir, recursive: true); }
