@@ -18,32 +18,19 @@ public class AutoencoderTinyTests
         return seen;
     }
 
-    [Fact]
-    public void Encode_Golden_MatchesLatentsAndLayers()
+    [Theory]
+    [InlineData("encode", "image", "latents")]
+    [InlineData("decode", "latents", "sample")]
+    public void EncodeDecode_Golden_MatchesOutputAndLayers(string file, string input, string output)
     {
-        using var golden = SafeTensors.Open(Path.Combine(Dir, "encode.safetensors"));
+        using var golden = SafeTensors.Open(Path.Combine(Dir, file + ".safetensors"));
         using var scope = TensorScope.Begin();
         var m = Taesd.Value;
         var seen = Capture(m);
         try
         {
-            TestUtil.AssertClose(golden.ReadF32("latents"), m.Encode(golden.ReadF32("image")), 1e-4f, 0, "latents");
-            foreach (var name in golden.Names.Where(n => n.StartsWith("debug.", StringComparison.Ordinal)))
-                TestUtil.AssertClose(golden.ReadF32(name), seen[name], 1e-4f, 0, name);
-        }
-        finally { m.Hook = null; }
-    }
-
-    [Fact]
-    public void Decode_Golden_MatchesSampleAndLayers()
-    {
-        using var golden = SafeTensors.Open(Path.Combine(Dir, "decode.safetensors"));
-        using var scope = TensorScope.Begin();
-        var m = Taesd.Value;
-        var seen = Capture(m);
-        try
-        {
-            TestUtil.AssertClose(golden.ReadF32("sample"), m.Decode(golden.ReadF32("latents")), 1e-4f, 0, "sample");
+            var x = golden.ReadF32(input);
+            TestUtil.AssertClose(golden.ReadF32(output), file == "encode" ? m.Encode(x) : m.Decode(x), 1e-4f, 0, output);
             foreach (var name in golden.Names.Where(n => n.StartsWith("debug.", StringComparison.Ordinal)))
                 TestUtil.AssertClose(golden.ReadF32(name), seen[name], 1e-4f, 0, name);
         }
