@@ -81,20 +81,27 @@ public static class ClipScore
         return (all, len);
     }
 
-    /// <summary>Per-pair scores 100 * cos(image_i, text_i) and the metric max(mean, 0).</summary>
-    public static (float[] PerPair, float Score) Compute(ClipModel model, Tensor pixels, int[] ids, int batch)
+    /// <summary>
+    /// Per-pair scores 100 * cos(image_i, text_i) and the metric max(mean, 0). Pairs go through the towers `chunk` at a
+    /// time (the scores do not depend on it), so a large image set does not need one giant batch.
+    /// </summary>
+    public static (float[] PerPair, float Score) Compute(ClipModel model, Tensor pixels, int[] ids, int batch, int chunk = 32)
     {
         using var _ = GradMode.NoGrad();
-        using var scope = TensorScope.Begin();
-        var img = model.ImageEmbeds(pixels).ToArray();
-        var txt = model.TextEmbeds(ids, batch).ToArray();
-        int d = model.ProjectionDim;
+        int d = model.ProjectionDim, len = ids.Length / batch;
         var per = new float[batch];
-        for (int b = 0; b < batch; b++)
+        for (int s = 0; s < batch; s += chunk)
         {
-            double ii = 0, tt = 0, it = 0;
-            for (int j = 0; j < d; j++) { ii += img[b * d + j] * img[b * d + j]; tt += txt[b * d + j] * txt[b * d + j]; it += img[b * d + j] * txt[b * d + j]; }
-            per[b] = (float)(100 * it / (Math.Sqrt(ii) * Math.Sqrt(tt)));
+            using var scope = TensorScope.Begin();
+            int n = Math.Min(chunk, batch - s);
+            var img = model.ImageEmbeds(Ops.Narrow(pixels, 0, s, n)).ToArray();
+            var txt = model.TextEmbeds(ids[(s * len)..((s + n) * len)], n).ToArray();
+            for (int b = 0; b < n; b++)
+            {
+                double ii = 0, tt = 0, it = 0;
+                for (int j = 0; j < d; j++) { ii += img[b * d + j] * img[b * d + j]; tt += txt[b * d + j] * txt[b * d + j]; it += img[b * d + j] * txt[b * d + j]; }
+                per[s + b] = (float)(100 * it / (Math.Sqrt(ii) * Math.Sqrt(tt)));
+            }
         }
         return (per, Math.Max(per.Average(), 0f));
     }

@@ -21,17 +21,13 @@ public static class Sd15Bench
     public static IEnumerable<BenchStage> Run(int runs, Action<string>? log = null)
     {
         var sw = Stopwatch.StartNew();
-        var text = new ClipTextModel(new ClipTextConfig());
-        var unet = new UNet2DConditionModel(new UNet2DConditionConfig());
-        var vae = new AutoencoderKL(new AutoencoderKLConfig());
+        var (text, unet, vae) = BuildSd15();
         var taesd = new AutoencoderTiny(new AutoencoderTinyConfig());
-        foreach (var (m, seed) in new (Module, ulong)[] { (text, 1), (unet, 2), (vae, 3), (taesd, 4) }) m.InitDefault(seed);
+        taesd.InitDefault(4);
         log?.Invoke($"built SD-1.5 with random weights: text {text.ParameterCount / 1e6:F1}M, unet {unet.ParameterCount / 1e6:F1}M, vae {vae.ParameterCount / 1e6:F1}M parameters");
         yield return new BenchStage("load (build + random init)", "", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
 
-        var ids = new int[77];
-        ids[0] = 49406;
-        for (int i = 1; i < 77; i++) ids[i] = i < 6 ? 320 + i : 49407;
+        var ids = PromptIds();
         using var ctxScope = TensorScope.Begin();
         Tensor ctx1;
         using (GradMode.NoGrad()) ctx1 = text.Forward(ids, 1).LastHiddenState;
@@ -59,17 +55,12 @@ public static class Sd15Bench
     public static IEnumerable<BenchStage> RunOneShot(long? maxPooledBytes, Action<string>? log = null)
     {
         var sw = Stopwatch.StartNew();
-        var text = new ClipTextModel(new ClipTextConfig());
-        var unet = new UNet2DConditionModel(new UNet2DConditionConfig());
-        var vae = new AutoencoderKL(new AutoencoderKLConfig());
-        foreach (var (m, seed) in new (Module, ulong)[] { (text, 1), (unet, 2), (vae, 3) }) m.InitDefault(seed);
+        var (text, unet, vae) = BuildSd15();
         BufferPool.Trim();
         log?.Invoke("built SD-1.5 with random weights");
         yield return new BenchStage("load (build + random init)", "", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
 
-        var ids = new int[77];
-        ids[0] = 49406;
-        for (int i = 1; i < 77; i++) ids[i] = i < 6 ? 320 + i : 49407;
+        var ids = PromptIds();
         using var ng = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
         sw.Restart();
@@ -95,6 +86,25 @@ public static class Sd15Bench
         sw.Restart();
         taesd.Decode(latents);
         yield return new BenchStage("taesd decode 512x512 (instead of the vae)", "[1, 4, 64, 64]", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
+    }
+
+    /// <summary>The SD-1.5 text encoder, UNet and VAE with seeded random weights.</summary>
+    private static (ClipTextModel Text, UNet2DConditionModel Unet, AutoencoderKL Vae) BuildSd15()
+    {
+        var text = new ClipTextModel(new ClipTextConfig());
+        var unet = new UNet2DConditionModel(new UNet2DConditionConfig());
+        var vae = new AutoencoderKL(new AutoencoderKLConfig());
+        foreach (var (m, seed) in new (Module, ulong)[] { (text, 1), (unet, 2), (vae, 3) }) m.InitDefault(seed);
+        return (text, unet, vae);
+    }
+
+    /// <summary>77 ids as a short prompt gives them: start token, five tokens, end and padding tokens.</summary>
+    private static int[] PromptIds()
+    {
+        var ids = new int[77];
+        ids[0] = 49406;
+        for (int i = 1; i < 77; i++) ids[i] = i < 6 ? 320 + i : 49407;
+        return ids;
     }
 
     private static BenchStage Time(string name, string shape, int runs, Func<object> body)

@@ -71,6 +71,7 @@ public class ClipScoreTests
         var ids = g.ReadI64("input_ids").Select(v => (int)v).ToArray();
         var (per, score) = ClipScore.Compute(Model.Value, g.ReadF32("pixel_values"), ids, 2);
         TestUtil.AssertClose(g.ReadF32("score").Span, per, 2e-3f, 0, "score");
+        TestUtil.AssertClose(per, ClipScore.Compute(Model.Value, g.ReadF32("pixel_values"), ids, 2, chunk: 1).PerPair, 1e-4f, 0, "score in chunks of 1");
         Assert.True(per[0] < 0, "pair 0 scores below zero on purpose");
         Assert.True(Math.Abs(g.ReadF32("torchmetrics_clip_score").ToArray()[0] - score) <= 2e-3f, $"clip score {score}");
     }
