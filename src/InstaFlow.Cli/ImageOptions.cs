@@ -12,7 +12,7 @@ internal sealed class ImageOptions
     public readonly Option<string?> PromptOpt = new("--prompt", "-p") { Description = "the text prompt" };
     public readonly Argument<string?> PromptArg = new("prompt") { Description = "the text prompt (or use --prompt)", Arity = ArgumentArity.ZeroOrOne };
     public readonly Option<string?> Negative = new("--negative-prompt") { Description = "negative prompt for classifier-free guidance (default \"\")" };
-    public readonly Option<ulong> Seed = new("--seed") { Description = "seed of the PyTorch-compatible noise generator", DefaultValueFactory = _ => 0UL };
+    public readonly Option<ulong?> Seed = new("--seed") { Description = "seed of the PyTorch-compatible noise generator; image i of a batch uses seed + i (default: a random seed, printed and stored in the PNG)" };
     public readonly Option<int?> Width = new("--width") { Description = "image width in pixels (multiple of 8)" };
     public readonly Option<int?> Height = new("--height") { Description = "image height in pixels (multiple of 8)" };
     public readonly Option<int> Batch = new("--batch") { Description = "number of images for the prompt", DefaultValueFactory = _ => 1 };
@@ -28,11 +28,15 @@ internal sealed class ImageOptions
         cmd.Arguments.Add(PromptArg);
     }
 
-    /// <summary>Image sizes are checked before any model loads: positive multiples of 8.</summary>
+    /// <summary>Image sizes are checked before any model loads (the model's own factor is checked by the library).</summary>
     public static void CheckSize(int? width, int? height)
     {
         foreach (var (name, v) in new[] { ("--width", width), ("--height", height) })
-            if (v is int x && (x <= 0 || x % 8 != 0)) throw new UserException($"{name} {x} is not usable: sizes must be positive multiples of 8");
+            if (v is int x)
+            {
+                try { ImageSize.Check(name, x); }
+                catch (ArgumentException e) { throw new UserException(e.Message); }
+            }
     }
 
     /// <summary>Checks the options that need no model and returns the prompt and the output folder.</summary>
@@ -43,29 +47,36 @@ internal sealed class ImageOptions
         int b = r.GetValue(Batch);
         if (b < 1 || b > 64) throw new UserException($"--batch must be between 1 and 64, got {b}");
         CheckSize(r.GetValue(Width), r.GetValue(Height));
-        if (r.GetValue(Threads) is int th) Par.Threads = th;
+        if (r.GetValue(Threads) is int th)
+        {
+            if (th < 1 || th > 1024) throw new UserException($"--threads must be between 1 and 1024, got {th}");
+            Par.Threads = th;
+        }
         var outDir = Path.GetDirectoryName(Path.GetFullPath(r.GetValue(Output)!))!;
         if (!Directory.Exists(outDir)) throw new UserException($"output folder does not exist: {outDir}");
         return (prompt, outDir);
     }
 
-    /// <summary>The request for --batch copies of the prompt; --init-latents is read here (dispose InitLatents after use).</summary>
+    /// <summary>
+    /// The request for --batch copies of the prompt with the given (or a new random) seed, printed so the run can be
+    /// repeated; --init-latents is read here (dispose InitLatents after use).
+    /// </summary>
     public GenerationRequest Request(ParseResult r, string prompt, int steps, float guidance)
     {
-        int b = r.GetValue(Batch);
         var neg = r.GetValue(Negative);
+        ulong seed = r.GetValue(Seed) ?? SeedPolicy.NewSeed();
+        if (r.GetValue(Seed) == null && r.GetValue(InitLatents) == null) CliIO.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"seed {seed}"));
         return new GenerationRequest
         {
-            Prompts = Enumerable.Repeat(prompt, b).ToArray(),
-            NegativePrompts = neg == null ? null : Enumerable.Repeat(neg, b).ToArray(),
-            Steps = steps, Guidance = guidance, Seed = r.GetValue(Seed),
+            Prompts = [prompt], NegativePrompts = neg == null ? null : [neg],
+            Steps = steps, Guidance = guidance, Seed = seed,
             Width = r.GetValue(Width), Height = r.GetValue(Height),
             InitLatents = r.GetValue(InitLatents) is string lf ? LatentsFile.Read(lf) : null,
         };
     }
 
     /// <summary>Prints the timing line, writes one PNG per image with its parameters and the optional latents file.</summary>
-    public void WriteResults(ParseResult r, GenerationResult res, string outDir, GenerationMetadata meta)
+    public void WriteResults(ParseResult r, GenerationResult res, string outDir)
     {
         CliIO.Err.WriteLine();
         CliIO.Err.WriteLine(string.Join(", ", res.Timings.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Stage} {t.Seconds:F3} s"))));
@@ -74,7 +85,7 @@ internal sealed class ImageOptions
         for (int i = 0; i < b; i++)
         {
             var path = b == 1 ? outPath : Path.Combine(outDir, $"{Path.GetFileNameWithoutExtension(outPath)}-{i}{Path.GetExtension(outPath)}");
-            Png.Write(path, res.Width, res.Height, 3, res.ImagesHwc[i], meta.ToPngText());
+            Png.Write(path, res.Width, res.Height, 3, res.ImagesHwc[i], res.Metadata[i].ToPngText());
             CliIO.Out.WriteLine(path);
         }
         if (r.GetValue(SaveLatents) is string sl) LatentsFile.Write(sl, res.FinalLatents);

@@ -34,13 +34,15 @@ public static class SampleCommand
             CliIO.Err.WriteLine($"loaded {components.Name} in {load.Elapsed.TotalSeconds:F2} s; scheduler {scheduler.Config.ClassName} ({scheduler.Config.TimestepSpacing} spacing)");
             var pipe = new StableDiffusionPipeline(components, scheduler);
             foreach (var w in pipe.TruncationWarnings(new[] { prompt, r.GetValue(io.Negative) ?? "" })) CliIO.Err.WriteLine($"warning: {w}");
-            pipe.Progress = (i, n) => CliIO.Err.Write($"\rstep {i + 1}/{n}");
+            pipe.Progress = p => CliIO.Err.Write($"\rstep {p.Step + 1}/{p.Steps}");
 
-            var req = io.Request(r, prompt, r.GetValue(steps), r.GetValue(guidance));
+            // the batch runs as one solve; image i's noise is the seed policy's (seed + i), as generate's
+            int b = r.GetValue(io.Batch);
+            var one = io.Request(r, prompt, r.GetValue(steps), r.GetValue(guidance));
+            var req = one with { Prompts = Enumerable.Repeat(prompt, b).ToArray(), NegativePrompts = one.NegativePrompts == null ? null : Enumerable.Repeat(one.NegativePrompts[0], b).ToArray() };
             var res = pipe.Generate(req);
             req.InitLatents?.Dispose();
-            var meta = new GenerationMetadata(prompt, r.GetValue(io.Negative), req.Steps, req.Guidance, req.Seed, res.Width, res.Height, components.Name, scheduler.Config.ClassName);
-            io.WriteResults(r, res, outDir, meta);
+            io.WriteResults(r, res, outDir);
             return 0;
         });
         return cmd;

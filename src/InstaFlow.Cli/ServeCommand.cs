@@ -17,16 +17,20 @@ public static class ServeCommand
         var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder instead of the VAE" };
         var lora = new Option<string[]>("--lora") { Description = "LoRA file(s) merged into the UNet and text encoder", AllowMultipleArgumentsPerToken = true };
         var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s)", DefaultValueFactory = _ => 1f };
+        var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder: requests may then send a control_image" };
 
         var cmd = new Command("serve", "Serve the web UI and REST API (POST /api/generate)");
-        foreach (var o in new Option[] { model, variant, host, port, apiKey, maxQueue, taesd, lora, loraScale }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet }) cmd.Options.Add(o);
         cmd.SetAction(async (r, cancellation) =>
         {
             var options = new ServerOptions
             {
-                ModelDir = ModelLocator.Resolve(r.GetValue(model)), Variant = r.GetValue(variant), Host = r.GetValue(host)!,
+                ModelDir = Pipelines.ModelLocator.Resolve(r.GetValue(model)), Variant = r.GetValue(variant), Host = r.GetValue(host)!,
                 Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true,
-                Additions = new Pipelines.ModelAdditions { TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale) },
+                Additions = new Pipelines.ModelAdditions
+                {
+                    TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale), ControlNetDir = r.GetValue(controlnet),
+                },
             };
             await using var server = await InstaFlowServer.StartAsync(options, cancellation);
             CliIO.Err.WriteLine($"InstaFlow web UI: {server.Address} (API: POST {server.Address}api/generate); Ctrl+C stops");

@@ -1,6 +1,7 @@
 // The body of POST /api/generate, read field by field from JSON so that every problem (unknown field, wrong type,
 // value out of range) becomes a 400 that names the field and says what is wrong.
 using System.Text.Json;
+using InstaFlow.Pipelines;
 
 namespace InstaFlow.Server;
 
@@ -9,11 +10,18 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
     public const int MaxSteps = 100, MaxBatch = 8, MaxSize = 2048, MaxPromptChars = 2000;
     public const float MaxGuidance = 30;
 
-    private static readonly string[] Fields = ["prompt", "negative_prompt", "steps", "guidance", "seed", "width", "height", "batch"];
+    /// <summary>A decoded control image (RGB), when the request carried one for the server's ControlNet.</summary>
+    public ControlImage? Control { get; init; }
 
-    /// <summary>Parses and checks a request; sizes must also be multiples of the VAE factor. Absent seed: a random one.</summary>
-    public static GenerateParameters Parse(JsonElement body, int defaultWidth, int defaultHeight, int vaeFactor)
+    private static readonly string[] Fields = ["prompt", "negative_prompt", "steps", "guidance", "seed", "width", "height", "batch", "control_image", "control_scale"];
+
+    /// <summary>
+    /// Parses and checks a request against the model: its default steps, guidance and size, its size multiple, and
+    /// whether it has a ControlNet. Absent seed: a new random one (SeedPolicy).
+    /// </summary>
+    public static GenerateParameters Parse(JsonElement body, ITextToImageModel model)
     {
+        int defaultSize = ImageSize.Default(model), multiple = ImageSize.Multiple(model);
         if (body.ValueKind != JsonValueKind.Object) throw new ApiError(null, "the body must be a JSON object");
         foreach (var p in body.EnumerateObject())
             if (!Fields.Contains(p.Name)) throw new ApiError(p.Name, $"unknown field (expected one of: {string.Join(", ", Fields)})");
@@ -24,16 +32,48 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
         var negative = String(body, "negative_prompt");
         if (negative?.Length > MaxPromptChars) throw new ApiError("negative_prompt", $"must be at most {MaxPromptChars} characters");
 
-        int steps = Int(body, "steps", 1, 1, MaxSteps);
-        float guidance = Number(body, "guidance", 0, 0, MaxGuidance);
-        int width = Size(body, "width", defaultWidth, vaeFactor), height = Size(body, "height", defaultHeight, vaeFactor);
+        int steps = Int(body, "steps", Math.Min(model.Defaults.Steps, MaxSteps), 1, MaxSteps);
+        float guidance = Number(body, "guidance", Math.Min(model.Defaults.Guidance, MaxGuidance), 0, MaxGuidance);
+        int width = Size(body, "width", defaultSize, multiple), height = Size(body, "height", defaultSize, multiple);
         int batch = Int(body, "batch", 1, 1, MaxBatch);
-        ulong seed = (ulong)Random.Shared.NextInt64(0, uint.MaxValue);
+        var control = ReadControl(body, model);
+        if (control != null)
+        {
+            // the output takes the control image's size, as in generate
+            if (body.TryGetProperty("width", out var wv) && wv.ValueKind != JsonValueKind.Null && width != control.Width) throw new ApiError("width", $"must equal the control image's width {control.Width} (or be left out), got {width}");
+            if (body.TryGetProperty("height", out var hv) && hv.ValueKind != JsonValueKind.Null && height != control.Height) throw new ApiError("height", $"must equal the control image's height {control.Height} (or be left out), got {height}");
+            width = control.Width; height = control.Height;
+        }
+        ulong seed = SeedPolicy.NewSeed();
         if (body.TryGetProperty("seed", out var s) && s.ValueKind != JsonValueKind.Null)
         {
             if (s.ValueKind != JsonValueKind.Number || !s.TryGetUInt64(out seed)) throw new ApiError("seed", "must be a whole number from 0 to 18446744073709551615");
         }
-        return new GenerateParameters(prompt, negative, steps, guidance, seed, width, height, batch);
+        return new GenerateParameters(prompt, negative, steps, guidance, seed, width, height, batch) { Control = control };
+    }
+
+    /// <summary>"control_image": a base64 PNG for the server's ControlNet; "control_scale": its strength (default 1).</summary>
+    private static ControlImage? ReadControl(JsonElement body, ITextToImageModel model)
+    {
+        var b64 = String(body, "control_image");
+        bool hasScale = body.TryGetProperty("control_scale", out var sv) && sv.ValueKind != JsonValueKind.Null;
+        if (b64 == null)
+        {
+            if (hasScale) throw new ApiError("control_scale", "needs a control_image");
+            return null;
+        }
+        if (model.ControlNet == null) throw new ApiError("control_image", "this server has no ControlNet (start it with serve --controlnet DIR)");
+        float scale = Number(body, "control_scale", 1f, 0f, 10f);
+        byte[] bytes;
+        try { bytes = Convert.FromBase64String(b64); }
+        catch (FormatException) { throw new ApiError("control_image", "must be a base64-encoded PNG"); }
+        PngImage png;
+        try { png = Png.Decode(bytes, "control_image").ToRgbDroppingAlpha(); }
+        catch (InvalidDataException e) { throw new ApiError("control_image", $"is not a usable PNG ({e.Message})"); }
+        int multiple = ImageSize.Multiple(model);
+        foreach (var (name, v) in new[] { ("width", png.Width), ("height", png.Height) })
+            if (v % multiple != 0 || v > MaxSize) throw new ApiError("control_image", $"its {name} {v} must be a multiple of {multiple}, at most {MaxSize}");
+        return new ControlImage(png.Pixels, png.Width, png.Height, scale);
     }
 
     private static string? String(JsonElement body, string name)
@@ -57,11 +97,10 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
         return x >= min && x <= max ? (float)x : throw new ApiError(name, $"must be between {min} and {max}, got {v.GetRawText()}");
     }
 
-    private static int Size(JsonElement body, string name, int fallback, int vaeFactor)
+    private static int Size(JsonElement body, string name, int fallback, int multiple)
     {
-        int x = Int(body, name, fallback, 8, MaxSize);
-        int step = Math.Max(8, vaeFactor);
-        return x % 8 == 0 && x % vaeFactor == 0 ? x : throw new ApiError(name, $"must be a multiple of {step}, got {x}");
+        int x = Int(body, name, Math.Min(fallback, MaxSize), 8, MaxSize);
+        return x % multiple == 0 ? x : throw new ApiError(name, $"must be a multiple of {multiple}, got {x}");
     }
 
     private static string Kind(JsonElement v) => v.ValueKind switch

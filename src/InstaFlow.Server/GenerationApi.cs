@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace InstaFlow.Server;
 
-public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string, (string Library, string Class)> components,
+public sealed class GenerationApi(ITextToImageModel model, IReadOnlyDictionary<string, (string Library, string Class)> components,
     GenerationQueue queue, long maxBodyBytes)
 {
     // The relaxed encoder leaves '+' in base64 as is (the default writes \u002B); the JSON is never inlined in HTML.
@@ -20,6 +20,8 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
     private readonly RectifiedFlowPipeline _pipeline = new(model);
+
+    private GenerateParameters Parse(JsonElement body) => GenerateParameters.Parse(body, model);
 
     public void Map(IEndpointRouteBuilder app)
     {
@@ -38,8 +40,10 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         {
             Name = model.Description,
             Components = components.ToDictionary(c => c.Key, c => c.Value.Class),
-            DefaultSteps = 1,
-            DefaultGuidance = 0f,
+            DefaultSteps = model.Defaults.Steps,
+            DefaultGuidance = model.Defaults.Guidance,
+            DefaultsFrom = model.Defaults.Source,
+            ControlNet = model.ControlNet != null,
             DefaultWidth = w,
             DefaultHeight = h,
             SampleSizes = SampleSizes(w, h),
@@ -51,7 +55,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         }, Json);
     }
 
-    private int SizeMultiple() => Math.Max(8, model.Vae.Config.ScaleFactor);
+    private int SizeMultiple() => ImageSize.Multiple(model);
 
     /// <summary>Sizes offered by the page: the model's own size and a few near it (3/4 to 3/2), as {width, height}.</summary>
     private object[] SampleSizes(int w, int h)
@@ -72,7 +76,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
         var ctx = request.HttpContext;
         try
         {
-            var p = GenerateParameters.Parse(await ReadBody(ctx), _pipeline.DefaultWidth, _pipeline.DefaultHeight, model.Vae.Config.ScaleFactor);
+            var p = Parse(await ReadBody(ctx));
             var waited = Stopwatch.StartNew();
             var output = await queue.RunAsync(ct => Run(p, ct, waited.Elapsed.TotalSeconds, null), ctx.RequestAborted);
             if (WantsPng(ctx.Request))
@@ -111,7 +115,7 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
     private async Task GenerateStream(HttpContext ctx)
     {
         GenerateParameters p;
-        try { p = GenerateParameters.Parse(await ReadBody(ctx), _pipeline.DefaultWidth, _pipeline.DefaultHeight, model.Vae.Config.ScaleFactor); }
+        try { p = Parse(await ReadBody(ctx)); }
         catch (ApiError e) { await Error(e).ExecuteAsync(ctx); return; }
         // steps are reported from the generating thread; the request thread writes them out in order
         var events = System.Threading.Channels.Channel.CreateUnbounded<string>();
@@ -165,33 +169,25 @@ public sealed class GenerationApi(SdComponents model, IReadOnlyDictionary<string
     private sealed record Output(byte[][] Pngs, ulong[] Seeds, Dictionary<string, double> Timings);
 
     /// <summary>
-    /// One pipeline run per image with seeds seed, seed+1, ...: each image can be made again alone (API or CLI) from
-    /// its own seed, and its PNG records that seed.
+    /// The library's GenerateImages, as the CLI runs it: image i from seed + i, so each image can be made again alone
+    /// (API or CLI) from its own seed, and its PNG records that seed.
     /// </summary>
     private Output Run(GenerateParameters p, CancellationToken cancellation, double queueSeconds, Action<int, int, int>? progress)
     {
         var timings = new Dictionary<string, double> { ["queue"] = queueSeconds };
-        var pngs = new byte[p.Batch][];
-        var seeds = new ulong[p.Batch];
-        for (int i = 0; i < p.Batch; i++)
+        // one job at a time (the queue), so the shared pipeline's callback belongs to this run
+        _pipeline.Progress = progress == null ? null : g => progress(g.Image, g.Step, g.Steps);
+        var res = _pipeline.GenerateImages(new GenerationRequest
         {
-            seeds[i] = unchecked(p.Seed + (ulong)i);
-            int image = i;
-            // one job at a time (the queue), so the shared pipeline's callback belongs to this run
-            _pipeline.Progress = progress == null ? null : (step, steps) => progress(image, step, steps);
-            var res = _pipeline.Generate(new GenerationRequest
-            {
-                Prompts = [p.Prompt], NegativePrompts = p.NegativePrompt == null ? null : [p.NegativePrompt],
-                Steps = p.Steps, Guidance = p.Guidance, Seed = seeds[i], Width = p.Width, Height = p.Height,
-            }, cancellation);
-            res.FinalLatents.Dispose();
-            foreach (var t in res.Timings) timings[t.Stage] = timings.GetValueOrDefault(t.Stage) + t.Seconds;
-            var sw = Stopwatch.StartNew();
-            var meta = new GenerationMetadata(p.Prompt, p.NegativePrompt, p.Steps, p.Guidance, seeds[i], res.Width, res.Height, model.Description);
-            pngs[i] = Png.Encode(res.Width, res.Height, 3, res.ImagesHwc[0], meta.ToPngText());
-            timings["png_encode"] = timings.GetValueOrDefault("png_encode") + sw.Elapsed.TotalSeconds;
-        }
-        return new Output(pngs, seeds, timings);
+            Prompts = [p.Prompt], NegativePrompts = p.NegativePrompt == null ? null : [p.NegativePrompt],
+            Steps = p.Steps, Guidance = p.Guidance, Seed = p.Seed, Width = p.Width, Height = p.Height, Control = p.Control,
+        }, p.Batch, cancellation);
+        res.FinalLatents.Dispose();
+        foreach (var t in res.Timings) timings[t.Stage] = t.Seconds;
+        var sw = Stopwatch.StartNew();
+        var pngs = res.ImagesHwc.Select((img, i) => Png.Encode(res.Width, res.Height, 3, img, res.Metadata[i].ToPngText())).ToArray();
+        timings["png_encode"] = sw.Elapsed.TotalSeconds;
+        return new Output(pngs, res.Metadata.Select(m => m.Seed).ToArray(), timings);
     }
 
     /// <summary>True when Accept ranks image/png above application/json (JSON stays the default).</summary>

@@ -26,6 +26,9 @@ public sealed class InstaFlowServer : IAsyncDisposable
         _app = app; _model = model; Queue = queue; Address = address;
     }
 
+    /// <summary>Request body limit when a ControlNet is attached (a base64 control image of up to 2048x2048).</summary>
+    public const long ControlBodyBytes = 24L << 20;
+
     /// <summary>Checks the options (before the slow model load), loads the model and starts listening.</summary>
     public static async Task<InstaFlowServer> StartAsync(ServerOptions options, CancellationToken cancellation = default)
     {
@@ -35,19 +38,21 @@ public sealed class InstaFlowServer : IAsyncDisposable
         try
         {
             options.Additions.ApplyTo(model, options.ConsoleLog ? Console.Error.WriteLine : null);
+            // a control image travels in the body as base64: allow room for one when a ControlNet is attached
+            long maxBody = model.ControlNet != null ? Math.Max(options.MaxRequestBodyBytes, ControlBodyBytes) : options.MaxRequestBodyBytes;
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
             builder.Logging.ClearProviders();
             if (options.ConsoleLog) builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
             builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = TimeSpan.FromSeconds(5));
             builder.WebHost.ConfigureKestrel(k =>
             {
-                k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+                k.Limits.MaxRequestBodySize = maxBody;
                 k.Listen(ip, options.Port);
             });
             var app = builder.Build();
             if (options.ApiKey is { } key) RequireApiKey(app, new ApiKeyCheck(key));
             var queue = new GenerationQueue(options.MaxQueue);
-            new GenerationApi(model, components, queue, options.MaxRequestBodyBytes).Map(app);
+            new GenerationApi(model, components, queue, maxBody).Map(app);
             StaticPage.Map(app);
             await app.StartAsync(cancellation);
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

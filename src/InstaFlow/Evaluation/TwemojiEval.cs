@@ -70,12 +70,9 @@ public static class TwemojiEval
         {
             using var scope = TensorScope.Begin();
             int b = Math.Min(batch, prompts.Length - start);
-            var noise = Tensor.Empty(b, model.Unet.Config.InChannels, model.Unet.Config.SampleSize, model.Unet.Config.SampleSize);
-            long row = noise.Numel / b;
-            for (int i = 0; i < b; i++)
-                new Tensors.Random.TorchGenerator(baseSeed + (ulong)(start + i)).FillNormal(noise.Span.Slice((int)(i * row), (int)row));
             clock.Restart();
-            var res = pipe.Generate(new GenerationRequest { Prompts = prompts[start..(start + b)], Steps = s.Steps, Guidance = s.Guidance, InitLatents = noise });
+            // prompt k starts from the seed policy's noise for seed baseSeed + k, whatever the batch
+            var res = pipe.Generate(new GenerationRequest { Prompts = prompts[start..(start + b)], Steps = s.Steps, Guidance = s.Guidance, Seed = baseSeed + (ulong)start });
             genSeconds += clock.Elapsed.TotalSeconds;
             res.FinalLatents.Dispose();
             var (f, preds) = classifier.Apply(ToTensor(res.ImagesHwc, res.Height, res.Width));
@@ -106,15 +103,10 @@ public static class TwemojiEval
     /// </summary>
     public static double Straightness(SdComponents model, string[] prompts, float guidance, int steps, ulong seed)
     {
-        var net = new TextToImageVelocity(model.TextEncoder, model.Unet);
-        int len = model.TextEncoder.Config.MaxPositionEmbeddings;
         using var scope = TensorScope.Begin();
-        var cond = Tensor.FromArray(prompts.SelectMany(p => CaptionTable.Tokenize(model.Tokenizer, p, len)).ToArray(), prompts.Length, len);
-        var nullRow = CaptionTable.Tokenize(model.Tokenizer, "", len);
-        var nullCond = Tensor.FromArray(Enumerable.Range(0, prompts.Length).SelectMany(_ => nullRow).ToArray(), prompts.Length, len);
-        var flow = new FlowModel(net, FlowConvention.InstaFlow);
-        var v = guidance > 1 ? flow.Field(cond, guidance, nullCond) : flow.Field(cond);
-        var x0 = new Tensors.Random.TorchGenerator(seed).Randn(prompts.Length, model.Unet.Config.InChannels, model.Unet.Config.SampleSize, model.Unet.Config.SampleSize);
+        var pipe = new RectifiedFlowPipeline(model);
+        var v = RectifiedFlowPipeline.Field(model.Denoiser, pipe.Encode(prompts, null, guidance), guidance);
+        var x0 = SeedPolicy.Noise(seed, prompts.Length, [model.Unet.Config.InChannels, model.Unet.Config.SampleSize, model.Unet.Config.SampleSize]);
         return Flow.Straightness.Measure(v, x0, new EulerSampler(steps));
     }
 }

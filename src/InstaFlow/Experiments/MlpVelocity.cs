@@ -1,5 +1,7 @@
 // A small MLP velocity network for low-dimensional flows: [x, sinusoidal(time)] -> hidden SiLU layers -> velocity.
+// The time features are the UNet's (diffusers' get_timestep_embedding, [cos, sin]), the one sinusoidal embedding.
 using InstaFlow.Flow;
+using InstaFlow.Models.Unet;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
 
@@ -21,13 +23,13 @@ public sealed class MlpVelocity : Module, IVelocityModel
             _layers[i] = Child($"layers.{i}", new Linear(i == 0 ? dim + timeDim : hidden, i == depth ? dim : hidden));
     }
 
-    public Module Module => this;
-
     public Tensor Forward(Tensor x, Tensor modelTime, Tensor? cond)
     {
         if (cond != null) throw new ArgumentException("MlpVelocity is unconditional but was given a condition");
-        var h = Ops.Concat([x, TimeEmbedding.Sinusoidal(modelTime, _timeDim, _timeScale)], 1);
+        var h = Ops.Concat([x, TimestepEmbedding.Sinusoidal(Scaled(modelTime), _timeDim, flipSinToCos: true, freqShift: 0)], 1);
         for (int i = 0; i < _layers.Length - 1; i++) h = Ops.Silu(_layers[i].Forward(h));
         return _layers[^1].Forward(h);
     }
+
+    private float[] Scaled(Tensor modelTime) => modelTime.ToArray().Select(t => t * _timeScale).ToArray();
 }

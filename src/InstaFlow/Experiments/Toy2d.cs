@@ -63,7 +63,7 @@ public static class Toy2d
         Train(rf3, new StoredPairs(pairs2), 1500, o, "3-RF", Out("3-rf.jsonl"), o.Seed + 5);
 
         var distilled = CopyOf(rf2);
-        var trainer = new Trainer(distilled.Network.Module, new DistillationObjective(distilled, new StoredPairs(pairs2), [0f, 1f], Batch),
+        var trainer = new Trainer((MlpVelocity)distilled.Network, new DistillationObjective(distilled, new StoredPairs(pairs2), [0f, 1f], Batch),
             TrainOptions(o, "distill", Out("distilled.jsonl"), o.Seed + 6));
         trainer.Train(1500);
 
@@ -91,7 +91,7 @@ public static class Toy2d
     private static FlowModel CopyOf(FlowModel f)
     {
         var net = new MlpVelocity(2, 64, 3);
-        foreach (var ((_, dst), (_, src)) in net.NamedParameters().Zip(f.Network.Module.NamedParameters())) dst.Value.CopyFrom(src.Value);
+        foreach (var ((_, dst), (_, src)) in net.NamedParameters().Zip(((MlpVelocity)f.Network).NamedParameters())) dst.Value.CopyFrom(src.Value);
         return new FlowModel(net, Convention);
     }
 
@@ -104,7 +104,7 @@ public static class Toy2d
     private static void Train(FlowModel flow, IPairSource pairs, int steps, Toy2dOptions o, string label, string? log, ulong seed)
     {
         var objective = new RectifiedFlowObjective(flow, pairs, new UniformTime(), Batch);
-        new Trainer(flow.Network.Module, objective, TrainOptions(o, label, log, seed)).Train(steps);
+        new Trainer((MlpVelocity)flow.Network, objective, TrainOptions(o, label, log, seed)).Train(steps);
     }
 
     private static PairSet MakePairs(FlowModel teacher, OdeSampler sampler, ulong seed, string? dir, Toy2dOptions o)

@@ -15,7 +15,7 @@ public static class EulerInversion
     /// an iterate moves less than the previous one did not: a growing change means the iteration diverges, and the
     /// last iterate before it is kept. Returns the state at t0 (the caller's scope owns it).
     /// </summary>
-    public static Tensor Invert(VelocityFn v, Tensor x1, int steps, int iterations = 1, float t0 = 0f, float t1 = 1f)
+    public static Tensor Invert(VelocityFn v, Tensor x1, int steps, int iterations = 1, double t0 = 0, double t1 = 1)
     {
         if (iterations < 1) throw new ArgumentException($"inversion needs at least 1 fixed-point iteration per step, got {iterations}");
         var grid = OdeSampler.UniformGrid(steps, t0, t1);
@@ -24,7 +24,8 @@ public static class EulerInversion
         for (int i = steps - 1; i >= 0; i--)
         {
             using var scope = TensorScope.Begin();
-            float h = grid[i + 1] - grid[i];
+            // the forward sampler's step size and rounding (EulerSampler): x' = x + fl(h * v)
+            float h = (float)((t1 - t0) / steps);
             var x = Ops.Sub(next, Ops.MulScalar(v(next, grid[i]), h));
             double moved = MaxAbsDiff(x, next);
             for (int k = 1; k < iterations && moved > 0; k++)

@@ -34,11 +34,15 @@ public sealed record FlowConvention(ModelTimeMapping Time = ModelTimeMapping.Uni
     /// <summary>+1 when the network predicts data - noise, -1 when it predicts noise - data.</summary>
     public float OutputSign => Sign == VelocitySign.DataMinusNoise ? 1f : -1f;
 
-    public float ModelTime(float t) => Time switch
+    /// <summary>
+    /// The network's time value for flow time t, computed in double and rounded once, as pipeline_rf.py's
+    /// `(1. - i / N) * 1000.` is a Python float before it becomes a float32 tensor.
+    /// </summary>
+    public float ModelTime(double t) => Time switch
     {
-        ModelTimeMapping.InstaFlow => 1000f * (1f - t),
-        ModelTimeMapping.RectifiedFlow => 999f * t,
-        _ => t,
+        ModelTimeMapping.InstaFlow => (float)((1.0 - t) * 1000.0),
+        ModelTimeMapping.RectifiedFlow => (float)(999.0 * t),
+        _ => (float)t,
     };
 
     /// <summary>Per-sample flow times [B] mapped to network time values [B].</summary>
@@ -51,7 +55,7 @@ public sealed record FlowConvention(ModelTimeMapping Time = ModelTimeMapping.Uni
     }
 
     /// <summary>Same network time for every one of `batch` samples.</summary>
-    public Tensor ModelTimes(float t, int batch) => Tensor.Full(ModelTime(t), batch);
+    public Tensor ModelTimes(double t, int batch) => Tensor.Full(ModelTime(t), batch);
 
     /// <summary>X_t = X0 + t * (X1 - X0) with per-sample t [B] broadcast over the remaining dims.</summary>
     public static Tensor Interpolate(Tensor x0, Tensor x1, Tensor t) => Ops.Add(x0, Ops.Mul(PerSample(t, x0.Rank), Ops.Sub(x1, x0)));

@@ -59,10 +59,10 @@ public sealed class StoredPairs : IPairSource
 
 /// <summary>
 /// Conditions for pair generation: pair k solves the ODE under condition index ConditionIndex(k) in [0, Count)
-/// (drawn from its own seed), Lookup turns indices into a condition batch, and Guidance &gt; 1 uses classifier-free
-/// guidance against NullCond (one row).
+/// (drawn from its own seed), Lookup turns indices into a condition batch, and a guidance scale that
+/// <see cref="Flow.Guidance.IsOn"/> accepts (&gt; 1) guides against NullCond (one row), exactly as generation does.
 /// </summary>
-public sealed record PairConditions(int Count, Func<int[], Tensor> Lookup, float Guidance = 1f, Tensor? NullCond = null);
+public sealed record PairConditions(int Count, Func<int[], Tensor> Lookup, float Guidance = 0f, Tensor? NullCond = null);
 
 /// <summary>Online reflow / distillation: the teacher solves its ODE on fresh noise from the training generator.</summary>
 public sealed class TeacherPairs(FlowModel teacher, OdeSampler sampler, int[] sampleShape, float[]? grid = null) : IPairSource
@@ -86,7 +86,7 @@ public sealed class PairGenerator
     {
         if (batchSize < 1) throw new ArgumentException($"pair generation batch size must be positive, got {batchSize}");
         if (conditions is { Count: < 1 }) throw new ArgumentException($"pair conditions need at least one condition, got {conditions.Count}");
-        if (conditions is { Guidance: not 1f, NullCond: null }) throw new ArgumentException("guided pair generation needs a null condition");
+        if (conditions != null && Flow.Guidance.IsOn(conditions.Guidance) && conditions.NullCond == null) throw new ArgumentException("guided pair generation needs a null condition");
         _teacher = teacher; _sampler = sampler; _sampleShape = sampleShape; _batchSize = batchSize; _conditions = conditions;
         BaseSeed = baseSeed;
         Grid = grid ?? [0f, 1f];
@@ -147,11 +147,8 @@ public sealed class PairGenerator
         if (_conditions == null) return _teacher.Field();
         var idx = new int[_batchSize];
         for (int i = 0; i < _batchSize; i++) idx[i] = ConditionIndex(b0 + i);
-        var cond = _conditions.Lookup(idx);
-        if (_conditions.Guidance == 1f) return _teacher.Field(cond);
-        var nullRows = Tensor.Empty(cond.ShapeArray());
-        for (int i = 0; i < _batchSize; i++) Rows.Copy(_conditions.NullCond!.Reshape([1, .. cond.ShapeArray()[1..]]), 0, nullRows, i);
-        return _teacher.Field(cond, _conditions.Guidance, nullRows);
+        // the same field as generation: conditional, or guided when the scale is above 1
+        return _teacher.Field(_conditions.Lookup(idx), _conditions.Guidance, _conditions.NullCond);
     }
 
     /// <summary>

@@ -1,40 +1,46 @@
-// ODE samplers for dX/dt = v(X, t): fixed-grid Euler and Heun, and adaptive Dormand-Prince RK45 (rtol/atol).
-// Each reports its number of velocity evaluations (NFE) and can keep the whole trajectory.
+// ODE samplers for dX/dt = v(X, t): fixed-grid Euler (InstaFlow's sampler) and Heun, and adaptive Dormand-Prince RK45
+// (rtol/atol). Each reports its number of velocity evaluations (NFE), can keep the whole trajectory and reports every
+// accepted step. Time is double so the grid is InstaFlow's exactly: t_i = i/N, network time (1 - t_i) * 1000.
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Flow;
 
 /// <summary>States visited by a sampler, in time order (the first is the start, the last the end).</summary>
-public sealed record Trajectory(IReadOnlyList<float> Times, IReadOnlyList<Tensor> States);
+public sealed record Trajectory(IReadOnlyList<double> Times, IReadOnlyList<Tensor> States);
 
 /// <summary>End state, velocity evaluations used, and the trajectory when requested. Tensors belong to the caller's scope.</summary>
 public sealed record SampleResult(Tensor X, int Evaluations, Trajectory? Trajectory);
 
 public abstract class OdeSampler
 {
-    /// <summary>Integrates from x0 at time t0 to t1; x0 is not modified.</summary>
-    public SampleResult Sample(VelocityFn v, Tensor x0, float t0 = 0f, float t1 = 1f, bool keepTrajectory = false)
+    /// <summary>
+    /// Integrates from x0 at time t0 to t1; x0 is not modified. onStep(k, t, x) sees each accepted state (k counts from
+    /// 0) and may throw to stop the run (a cancelled generation).
+    /// </summary>
+    public SampleResult Sample(VelocityFn v, Tensor x0, double t0 = 0, double t1 = 1, bool keepTrajectory = false, Action<int, double, Tensor>? onStep = null)
     {
         if (!(t1 > t0)) throw new ArgumentException($"sampler: end time {t1} must be after start time {t0}");
         using var _ = GradMode.NoGrad();
-        var times = new List<float> { t0 };
+        var times = new List<double> { t0 };
         var states = new List<Tensor> { x0 };
         var x = x0;
+        int step = 0;
         int nfe = Integrate(v, x0, t0, t1, (t, next) =>
         {
             if (keepTrajectory) { times.Add(t); states.Add(next); }
             else if (!ReferenceEquals(x, x0)) x.Dispose();
             x = next;
+            onStep?.Invoke(step++, t, next);
         });
         return new SampleResult(x, nfe, keepTrajectory ? new Trajectory(times, states) : null);
     }
 
     /// <summary>Runs the method, handing each accepted state (owned by the caller's scope) to accept; returns NFE.</summary>
-    protected abstract int Integrate(VelocityFn v, Tensor x0, float t0, float t1, Action<float, Tensor> accept);
+    protected abstract int Integrate(VelocityFn v, Tensor x0, double t0, double t1, Action<double, Tensor> accept);
 
     /// <summary>y + h * sum(c_i * k_i) in one pass, as a new tensor.</summary>
-    protected static Tensor Combine(Tensor y, float h, ReadOnlySpan<double> coef, ReadOnlySpan<Tensor> k)
+    protected static Tensor Combine(Tensor y, double h, ReadOnlySpan<double> coef, ReadOnlySpan<Tensor> k)
     {
         var r = y.Clone();
         for (int i = 0; i < k.Length; i++)
@@ -42,11 +48,11 @@ public abstract class OdeSampler
         return r;
     }
 
-    /// <summary>n equal steps between t0 and t1 (n + 1 points).</summary>
-    public static float[] UniformGrid(int steps, float t0 = 0f, float t1 = 1f)
+    /// <summary>n equal steps between t0 and t1 (n + 1 points): t0 + (t1 - t0) * i / n, so [0, 1] gives i / n exactly.</summary>
+    public static double[] UniformGrid(int steps, double t0 = 0, double t1 = 1)
     {
         if (steps < 1) throw new ArgumentException($"a sampler needs at least 1 step, got {steps}");
-        var g = new float[steps + 1];
+        var g = new double[steps + 1];
         for (int i = 0; i <= steps; i++) g[i] = t0 + (t1 - t0) * i / steps;
         return g;
     }
@@ -59,16 +65,18 @@ public abstract class FixedGridSampler(int steps) : OdeSampler
     protected abstract int EvaluationsPerStep { get; }
 
     /// <summary>The state at t + h from x at t.</summary>
-    protected abstract Tensor Step(VelocityFn v, Tensor x, float t, float h);
+    protected abstract Tensor Step(VelocityFn v, Tensor x, double t, double h);
 
-    protected override int Integrate(VelocityFn v, Tensor x0, float t0, float t1, Action<float, Tensor> accept)
+    protected override int Integrate(VelocityFn v, Tensor x0, double t0, double t1, Action<double, Tensor> accept)
     {
         var grid = UniformGrid(Steps, t0, t1);
+        // one step size for the whole grid, as pipeline_rf.py's dt = 1 / N
+        double h = (t1 - t0) / Steps;
         var x = x0;
         for (int i = 0; i < Steps; i++)
         {
             using var scope = TensorScope.Begin();
-            var next = scope.Keep(Step(v, x, grid[i], grid[i + 1] - grid[i]));
+            var next = scope.Keep(Step(v, x, grid[i], h));
             accept(grid[i + 1], next);
             x = next;
         }
@@ -76,11 +84,14 @@ public abstract class FixedGridSampler(int steps) : OdeSampler
     }
 }
 
-/// <summary>Explicit Euler: one evaluation per step, first order. One step is the InstaFlow sampler.</summary>
+/// <summary>
+/// Explicit Euler, InstaFlow's sampler (one step: InstaFlow; N steps: 2-Rectified Flow): x + dt * v(x, t), rounded
+/// as PyTorch rounds `latents + dt * v_pred` (the product, then the sum), so the latents match the reference bit for bit.
+/// </summary>
 public sealed class EulerSampler(int steps) : FixedGridSampler(steps)
 {
     protected override int EvaluationsPerStep => 1;
-    protected override Tensor Step(VelocityFn v, Tensor x, float t, float h) => Combine(x, h, [1.0], [v(x, t)]);
+    protected override Tensor Step(VelocityFn v, Tensor x, double t, double h) => Ops.Add(x, Ops.MulScalar(v(x, t), (float)h));
 }
 
 /// <summary>Heun's method (explicit trapezoid): two evaluations per step, second order.</summary>
@@ -88,7 +99,7 @@ public sealed class HeunSampler(int steps) : FixedGridSampler(steps)
 {
     protected override int EvaluationsPerStep => 2;
 
-    protected override Tensor Step(VelocityFn v, Tensor x, float t, float h)
+    protected override Tensor Step(VelocityFn v, Tensor x, double t, double h)
     {
         var k1 = v(x, t);
         var k2 = v(Combine(x, h, [1.0], [k1]), t + h);
@@ -122,7 +133,7 @@ public sealed class DormandPrinceSampler(float rtol = 1e-5f, float atol = 1e-5f,
         [35.0 / 384 - 5179.0 / 57600, 0, 500.0 / 1113 - 7571.0 / 16695, 125.0 / 192 - 393.0 / 640,
          -2187.0 / 6784 + 92097.0 / 339200, 11.0 / 84 - 187.0 / 2100, -1.0 / 40];
 
-    protected override int Integrate(VelocityFn v, Tensor x0, float t0, float t1, Action<float, Tensor> accept)
+    protected override int Integrate(VelocityFn v, Tensor x0, double t0, double t1, Action<double, Tensor> accept)
     {
         var x = x0;
         double t = t0, h = Math.Min(0.05, t1 - t0);
@@ -138,12 +149,12 @@ public sealed class DormandPrinceSampler(float rtol = 1e-5f, float atol = 1e-5f,
             Tensor y = x;
             for (int s = 1; s < 7; s++)
             {
-                y = Combine(x, (float)h, A[s], k.AsSpan(0, s));
-                k[s] = v(y, (float)(t + C[s] * h));
+                y = Combine(x, h, A[s], k.AsSpan(0, s));
+                k[s] = v(y, t + C[s] * h);
             }
             nfe += 6;
             // The last stage is evaluated at the 5th-order solution itself, so y is the candidate next state.
-            double norm = ErrorNorm(Combine(Tensor.ZerosLike(x), (float)h, E, k), x, y);
+            double norm = ErrorNorm(Combine(Tensor.ZerosLike(x), h, E, k), x, y);
             if (norm <= 1)
             {
                 t = t1 - t <= h * (1 + 1e-6) ? t1 : t + h;
@@ -151,7 +162,7 @@ public sealed class DormandPrinceSampler(float rtol = 1e-5f, float atol = 1e-5f,
                 k1.Dispose();
                 k1 = scope.Keep(k[6]);
                 scope.Dispose();
-                accept((float)t, y);
+                accept(t, y);
                 x = y;
             }
             else scope.Dispose();

@@ -42,8 +42,8 @@ public static class Straightness
         for (int i = 0; i < r.Length; i++)
         {
             using var scope = TensorScope.Begin();
-            float t = traj.Times[i];
-            var guess = Ops.Add(traj.States[i], Ops.MulScalar(v(traj.States[i], t), traj.Times[^1] - t));
+            double t = traj.Times[i];
+            var guess = Ops.Add(traj.States[i], Ops.MulScalar(v(traj.States[i], t), (float)(traj.Times[^1] - t)));
             r[i] = MeanSquaredDistance(guess, traj.States[^1]);
         }
         return r;

@@ -16,10 +16,12 @@ public sealed class DiffusersFolder
     /// <summary>component name -> (library, class) from model_index.json (null entries omitted).</summary>
     public IReadOnlyDictionary<string, (string Library, string Class)> Components { get; }
     public string PipelineClass { get; }
+    /// <summary>model_index.json's optional "_instaflow_defaults" {"steps", "guidance"} (our trainers write it).</summary>
+    public (int Steps, float Guidance)? Defaults { get; }
 
-    private DiffusersFolder(string root, Dictionary<string, (string, string)> comps, string cls)
+    private DiffusersFolder(string root, Dictionary<string, (string, string)> comps, string cls, (int, float)? defaults)
     {
-        Root = root; Components = comps; PipelineClass = cls;
+        Root = root; Components = comps; PipelineClass = cls; Defaults = defaults;
     }
 
     public static DiffusersFolder Open(string dir)
@@ -31,10 +33,14 @@ public sealed class DiffusersFolder
             throw new FileNotFoundException($"{root}: no model_index.json; expected a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/)", index);
         var comps = new Dictionary<string, (string, string)>();
         string cls;
+        (int, float)? defaults = null;
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(index));
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{index}: expected a JSON object (component name -> [library, class]), got {doc.RootElement.ValueKind}");
             cls = doc.RootElement.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : "";
+            if (doc.RootElement.TryGetProperty("_instaflow_defaults", out var d))
+                defaults = ModelDefaults.Parse(d, index);
             foreach (var p in doc.RootElement.EnumerateObject())
             {
                 if (p.Name.StartsWith('_') || p.Value.ValueKind != JsonValueKind.Array) continue;
@@ -47,7 +53,7 @@ public sealed class DiffusersFolder
         {
             throw new InvalidDataException($"{index}: not valid JSON ({e.Message})");
         }
-        return new DiffusersFolder(root, comps, cls);
+        return new DiffusersFolder(root, comps, cls, defaults);
     }
 
     /// <summary>The component's sub-folder; throws naming the folder when it is missing.</summary>
@@ -72,8 +78,8 @@ public sealed class DiffusersFolder
     }
 }
 
-/// <summary>The four SD-1.5-family components a text-to-image pipeline needs.</summary>
-public sealed class SdComponents : IDisposable
+/// <summary>The four SD-1.5-family components a text-to-image pipeline needs, and what was added on top of them.</summary>
+public sealed class SdComponents : ITextToImageModel, IDisposable
 {
     public required string Name { get; init; }
     public required ClipTokenizer Tokenizer { get; init; }
@@ -91,6 +97,28 @@ public sealed class SdComponents : IDisposable
     /// <summary>The decoder pipelines use: the VAE's, unless DecodeWith put TAESD in its place.</summary>
     public ILatentDecoder Decoder => _decoder ?? Vae;
     private ILatentDecoder? _decoder;
+
+    /// <summary>The tokenizer and the CLIP text model as one prompt encoder.</summary>
+    public ITextEncoder PromptEncoder => _prompts ??= new ClipPromptEncoder(Tokenizer, TextEncoder);
+    private ClipPromptEncoder? _prompts;
+
+    public IDenoiser Denoiser => Unet;
+    public ILatentEncoder LatentEncoder => Vae;
+
+    /// <summary>Steps and guidance for this model (see <see cref="ModelDefaults.For"/>).</summary>
+    public ModelDefaults Defaults { get; init; } = ModelDefaults.OneStep;
+
+    public ControlNetModel? ControlNet { get; private set; }
+
+    /// <summary>Runs requests that carry a control image through this ControlNet (InstaFlow's pipeline_rf_ctrl.py).</summary>
+    public void AttachControlNet(ControlNetModel controlNet, string name)
+    {
+        if (controlNet.Config.Unet.CrossAttentionDim != Unet.Config.CrossAttentionDim || controlNet.Config.Unet.InChannels != Unet.Config.InChannels)
+            throw new InvalidDataException($"{Name}: the ControlNet {name} reads {controlNet.Config.Unet.InChannels}-channel latents with {controlNet.Config.Unet.CrossAttentionDim}-wide text, " +
+                $"but this UNet has {Unet.Config.InChannels} and {Unet.Config.CrossAttentionDim}; use a ControlNet made for this model family");
+        ControlNet = controlNet;
+        Additions.Add($"controlnet {name}");
+    }
 
     /// <summary>
     /// Decodes with another decoder (TAESD: about 10x cheaper, slightly softer images). It must read the same latents:
@@ -131,7 +159,11 @@ public sealed class SdComponents : IDisposable
             throw new InvalidDataException($"{f.Root}: text_encoder hidden_size {text.Config.HiddenSize} does not match unet cross_attention_dim {unet.Config.CrossAttentionDim}");
         if (vae.Config.LatentChannels != unet.Config.InChannels)
             throw new InvalidDataException($"{f.Root}: vae latent_channels {vae.Config.LatentChannels} does not match unet in_channels {unet.Config.InChannels}");
-        return new SdComponents { Name = Path.GetFileName(f.Root.TrimEnd(Path.DirectorySeparatorChar)), Tokenizer = tokenizer, TextEncoder = text, Unet = unet, Vae = vae, Reports = reports };
+        return new SdComponents
+        {
+            Name = Path.GetFileName(f.Root.TrimEnd(Path.DirectorySeparatorChar)), Tokenizer = tokenizer, TextEncoder = text, Unet = unet, Vae = vae,
+            Reports = reports, Defaults = ModelDefaults.For(f),
+        };
     }
 
     /// <summary>
@@ -162,6 +194,9 @@ public sealed class SdComponents : IDisposable
     /// Frees the weights of a network a one-shot generation is done with (memory-mapped ones are unmapped): the text
     /// encoder after the prompts, the UNet after the last step, so the next stage's activations need no room beside them.
     /// </summary>
+    public void ReleaseTextEncoder() => Release(TextEncoder);
+    public void ReleaseDenoiser() => Release(Unet);
+
     public void Release(Module network)
     {
         if (!ReferenceEquals(network, TextEncoder) && !ReferenceEquals(network, Unet))
@@ -173,7 +208,7 @@ public sealed class SdComponents : IDisposable
 
     public void Dispose()
     {
-        foreach (var m in new Module?[] { TextEncoder, Unet, Vae, _decoder as Module })
+        foreach (var m in new Module?[] { TextEncoder, Unet, Vae, _decoder as Module, ControlNet })
             foreach (var p in m?.Parameters() ?? []) p.Value.Dispose();
     }
 }

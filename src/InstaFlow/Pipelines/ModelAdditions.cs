@@ -1,6 +1,7 @@
-// What `generate` and `serve` can put on top of a loaded pipeline folder: TAESD as the decoder and LoRA files merged
-// into the weights. One place, so both front ends treat the options alike.
+// What `generate` and `serve` can put on top of a loaded pipeline folder: TAESD as the decoder, LoRA files merged into
+// the weights and a ControlNet for control images. The one path for additions, so both front ends treat them alike.
 using InstaFlow.Models.Lora;
+using InstaFlow.Models.Unet;
 using InstaFlow.Models.Vae;
 
 namespace InstaFlow.Pipelines;
@@ -10,10 +11,13 @@ public sealed record ModelAdditions
     public string? TaesdDir { get; init; }
     public IReadOnlyList<string> LoraFiles { get; init; } = [];
     public float LoraScale { get; init; } = 1f;
+    /// <summary>A diffusers ControlNetModel folder; requests with a control image then run InstaFlow's ControlNet pipeline.</summary>
+    public string? ControlNetDir { get; init; }
 
     /// <summary>Applies the additions to freshly loaded components; log gets one line per addition.</summary>
     public void ApplyTo(SdComponents model, Action<string>? log = null)
     {
+        if (!float.IsFinite(LoraScale)) throw new ArgumentException($"the LoRA scale must be a finite number, got {LoraScale}");
         if (TaesdDir != null)
         {
             model.DecodeWith(AutoencoderTiny.Load(TaesdDir).Model);
@@ -26,6 +30,12 @@ public sealed record ModelAdditions
             Lora.Merge(updates, model.TextEncoder, model.Unet, LoraScale, LoraScale);
             model.Additions.Add(FormattableString.Invariant($"lora {Path.GetFileName(file)} x{LoraScale:G4}"));
             log?.Invoke($"merged LoRA {Path.GetFileName(file)}: {updates.Count} layers at scale {LoraScale}");
+        }
+        if (ControlNetDir != null)
+        {
+            var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(ControlNetDir));
+            model.AttachControlNet(ControlNetModel.Load(ControlNetDir).Model, name);
+            log?.Invoke($"ControlNet {name} from {ControlNetDir}");
         }
     }
 }

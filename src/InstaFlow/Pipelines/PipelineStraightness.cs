@@ -1,5 +1,5 @@
 // Straightness of a text-to-image flow per prompt (Liu et al.'s S(Z) and the x1-extrapolation errors along the
-// trajectory), from the same noise, prompt encoding and guidance `generate` uses: how far a checkpoint is from
+// trajectory), from the same noise, prompt encoding, guidance and field `generate` uses: how far a checkpoint is from
 // one-step generation, measured on the real model rather than a toy.
 using InstaFlow.Flow;
 using InstaFlow.Tensors;
@@ -12,18 +12,18 @@ public sealed record StraightnessRow(string Prompt, double Straightness, double 
 
 public static class PipelineStraightness
 {
-    public static IReadOnlyList<StraightnessRow> Measure(SdComponents model, IReadOnlyList<string> prompts, int steps, float guidance, string? negative, ulong seed)
+    public static IReadOnlyList<StraightnessRow> Measure(ITextToImageModel model, IReadOnlyList<string> prompts, int steps, float guidance, string? negative, ulong seed)
     {
         if (steps < 2) throw new ArgumentException($"straightness needs at least 2 Euler steps (one step has no trajectory to bend), got {steps}");
         using var _ = GradMode.NoGrad();
+        var pipe = new RectifiedFlowPipeline(model);
         var rows = new List<StraightnessRow>();
-        int size = model.Unet.Config.SampleSize * model.Vae.Config.ScaleFactor;
+        int size = ImageSize.Default(model);
         foreach (var prompt in prompts)
         {
             using var scope = TensorScope.Begin();
             var req = new GenerationRequest { Prompts = [prompt], NegativePrompts = negative == null ? null : [negative], Steps = steps, Guidance = guidance, Seed = seed };
-            bool cfg = guidance > 1f;
-            var v = PipelineSteps.Field(model, PipelineSteps.EncodePrompts(model, req, cfg, null, _ => { }), cfg, guidance);
+            var v = RectifiedFlowPipeline.Field(model.Denoiser, pipe.Encode(req.Prompts, req.NegativePrompts, guidance), guidance);
             var x0 = PipelineSteps.InitialNoise(model, req, size, size);
             var traj = new EulerSampler(steps).Sample(v, x0, keepTrajectory: true).Trajectory!;
             rows.Add(new StraightnessRow(prompt, Straightness.Estimate(v, traj), Straightness.TransportCost(x0, traj.States[^1]),

@@ -1,12 +1,16 @@
-// InstaFlow's text-to-image recipe (code/pipeline_rf.py): text embeddings, Euler steps of the rectified-flow ODE
-// from noise (t = 1000 is noise) with optional classifier-free guidance, VAE decode, uint8 images. With a ControlNet
-// and a control image it is code/pipeline_rf_ctrl.py: the ControlNet's residuals go into every UNet call.
+// InstaFlow's text-to-image recipe (code/pipeline_rf.py): text embeddings, the rectified-flow ODE integrated from
+// noise with the Flow toolkit's one field (FlowModel: InstaFlow time convention, guidance on above 1) and Euler
+// sampler, then decode to uint8 images. With a control image it is code/pipeline_rf_ctrl.py: the model's ControlNet
+// adds residuals to every UNet call. Inversion and straightness use the same field.
+using InstaFlow.Flow;
+using InstaFlow.Models;
 using InstaFlow.Models.Unet;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Pipelines;
 
+/// <summary>A batch of prompts run through one ODE solve (one network call per step for the whole batch).</summary>
 public sealed record GenerationRequest
 {
     public required IReadOnlyList<string> Prompts { get; init; }
@@ -14,13 +18,14 @@ public sealed record GenerationRequest
     public IReadOnlyList<string>? NegativePrompts { get; init; }
     public int Steps { get; init; } = 1;
     public float Guidance { get; init; }
+    /// <summary>Prompt i starts from the seed policy's noise for image i (<see cref="SeedPolicy"/>).</summary>
     public ulong Seed { get; init; }
     /// <summary>Output size in pixels; null uses the UNet's sample_size times the VAE factor.</summary>
     public int? Width { get; init; }
     public int? Height { get; init; }
-    /// <summary>Unscaled initial noise [B, C, h, w]; when null it is drawn from the PyTorch-compatible generator.</summary>
+    /// <summary>Unscaled initial noise [B, C, h, w]; when null it is drawn by the seed policy.</summary>
     public Tensor? InitLatents { get; init; }
-    /// <summary>A control image for the pipeline's ControlNet; the output takes its size.</summary>
+    /// <summary>A control image for the model's ControlNet; the output takes its size.</summary>
     public ControlImage? Control { get; init; }
 }
 
@@ -28,6 +33,9 @@ public sealed record GenerationRequest
 public sealed record ControlImage(byte[] Hwc, int Width, int Height, float Scale = 1f);
 
 public sealed record StageTiming(string Stage, double Seconds);
+
+/// <summary>Where a generation is: image (0-based) of images, step (0-based, just finished) of steps.</summary>
+public readonly record struct GenerationProgress(int Image, int Images, int Step, int Steps);
 
 public sealed class GenerationResult
 {
@@ -37,23 +45,22 @@ public sealed class GenerationResult
     /// <summary>Final latents [B, C, h, w] (before division by the scaling factor); persistent, owned by the caller.</summary>
     public required Tensor FinalLatents { get; init; }
     public required IReadOnlyList<StageTiming> Timings { get; init; }
+    /// <summary>Per image: the parameters that remake it, for PNG text chunks and API answers.</summary>
+    public IReadOnlyList<GenerationMetadata> Metadata { get; init; } = [];
 }
 
-public sealed class RectifiedFlowPipeline(SdComponents model)
+public sealed class RectifiedFlowPipeline(ITextToImageModel model)
 {
-    public SdComponents Model { get; } = model;
+    public ITextToImageModel Model { get; } = model;
 
-    public int DefaultHeight => Model.Unet.Config.SampleSize * Model.Vae.Config.ScaleFactor;
+    public int DefaultHeight => ImageSize.Default(Model);
     public int DefaultWidth => DefaultHeight;
 
-    /// <summary>Called after each UNet step with (step index, steps).</summary>
-    public Action<int, int>? Progress { get; set; }
+    /// <summary>Called after each Euler step.</summary>
+    public Action<GenerationProgress>? Progress { get; set; }
 
     /// <summary>Receives intermediate tensors (prompt_embeds, step{i}.unet_out, step{i}.v_pred, step{i}.latents, image_raw) for tests.</summary>
     public Action<string, Tensor>? Hook { get; set; }
-
-    /// <summary>Used when a request carries a control image.</summary>
-    public ControlNetModel? ControlNet { get; set; }
 
     /// <summary>
     /// For one-shot use (the CLI): free the text encoder after the prompts and the UNet after the last step, so each
@@ -61,72 +68,193 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
     /// </summary>
     public bool ReleaseWeightsAsUsed { get; set; }
 
+    /// <summary>
+    /// When set, idle pooled buffers are capped at this many bytes while the pipeline runs (lower peak memory, slightly
+    /// slower steps); the previous cap is restored afterwards.
+    /// </summary>
+    public long? MaxPooledBytes { get; set; }
+
+    /// <summary>
+    /// The InstaFlow ODE's field for encoded prompts: the denoiser at network time 1000 (1 - t), classifier-free guided
+    /// against the negative encodings when Guidance.IsOn(guidance). Generation, inversion and straightness all use it.
+    /// </summary>
+    public static VelocityFn Field(IDenoiser denoiser, Conditioning cond, float guidance) =>
+        new FlowModel(new DenoiserVelocity(denoiser), FlowConvention.InstaFlow).Field(cond.Context, guidance, cond.Negative);
+
+    /// <summary>The prompts' encodings (and the negatives' when guidance is on), without gradients; the caller's scope owns them.</summary>
+    public Conditioning Encode(IReadOnlyList<string> prompts, IReadOnlyList<string>? negatives, float guidance)
+    {
+        using var _ = GradMode.NoGrad();
+        return PipelineSteps.Encode(Model, prompts, negatives, Guidance.IsOn(guidance), null, _ => { });
+    }
+
     public GenerationResult Generate(GenerationRequest req) => Generate(req, CancellationToken.None);
 
     /// <summary>
-    /// Like Generate(req), but stops with OperationCanceledException between stages and UNet steps once the token is
-    /// cancelled, so a server can drop the work of a client that went away.
+    /// Runs the batch through one ODE solve. Stops with OperationCanceledException between stages and steps once the
+    /// token is cancelled, so a server can drop the work of a client that went away.
     /// </summary>
     public GenerationResult Generate(GenerationRequest req, CancellationToken cancellation)
     {
         cancellation.ThrowIfCancellationRequested();
-        if (Model.DenoisersReleased)
-            throw new InvalidOperationException($"{Model.Name}: the text encoder and UNet were released after the last generation (ReleaseWeightsAsUsed); load the model again");
-        if (req.Control is { } ctl)
-        {
-            if (ControlNet == null) throw new ArgumentException("the request has a control image but the pipeline has no ControlNet");
-            if ((req.Width ?? ctl.Width) != ctl.Width || (req.Height ?? ctl.Height) != ctl.Height)
-                throw new ArgumentException($"the control image is {ctl.Width}x{ctl.Height} but the output is {req.Width}x{req.Height}; resize the control image to the output size");
-            if (ctl.Hwc.Length != ctl.Width * ctl.Height * 3) throw new ArgumentException($"the control image has {ctl.Hwc.Length} bytes, not {ctl.Width}x{ctl.Height} RGB");
-            req = req with { Width = ctl.Width, Height = ctl.Height };
-        }
-        var (b, width, height, cfg, timer) = PipelineSteps.Prepare(Model, req, DefaultWidth, DefaultHeight, cancellation);
+        CheckUsable();
+        req = WithControlSize(req);
+        var (b, width, height, guided, timer) = PipelineSteps.Prepare(Model, req, cancellation);
 
+        using var pool = PoolCap();
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
 
-        // 1-2. tokenize, text encoder; with CFG the batch is cat([negative, positive])
-        var context = PipelineSteps.EncodePrompts(Model, req, cfg, Hook, timer.Mark);
-        if (ReleaseWeightsAsUsed) Model.Release(Model.TextEncoder);
+        // 1-2. tokenize, text encoder (and the negatives when guided)
+        var cond = PipelineSteps.Encode(Model, req.Prompts, req.NegativePrompts, guided, Hook, timer.Mark);
+        if (ReleaseWeightsAsUsed) Model.ReleaseTextEncoder();
 
-        // 3. initial noise (init_noise_sigma = 1 for rectified flow); the control image as [1, 3, H, W] in [0, 1]
-        var latents = PipelineSteps.InitialNoise(Model, req, width, height);
-        var cond = req.Control is { } c ? Tensor.FromArray(PipelineSteps.ToChwUnit(c.Hwc, c.Width, c.Height), 1, 3, c.Height, c.Width) : null;
+        // 3. initial noise (init_noise_sigma = 1 for rectified flow)
+        var noise = PipelineSteps.InitialNoise(Model, req, width, height);
 
-        // 4. Euler steps: t_i = (1 - i/N) * 1000, dt = 1/N, x += dt * v
-        int n = req.Steps;
-        float dt = (float)(1.0 / n);
-        for (int i = 0; i < n; i++)
-        {
-            using var stepScope = TensorScope.Begin();
-            float t = (float)((1.0 - (double)i / n) * 1000.0);
-            var input = cfg ? Ops.Concat(new[] { latents, latents }, 0) : latents;
-            var tv = Enumerable.Repeat(t, input.Dim(0)).ToArray();
-            ControlResiduals? residuals = null;
-            if (cond != null)
-            {
-                // a batch-1 control image broadcasts over the (CFG) batch, as pipeline_rf_ctrl.py does
-                residuals = ControlNet!.Forward(input, tv, context, cond, req.Control!.Scale);
-                for (int j = 0; j < residuals.Down.Count; j++) Hook?.Invoke($"step{i}.down_block_res_samples.{j}", residuals.Down[j]);
-                Hook?.Invoke($"step{i}.mid_block_res_sample", residuals.Mid);
-            }
-            var v = Model.Unet.Forward(input, tv, context, residuals);
-            Hook?.Invoke($"step{i}.unet_out", v);
-            if (cfg) v = PipelineSteps.Guide(v, b, req.Guidance);
-            Hook?.Invoke($"step{i}.v_pred", v);
-            var next = Ops.Add(latents, Ops.MulScalar(v, dt));
-            latents = stepScope.Keep(next);
-            Hook?.Invoke($"step{i}.latents", latents);
-            Progress?.Invoke(i, n);
-            timer.Mark($"unet_step{i}");
-        }
+        // 4. Euler steps of the InstaFlow ODE
+        var latents = Integrate(cond, noise, req, 0, 1, timer);
 
         // 5-6. decode latents / scaling_factor, postprocess to uint8 HWC (round half to even)
-        if (ReleaseWeightsAsUsed) Model.Release(Model.Unet);
+        if (ReleaseWeightsAsUsed) Model.ReleaseDenoiser();
         var images = PipelineSteps.Decode(Model, latents, Hook, timer.Mark);
-        return new GenerationResult { ImagesHwc = images, Width = width, Height = height, FinalLatents = latents.ClonePersistent(), Timings = timer.Timings };
+        var meta = Enumerable.Range(0, b).Select(i => Metadata(req, i, width, height)).ToArray();
+        return new GenerationResult { ImagesHwc = images, Width = width, Height = height, FinalLatents = latents.ClonePersistent(), Timings = timer.Timings, Metadata = meta };
     }
 
-    /// <summary>Truncation warnings for the prompts (empty when every prompt fits in 77 tokens).</summary>
-    public IEnumerable<string> TruncationWarnings(IEnumerable<string> prompts) => PipelineSteps.TruncationWarnings(Model, prompts);
+    /// <summary>
+    /// `count` images of one prompt, each solved alone from its own seed (SeedPolicy: seed + i) or its row of
+    /// InitLatents: how the CLI and the server generate, so the same parameters give the same pixels through both, and
+    /// image i equals a one-image run with seed + i. The prompt is encoded once. Timings are summed over the images.
+    /// </summary>
+    public GenerationResult GenerateImages(GenerationRequest req, int count, CancellationToken cancellation = default)
+    {
+        if (req.Prompts.Count != 1) throw new ArgumentException($"GenerateImages takes one prompt (repeated {count} times), got {req.Prompts.Count}");
+        if (count < 1) throw new ArgumentException($"the image count must be at least 1, got {count}");
+        if (req.InitLatents != null && req.InitLatents.Dim(0) != count)
+            throw new ArgumentException($"initial latents {req.InitLatents.Describe()} have {req.InitLatents.Dim(0)} rows for {count} image(s)");
+        cancellation.ThrowIfCancellationRequested();
+        CheckUsable();
+        req = WithControlSize(req);
+        var (_, width, height, guided, timer) = PipelineSteps.Prepare(Model, req, cancellation);
+
+        using var pool = PoolCap();
+        using var noGrad = GradMode.NoGrad();
+        using var scope = TensorScope.Begin();
+        var cond = PipelineSteps.Encode(Model, req.Prompts, req.NegativePrompts, guided, Hook, timer.Mark);
+        if (ReleaseWeightsAsUsed) Model.ReleaseTextEncoder();
+
+        var images = new byte[count][];
+        var finals = new Tensor[count];
+        var meta = new GenerationMetadata[count];
+        for (int i = 0; i < count; i++)
+        {
+            using var imageScope = TensorScope.Begin();
+            var one = req with { Seed = SeedPolicy.ImageSeed(req.Seed, i), InitLatents = req.InitLatents == null ? null : Ops.Narrow(req.InitLatents, 0, i, 1) };
+            var noise = PipelineSteps.InitialNoise(Model, one, width, height);
+            var latents = Integrate(cond, noise, one, i, count, timer);
+            if (ReleaseWeightsAsUsed && i == count - 1) Model.ReleaseDenoiser();
+            images[i] = PipelineSteps.Decode(Model, latents, Hook, timer.Mark)[0];
+            finals[i] = imageScope.Keep(latents);
+            meta[i] = Metadata(req, i, width, height);
+        }
+        var all = Ops.Concat(finals, 0).ClonePersistent();
+        return new GenerationResult { ImagesHwc = images, Width = width, Height = height, FinalLatents = all, Timings = Summed(timer.Timings), Metadata = meta };
+    }
+
+    /// <summary>Truncation warnings for the prompts (empty when every prompt fits in the encoder's tokens).</summary>
+    public IEnumerable<string> TruncationWarnings(IEnumerable<string> prompts) => Model.PromptEncoder.TruncationWarnings(prompts);
+
+    /// <summary>Applies MaxPooledBytes for one run; disposing restores the previous cap.</summary>
+    private PoolCapScope? PoolCap() => MaxPooledBytes is long cap ? new PoolCapScope(cap) : null;
+
+    private sealed class PoolCapScope : IDisposable
+    {
+        private readonly long _previous = BufferPool.MaxPooledBytes;
+        public PoolCapScope(long cap) => BufferPool.MaxPooledBytes = cap;
+        public void Dispose() => BufferPool.MaxPooledBytes = _previous;
+    }
+
+    private void CheckUsable()
+    {
+        if (Model.DenoisersReleased)
+            throw new InvalidOperationException($"{Model.Description}: the text encoder and UNet were released after the last generation (ReleaseWeightsAsUsed); load the model again");
+    }
+
+    /// <summary>A control image fixes the output size; the size must agree with it.</summary>
+    private GenerationRequest WithControlSize(GenerationRequest req)
+    {
+        if (req.Control is not { } ctl) return req;
+        if (Model.ControlNet == null) throw new ArgumentException("the request has a control image but the model has no ControlNet (add one with ModelAdditions.ControlNetDir / --controlnet)");
+        if ((req.Width ?? ctl.Width) != ctl.Width || (req.Height ?? ctl.Height) != ctl.Height)
+            throw new ArgumentException($"the control image is {ctl.Width}x{ctl.Height} but the output is {req.Width}x{req.Height}; resize the control image to the output size");
+        if (ctl.Hwc.Length != ctl.Width * ctl.Height * 3) throw new ArgumentException($"the control image has {ctl.Hwc.Length} bytes, not {ctl.Width}x{ctl.Height} RGB");
+        if (!float.IsFinite(ctl.Scale)) throw new ArgumentException($"the ControlNet scale must be a finite number, got {ctl.Scale}");
+        return req with { Width = ctl.Width, Height = ctl.Height };
+    }
+
+    /// <summary>Euler steps of the InstaFlow ODE from noise, with the step hooks, progress and cancellation.</summary>
+    private Tensor Integrate(Conditioning cond, Tensor noise, GenerationRequest req, int image, int images, PipelineSteps.Timer timer)
+    {
+        int step = 0;
+        var hooked = new StepHooks(DenoiserFor(req), Hook, () => step);
+        var field = Field(hooked, cond, req.Guidance);
+        VelocityFn v = Hook == null ? field : (x, t) =>
+        {
+            var vt = field(x, t);
+            Hook($"step{step}.v_pred", vt);
+            return vt;
+        };
+        return new EulerSampler(req.Steps).Sample(v, noise, onStep: (i, _, x) =>
+        {
+            Hook?.Invoke($"step{i}.latents", x);
+            Progress?.Invoke(new GenerationProgress(image, images, i, req.Steps));
+            timer.Mark($"unet_step{i}");
+            step = i + 1;
+        }).X;
+    }
+
+    /// <summary>The model's denoiser, with the ControlNet and the request's control image when it has one.</summary>
+    private IDenoiser DenoiserFor(GenerationRequest req)
+    {
+        if (req.Control is not { } c) return Model.Denoiser;
+        if (Model.Denoiser is not UNet2DConditionModel unet)
+            throw new NotSupportedException($"{Model.Description}: ControlNet residuals need this library's UNet, not {Model.Denoiser.GetType().Name}");
+        var image = UnitChw(c.Hwc, c.Width, c.Height);
+        return new ControlledDenoiser(unet, Model.ControlNet!, image, c.Scale);
+    }
+
+    /// <summary>RGB uint8 HWC -> [1, 3, H, W] in [0, 1] (u8 / 255), as diffusers' VaeImageProcessor without normalization.</summary>
+    internal static Tensor UnitChw(byte[] hwc, int width, int height)
+    {
+        int plane = width * height;
+        var chw = new float[3 * plane];
+        for (int p = 0; p < plane; p++)
+            for (int c = 0; c < 3; c++) chw[c * plane + p] = hwc[p * 3 + c] / 255f;
+        return Tensor.FromArray(chw, 1, 3, height, width);
+    }
+
+    private GenerationMetadata Metadata(GenerationRequest req, int i, int width, int height) =>
+        new(req.Prompts[i % req.Prompts.Count], req.NegativePrompts?[i % req.Prompts.Count], req.Steps, req.Guidance,
+            SeedPolicy.ImageSeed(req.Seed, i), width, height, Model.Description) { ControlScale = req.Control?.Scale };
+
+    /// <summary>Stage times summed over the images of a run, in first-seen order.</summary>
+    private static List<StageTiming> Summed(IEnumerable<StageTiming> timings) =>
+        timings.GroupBy(t => t.Stage).Select(g => new StageTiming(g.Key, g.Sum(t => t.Seconds))).ToList();
+
+    /// <summary>Passes denoiser outputs and ControlNet residuals to the hook under the current step's name.</summary>
+    private sealed class StepHooks(IDenoiser inner, Action<string, Tensor>? hook, Func<int> step) : IDenoiser
+    {
+        public int LatentChannels => inner.LatentChannels;
+        public int SampleSize => inner.SampleSize;
+
+        public Tensor Forward(Tensor sample, float[] timesteps, Tensor context)
+        {
+            if (hook == null) return inner.Forward(sample, timesteps, context);
+            if (inner is ControlledDenoiser c) c.Hook = (name, t) => hook($"step{step()}.{name}", t);
+            var y = inner.Forward(sample, timesteps, context);
+            hook($"step{step()}.unet_out", y);
+            return y;
+        }
+    }
 }

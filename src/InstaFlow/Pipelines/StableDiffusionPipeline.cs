@@ -1,5 +1,6 @@
 // The SD-1.5 teacher (diffusers' StableDiffusionPipeline): epsilon prediction sampled with a DDIM, DPM-Solver++ or
 // Euler scheduler and classifier-free guidance; the source of InstaFlow's (noise, image latents) training pairs.
+using InstaFlow.Flow;
 using InstaFlow.Flow.Schedulers;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
@@ -11,11 +12,11 @@ public sealed class StableDiffusionPipeline(SdComponents model, NoiseScheduler s
     public SdComponents Model { get; } = model;
     public NoiseScheduler Scheduler { get; } = scheduler;
 
-    public int DefaultHeight => Model.Unet.Config.SampleSize * Model.Vae.Config.ScaleFactor;
+    public int DefaultHeight => ImageSize.Default(Model);
     public int DefaultWidth => DefaultHeight;
 
-    /// <summary>Called after each UNet step with (step index, steps).</summary>
-    public Action<int, int>? Progress { get; set; }
+    /// <summary>Called after each UNet step.</summary>
+    public Action<GenerationProgress>? Progress { get; set; }
 
     /// <summary>Receives intermediates for tests: prompt_embeds, init_latents, step{i}.model_input, step{i}.eps, step{i}.latents, image_raw.</summary>
     public Action<string, Tensor>? Hook { get; set; }
@@ -30,12 +31,13 @@ public sealed class StableDiffusionPipeline(SdComponents model, NoiseScheduler s
     /// </summary>
     public GenerationResult Generate(GenerationRequest req)
     {
-        var (b, width, height, cfg, timer) = PipelineSteps.Prepare(Model, req, DefaultWidth, DefaultHeight);
+        var (b, width, height, cfg, timer) = PipelineSteps.Prepare(Model, req);
 
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
 
-        var context = PipelineSteps.EncodePrompts(Model, req, cfg, Hook, timer.Mark);
+        var cond = PipelineSteps.Encode(Model, req.Prompts, req.NegativePrompts, cfg, Hook, timer.Mark);
+        var context = cfg ? Guidance.PairCondition(cond.Negative!, cond.Context) : cond.Context;
 
         Scheduler.SetTimesteps(req.Steps);
         var latents = Ops.MulScalar(PipelineSteps.InitialNoise(Model, req, width, height), Scheduler.InitNoiseSigma);
@@ -50,17 +52,19 @@ public sealed class StableDiffusionPipeline(SdComponents model, NoiseScheduler s
             // The UNet takes float timesteps: the integers of DDIM/DPM-Solver convert exactly.
             var tv = Enumerable.Repeat(Scheduler.Timesteps[i], input.Dim(0)).ToArray();
             var eps = Model.Unet.Forward(input, tv, context);
-            if (cfg) eps = PipelineSteps.Guide(eps, b, req.Guidance);
+            if (cfg) eps = Guidance.Combine(eps, b, req.Guidance);
             Hook?.Invoke($"step{i}.eps", eps);
             latents = stepScope.Keep(Scheduler.Step(eps, i, latents));
             Hook?.Invoke($"step{i}.latents", latents);
-            Progress?.Invoke(i, n);
+            Progress?.Invoke(new GenerationProgress(0, 1, i, n));
             timer.Mark($"unet_step{i}");
         }
 
         var images = DecodeImages ? PipelineSteps.Decode(Model, latents, Hook, timer.Mark) : Array.Empty<byte[]>();
-        return new GenerationResult { ImagesHwc = images, Width = width, Height = height, FinalLatents = latents.ClonePersistent(), Timings = timer.Timings };
+        var meta = Enumerable.Range(0, b).Select(i => new GenerationMetadata(req.Prompts[i], req.NegativePrompts?[i], req.Steps, req.Guidance,
+            SeedPolicy.ImageSeed(req.Seed, i), width, height, Model.Description, Scheduler.Config.ClassName)).ToArray();
+        return new GenerationResult { ImagesHwc = images, Width = width, Height = height, FinalLatents = latents.ClonePersistent(), Timings = timer.Timings, Metadata = meta };
     }
 
-    public IEnumerable<string> TruncationWarnings(IEnumerable<string> prompts) => PipelineSteps.TruncationWarnings(Model, prompts);
+    public IEnumerable<string> TruncationWarnings(IEnumerable<string> prompts) => Model.PromptEncoder.TruncationWarnings(prompts);
 }

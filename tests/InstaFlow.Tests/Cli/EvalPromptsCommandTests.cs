@@ -4,6 +4,8 @@ using InstaFlow.Cli;
 using InstaFlow.Evaluation;
 using InstaFlow.Tensors;
 
+using InstaFlow.Pipelines;
+
 namespace InstaFlow.Tests.Cli;
 
 public class EvalPromptsCommandTests

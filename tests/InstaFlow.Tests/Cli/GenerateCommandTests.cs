@@ -68,7 +68,7 @@ public sealed class GenerateCommandTests : IDisposable
 
     [Fact]
     public void Generate_SizeNotMultipleOf8_PrintsOneLineError() =>
-        CliRunner.AssertUserError(new[] { "generate", "--model", Tiny, "a cat", "--width", "20", "--output", Path.Combine(_tmp, "x.png") }, "--width 20", "multiples of 8");
+        CliRunner.AssertUserError(new[] { "generate", "--model", Tiny, "a cat", "--width", "20", "--output", Path.Combine(_tmp, "x.png") }, "--width 20", "multiple of 8");
 
     /// <summary>A copy of the tiny model folder that a test may damage.</summary>
     private string CopyTiny()

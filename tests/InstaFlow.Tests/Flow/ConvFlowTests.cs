@@ -1,6 +1,7 @@
 // A tiny UNet-like conv velocity net (conv, GroupNorm, SiLU, time embedding, one down/up level with a skip) trained
 // with the rectified-flow trainer on 8x8 bar images: the loss must fall within a few seconds.
 using InstaFlow.Flow;
+using InstaFlow.Models.Unet;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;
@@ -28,11 +29,9 @@ public class ConvFlowTests
             _out = Child("conv_out", new Conv2d(8, 1, 3, padding: 1));
         }
 
-        public Module Module => this;
-
         public Tensor Forward(Tensor x, Tensor modelTime, Tensor? cond)
         {
-            var temb = _time.Forward(TimeEmbedding.Sinusoidal(modelTime, 16)).Reshape(x.Dim(0), 8, 1, 1);
+            var temb = _time.Forward(TimestepEmbedding.Sinusoidal(modelTime.ToArray(), 16, flipSinToCos: true, freqShift: 0)).Reshape(x.Dim(0), 8, 1, 1);
             var skip = Ops.Silu(_n1.Forward(Ops.Add(_in.Forward(x), temb)));
             var low = Ops.Silu(_n2.Forward(_down.Forward(skip)));
             var h = Ops.Silu(_n3.Forward(_up.Forward(Ops.Concat([Ops.UpsampleNearest2x(low), skip], 1))));

@@ -21,7 +21,6 @@ public class ConventionTests
     // Returns the network time as its "velocity", so both the mapping and the sign are visible in the field.
     private sealed class EchoTime : Module, IVelocityModel
     {
-        public Module Module => this;
         public Tensor Forward(Tensor x, Tensor modelTime, Tensor? cond) => Ops.Add(Ops.MulScalar(x, 0f), FlowConvention.PerSample(modelTime, x.Rank));
     }
 

@@ -11,7 +11,7 @@ public class EulerInversionTests
     public void Invert_FieldConstantInX_OneIterationIsExact()
     {
         using var scope = TensorScope.Begin();
-        VelocityFn v = (x, t) => Tensor.Full(1f + t, x.ShapeArray());
+        VelocityFn v = (x, t) => Tensor.Full(1f + (float)t, x.ShapeArray());
         var x0 = TestUtil.Random(1, 3, 5);
         var x1 = new EulerSampler(4).Sample(v, x0).X;
         TestUtil.AssertClose(x0, EulerInversion.Invert(v, x1, 4), 1e-6f, 0, "inverted noise");
@@ -22,7 +22,7 @@ public class EulerInversionTests
     {
         using var scope = TensorScope.Begin();
         // v = -0.4 x + t: h * Lip = 0.4 / steps < 1
-        VelocityFn v = (x, t) => Ops.AddScalar(Ops.MulScalar(x, -0.4f), t);
+        VelocityFn v = (x, t) => Ops.AddScalar(Ops.MulScalar(x, -0.4f), (float)t);
         var x0 = TestUtil.Random(2, 4, 7);
         foreach (int steps in new[] { 1, 3 })
         {

@@ -13,7 +13,6 @@ public class PairConditionTests
     // condition used for each pair visible in (Z1 - Z0).
     private sealed class CondVelocity : Module, IVelocityModel
     {
-        public Module Module => this;
         public Tensor Forward(Tensor x, Tensor modelTime, Tensor? cond) => cond!.Clone();
     }
 
@@ -31,10 +30,14 @@ public class PairConditionTests
         return d;
     }
 
+    // Guidance is on only above 1, as in generation: 0, 0.5 and 1 are the plain conditional field (a scale of 0 once
+    // made unconditional pairs here while `generate --guidance 0` was conditional).
     [Theory]
+    [InlineData(0f)]
+    [InlineData(0.5f)]
     [InlineData(1f)]
     [InlineData(2.5f)]
-    public void PairsMoveByTheirGuidedCondition(float guidance)
+    public void Pairs_AnyGuidance_MoveByTheGuidedConditionAsGenerationDoes(float guidance)
     {
         var dir = TempDir();
         try
@@ -49,16 +52,17 @@ public class PairConditionTests
             for (int k = 0; k < 10; k++)
             {
                 int c = set.Conditions[k];
-                // guided with a zero null condition: v = 0 + w * (c - 0)
-                Assert.Equal(guidance * c, p[k * 4 + 2] - p[k * 4 + 0], 4);
-                Assert.Equal(guidance * -2f * c, p[k * 4 + 3] - p[k * 4 + 1], 4);
+                // guided with a zero null condition: v = 0 + w * (c - 0); unguided: v = c
+                float w = Guidance.IsOn(guidance) ? guidance : 1f;
+                Assert.Equal(w * c, p[k * 4 + 2] - p[k * 4 + 0], 4);
+                Assert.Equal(w * -2f * c, p[k * 4 + 3] - p[k * 4 + 1], 4);
             }
         }
         finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
-    public void ConditionsDoNotDependOnSharding_AndStoredPairsReturnThem()
+    public void Pairs_ShardedDifferently_SameConditionsAndStoredPairsReturnThem()
     {
         var a = TempDir(); var b = TempDir();
         try

@@ -10,7 +10,7 @@ public class SamplerTests
     // dx/dt = A x with A = [[a, -w], [w, a]]: a damped rotation, x(t) = e^(a t) R(w t) x(0).
     private const float Damp = -0.5f, Omega = 2f;
 
-    private static Tensor Spiral(Tensor x, float t)
+    private static Tensor Spiral(Tensor x, double t)
     {
         var v = Tensor.EmptyLike(x);
         var s = x.Span; var d = v.Span;
@@ -85,7 +85,7 @@ public class SamplerTests
     }
 
     // dx/dt = x / (1 + t) has straight solutions x(t) = (1 + t) x(0), and Euler follows them exactly.
-    private static Tensor Dilation(Tensor x, float t) => Ops.MulScalar(x, 1f / (1f + t));
+    private static Tensor Dilation(Tensor x, double t) => Ops.MulScalar(x, (float)(1.0 / (1.0 + t)));
 
     [Fact]
     public void Straightness_StraightField_IsZero()

@@ -13,6 +13,14 @@ public class ControlNetTests
     internal static string Dir => Path.Combine(TestUtil.Fixtures, "controlnet");
     internal static readonly Lazy<ControlNetModel> Net = new(() => ControlNetModel.Load(Path.Combine(Dir, "controlnet")).Model);
 
+    // its own copy of the tiny pipeline: attaching the ControlNet changes the model's description
+    private static readonly Lazy<InstaFlow.Pipelines.SdComponents> WithControlNet = new(() =>
+    {
+        var m = InstaFlow.Pipelines.SdComponents.Load(Path.Combine(TestUtil.Fixtures, "tiny-sd15"));
+        m.AttachControlNet(Net.Value, "controlnet");
+        return m;
+    });
+
     [Fact]
     public void ControlNet_Golden_ResidualsAndUnetOutput()
     {
@@ -53,7 +61,7 @@ public class ControlNetTests
     {
         using var g = SafeTensors.Open(Path.Combine(Dir, name + ".safetensors"));
         using var scope = TensorScope.Begin();
-        var pipe = new InstaFlow.Pipelines.RectifiedFlowPipeline(RectifiedFlowPipelineTests.Model) { ControlNet = Net.Value };
+        var pipe = new InstaFlow.Pipelines.RectifiedFlowPipeline(WithControlNet.Value);
         var cap = new Dictionary<string, Tensor>();
         pipe.Hook = (k, t) => cap[k] = t.ClonePersistent();
         var shape = g.Info("control_image_u8_hwc").Shape;
@@ -75,7 +83,7 @@ public class ControlNetTests
     [Fact]
     public void Pipeline_ControlImageOfOtherSize_ErrorNamesBothSizes()
     {
-        var pipe = new InstaFlow.Pipelines.RectifiedFlowPipeline(RectifiedFlowPipelineTests.Model) { ControlNet = Net.Value };
+        var pipe = new InstaFlow.Pipelines.RectifiedFlowPipeline(WithControlNet.Value);
         var e = Assert.Throws<ArgumentException>(() => pipe.Generate(new InstaFlow.Pipelines.GenerationRequest
         {
             Prompts = ["a cat"], Width = 32, Height = 32, Control = new InstaFlow.Pipelines.ControlImage(new byte[16 * 16 * 3], 16, 16),
@@ -100,7 +108,8 @@ public class ControlNetTests
             Assert.True(code == 0, err);
             var png = InstaFlow.Pipelines.Png.Read(outPng);
             Assert.Equal((16, 16), (png.Width, png.Height));
-            Assert.Equal("tiny-sd15 (controlnet controlnet x0.8)", png.Text["model"]);
+            Assert.Equal("tiny-sd15 (controlnet controlnet)", png.Text["model"]);
+            Assert.Equal("0.8", png.Text["control_scale"]);
             InstaFlow.Tests.Cli.CliRunner.AssertUserError(["generate", "--model", tiny, "--controlnet", Path.Combine(Dir, "controlnet"), "a cat", "-o", outPng], "--control-image");
         }
         finally { Directory.Delete(dir, recursive: true); }

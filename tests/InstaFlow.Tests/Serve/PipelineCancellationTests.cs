@@ -14,7 +14,7 @@ public sealed class PipelineCancellationTests
         int stepsRun = 0;
         var pipe = new RectifiedFlowPipeline(model)
         {
-            Progress = (i, _) => { stepsRun = i + 1; if (i == 0) cancel.Cancel(); },
+            Progress = p => { stepsRun = p.Step + 1; if (p.Step == 0) cancel.Cancel(); },
         };
         var req = new GenerationRequest { Prompts = ["a cat"], Steps = 4 };
         Assert.Throws<OperationCanceledException>(() => pipe.Generate(req, cancel.Token));

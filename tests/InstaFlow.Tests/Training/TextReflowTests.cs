@@ -21,7 +21,7 @@ public sealed class TextReflowTests(Xunit.Abstractions.ITestOutputHelper output)
     {
         using var model = SdComponents.Load(modelDir);
         var (embeds, _) = TextReflow.EncodePrompts(model, set.Prompts);
-        var flow = new FlowModel(new UNetVelocity(model.Unet), FlowConvention.InstaFlow);
+        var flow = new FlowModel(new DenoiserVelocity(model.Unet), FlowConvention.InstaFlow);
         using var ng = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
         var cond = Tensor.Empty([set.Count, .. embeds.ShapeArray()[1..]]);

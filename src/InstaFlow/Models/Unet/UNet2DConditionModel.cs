@@ -6,7 +6,7 @@ using InstaFlow.Tensors;
 
 namespace InstaFlow.Models.Unet;
 
-public sealed class UNet2DConditionModel : Module
+public sealed class UNet2DConditionModel : Module, IDenoiser
 {
     public UNet2DConditionConfig Config { get; }
     public readonly TimestepEmbedding TimeEmbedding;
@@ -17,6 +17,10 @@ public sealed class UNet2DConditionModel : Module
 
     /// <summary>Receives intermediate outputs under diffusers' module names (for golden tests).</summary>
     public Action<string, Tensor>? Hook { get; set; }
+
+    int IDenoiser.LatentChannels => Config.InChannels;
+    int IDenoiser.SampleSize => Config.SampleSize;
+    Tensor IDenoiser.Forward(Tensor sample, float[] timesteps, Tensor context) => Forward(sample, timesteps, context);
 
     public UNet2DConditionModel(UNet2DConditionConfig c)
     {

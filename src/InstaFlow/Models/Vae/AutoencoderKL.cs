@@ -7,7 +7,7 @@ using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Models.Vae;
 
-public sealed class AutoencoderKL : Module, ILatentDecoder
+public sealed class AutoencoderKL : Module, ILatentDecoder, ILatentEncoder
 {
     public const float Eps = 1e-6f;
     public AutoencoderKLConfig Config { get; }
@@ -20,6 +20,11 @@ public sealed class AutoencoderKL : Module, ILatentDecoder
     int ILatentDecoder.LatentChannels => Config.LatentChannels;
     int ILatentDecoder.ScaleFactor => Config.ScaleFactor;
     float ILatentDecoder.ScalingFactor => Config.ScalingFactor;
+    int ILatentEncoder.LatentChannels => Config.LatentChannels;
+    int ILatentEncoder.ScaleFactor => Config.ScaleFactor;
+
+    /// <summary>The posterior mean times scaling_factor: the latents a sampler ends in for this image.</summary>
+    public Tensor EncodeLatents(Tensor image) => Ops.MulScalar(Encode(image).Mean, Config.ScalingFactor);
 
     public AutoencoderKL(AutoencoderKLConfig c)
     {

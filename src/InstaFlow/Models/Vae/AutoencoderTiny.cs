@@ -102,12 +102,16 @@ public sealed class TinyLayers : Module
     }
 }
 
-public sealed class AutoencoderTiny : Module, ILatentDecoder
+public sealed class AutoencoderTiny : Module, ILatentDecoder, ILatentEncoder
 {
     public AutoencoderTinyConfig Config { get; }
     int ILatentDecoder.LatentChannels => Config.LatentChannels;
     int ILatentDecoder.ScaleFactor => Config.ScaleFactor;
     float ILatentDecoder.ScalingFactor => Config.ScalingFactor;
+    int ILatentEncoder.LatentChannels => Config.LatentChannels;
+    int ILatentEncoder.ScaleFactor => Config.ScaleFactor;
+    /// <summary>TAESD's latents are already in SD's scaled latent space.</summary>
+    Tensor ILatentEncoder.EncodeLatents(Tensor image) => Encode(image);
     public readonly TinyLayers Encoder, Decoder;
 
     public Action<string, Tensor>? Hook { set { Encoder.Hook = value; Decoder.Hook = value; } }

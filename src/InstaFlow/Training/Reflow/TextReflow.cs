@@ -66,7 +66,7 @@ public static class TextReflow
         log?.Invoke($"{set.Count} triplets, {set.Prompts.Length} prompts; training {unet.ParameterCount / 1e6:F1}M UNet parameters");
 
         // 2. rectified-flow objective at InstaFlow's convention (network time 1000*(1-t), target X1 - X0)
-        var flow = new FlowModel(new UNetVelocity(unet), FlowConvention.InstaFlow);
+        var flow = new FlowModel(new DenoiserVelocity(unet), FlowConvention.InstaFlow);
         var objective = new RectifiedFlowObjective(flow, new TripletPairs(set, embeds), new UniformTime(1e-3f), o.BatchSize,
             o.CondDropout > 0 ? new CondDropout(o.CondDropout, nullEmbed) : null);
         Directory.CreateDirectory(outDir);

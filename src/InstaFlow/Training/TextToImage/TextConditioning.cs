@@ -26,7 +26,6 @@ public sealed class TextToImageVelocity : Module, IVelocityModel
 
     public ClipTextModel Text { get; }
     public UNet2DConditionModel Unet { get; }
-    public Module Module => this;
 
     public Tensor Forward(Tensor x, Tensor modelTime, Tensor? cond)
     {

@@ -112,14 +112,25 @@ public static class TextToImageTraining
         return (new TextToImageVelocity(parts.TextEncoder, parts.Unet), parts);
     }
 
-    /// <summary>Reflow pairs: (noise, ODE end, caption index) from the model's guided ODE, deterministic per pair index.</summary>
+    /// <summary>
+    /// Reflow pairs: (noise, ODE end, caption index) from the model's ODE, deterministic per pair index. The ODE is the
+    /// one `generate` solves (the pipeline's field on encoded captions, guidance on above 1, Euler): a pair's end state
+    /// is the latents `generate` makes from the same noise and caption.
+    /// </summary>
     public static PairGenerator PairGeneratorFor(string modelDir, string dataDir, int eulerSteps, float guidance, ulong seed, int batchSize)
     {
-        var (net, parts) = LoadNetwork(modelDir);
+        var parts = SdComponents.Load(modelDir);
         var captions = TrainCaptions(dataDir, parts);
+        var encoder = (ClipPromptEncoder)parts.PromptEncoder;
+        Tensor Encode(Tensor ids)
+        {
+            using var _ = Tensors.Autograd.GradMode.NoGrad();
+            return encoder.EncodeIds(ids.ToArray().Select(v => (int)v).ToArray(), ids.Dim(0));
+        }
+        var nullContext = Encode(captions.NullIds).ClonePersistent();
         var shape = new[] { parts.Unet.Config.InChannels, parts.Unet.Config.SampleSize, parts.Unet.Config.SampleSize };
-        return new PairGenerator(new FlowModel(net, FlowConvention.InstaFlow), new EulerSampler(eulerSteps), shape, seed, batchSize: batchSize,
-            conditions: new PairConditions(captions.Length, captions.Lookup, guidance, captions.NullIds));
+        return new PairGenerator(new FlowModel(new DenoiserVelocity(parts.Denoiser), FlowConvention.InstaFlow), new EulerSampler(eulerSteps), shape, seed,
+            batchSize: batchSize, conditions: new PairConditions(captions.Length, idx => Encode(captions.Lookup(idx)), guidance, nullContext));
     }
 
     /// <summary>The training captions as the model's tokenizer and prompt length encode them (pairs index into this).</summary>

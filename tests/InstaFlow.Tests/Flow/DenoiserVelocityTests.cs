@@ -8,7 +8,7 @@ using InstaFlow.Tests.Models;
 
 namespace InstaFlow.Tests.Flow;
 
-public class UNetVelocityTests
+public class DenoiserVelocityTests
 {
     [Fact]
     public void Forward_TinyUnet_EqualsDirectUnetCall()
@@ -19,7 +19,7 @@ public class UNetVelocityTests
         var x = TestUtil.Random(1, 2, 4, 8, 8);
         var ctx = TestUtil.Random(2, 2, 77, 32);
         var direct = unet.Forward(x, new[] { 1000f, 250f }, ctx);
-        var viaFlow = new UNetVelocity(unet).Forward(x, Tensor.FromArray(new[] { 1000f, 250f }, 2), ctx);
+        var viaFlow = new DenoiserVelocity(unet).Forward(x, Tensor.FromArray(new[] { 1000f, 250f }, 2), ctx);
         TestUtil.AssertClose(direct, viaFlow, 0f, what: "adapter output");
     }
 
@@ -27,7 +27,7 @@ public class UNetVelocityTests
     public void RectifiedFlowSteps_TinyUnet_LossFalls()
     {
         var unet = ModelGoldenTests.LoadUnet();
-        var flow = new FlowModel(new UNetVelocity(unet), FlowConvention.InstaFlow);
+        var flow = new FlowModel(new DenoiserVelocity(unet), FlowConvention.InstaFlow);
         var opt = new AdamW(unet.Parameters(), 1e-3f) { WeightDecay = 0f };
         var gen = new InstaFlow.Tensors.Random.TorchGenerator(3);
         using var dataScope = TensorScope.Begin();
