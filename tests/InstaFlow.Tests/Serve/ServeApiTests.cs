@@ -47,6 +47,28 @@ public sealed class ServeApiTests : IAsyncLifetime
         Assert.Equal("7", api.Text["seed"]);
     }
 
+    // One seed policy and one generation path: a batch from the CLI and from the API is the same images, pixel for pixel.
+    [Fact]
+    public async Task Generate_GuidedBatchOfTwo_SameImagesThroughCliAndApi()
+    {
+        var cliPng = Path.Combine(_tmp, "batch.png");
+        var (code, _, err) = CliRunner.Run("generate", "--model", RunningServer.TinyModel, "two owls", "--negative-prompt", "blurry",
+            "--steps", "3", "--guidance", "2", "--seed", "40", "--batch", "2", "--output", cliPng);
+        Assert.True(code == 0, err);
+
+        using var res = await Post("""{"prompt": "two owls", "negative_prompt": "blurry", "steps": 3, "guidance": 2, "seed": 40, "batch": 2}""");
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        using var doc = JsonDocument.Parse(await res.Content.ReadAsStringAsync());
+        var api = doc.RootElement.GetProperty("images").EnumerateArray().Select(i => Png.Decode(Convert.FromBase64String(i.GetString()!))).ToArray();
+        for (int i = 0; i < 2; i++)
+        {
+            var cli = Png.Read(Path.Combine(_tmp, $"batch-{i}.png"));
+            Assert.Equal(cli.Pixels, api[i].Pixels);
+            Assert.Equal(cli.Text["parameters"], api[i].Text["parameters"]);
+            Assert.Equal((40 + i).ToString(System.Globalization.CultureInfo.InvariantCulture), cli.Text["seed"]);
+        }
+    }
+
     [Fact]
     public async Task Generate_JsonBatch_OneSeedPerImageEachReproducible()
     {
