@@ -66,23 +66,7 @@ internal sealed class SchedulerOptions
         cmd.Options.Add(Config);
     }
 
-    /// <summary>
-    /// Like diffusers' Class.from_config(pipe.scheduler.config): the chosen class reads the model's config and takes
-    /// its own defaults for missing keys. Without any config file the SD-1.5 values are used.
-    /// </summary>
-    public NoiseScheduler Resolve(ParseResult r, string modelDir)
-    {
-        var file = r.GetValue(Config) ?? Path.Combine(modelDir, "scheduler", "scheduler_config.json");
-        bool haveFile = File.Exists(file);
-        if (r.GetValue(Config) != null && !haveFile) throw new UserException($"scheduler config not found: {file}");
-        string? cls = r.GetValue(Scheduler) is string s ? NoiseScheduler.ClassForShortName(s) : null;
-        if (!haveFile) return NoiseScheduler.Create(SchedulerConfig.StableDiffusion15(cls ?? SchedulerConfig.DpmSolverMultistep));
-        if (cls == null)
-        {
-            var named = InstaFlow.Models.ConfigFile.Load(file).String("_class_name", null);
-            cls = named != null && SchedulerConfig.Classes.Contains(named) ? named : SchedulerConfig.DpmSolverMultistep;
-            if (named != cls) CliIO.Err.WriteLine($"note: {file} names {named ?? "no class"}; sampling with {cls} and its values");
-        }
-        return NoiseScheduler.Create(SchedulerConfig.Load(file, cls));
-    }
+    /// <summary>The library's from_config resolution of the options (SchedulerResolver).</summary>
+    public NoiseScheduler Resolve(ParseResult r, string modelDir) =>
+        SchedulerResolver.Resolve(modelDir, r.GetValue(Scheduler), r.GetValue(Config), n => CliIO.Err.WriteLine($"note: {n}"));
 }

@@ -234,3 +234,31 @@ public abstract class NoiseScheduler
             throw new ArgumentException($"model output {modelOutput.Describe()} does not match sample {sample.Describe()}");
     }
 }
+
+/// <summary>
+/// Which scheduler samples a teacher, as diffusers' Class.from_config(pipe.scheduler.config) decides: the chosen class
+/// (or the one the model's scheduler_config.json names, DPM-Solver++ when it names none we have) reads that file and
+/// takes its own defaults for missing keys; without any file, the SD-1.5 values.
+/// </summary>
+public static class SchedulerResolver
+{
+    /// <param name="modelDir">The diffusers folder whose scheduler/scheduler_config.json is read by default.</param>
+    /// <param name="shortName">dpm++, ddim or euler; null for the class in the config.</param>
+    /// <param name="configFile">A scheduler_config.json to read instead of the model's.</param>
+    /// <param name="note">Told when the config names a class that is not used.</param>
+    public static NoiseScheduler Resolve(string modelDir, string? shortName = null, string? configFile = null, Action<string>? note = null)
+    {
+        var file = configFile ?? Path.Combine(modelDir, "scheduler", "scheduler_config.json");
+        bool haveFile = File.Exists(file);
+        if (configFile != null && !haveFile) throw new FileNotFoundException($"scheduler config not found: {file}", file);
+        string? cls = shortName is string s ? NoiseScheduler.ClassForShortName(s) : null;
+        if (!haveFile) return NoiseScheduler.Create(SchedulerConfig.StableDiffusion15(cls ?? SchedulerConfig.DpmSolverMultistep));
+        if (cls == null)
+        {
+            var named = Models.ConfigFile.Load(file).String("_class_name", null);
+            cls = named != null && SchedulerConfig.Classes.Contains(named) ? named : SchedulerConfig.DpmSolverMultistep;
+            if (named != cls) note?.Invoke($"{file} names {named ?? "no class"}; sampling with {cls} and its values");
+        }
+        return NoiseScheduler.Create(SchedulerConfig.Load(file, cls));
+    }
+}
