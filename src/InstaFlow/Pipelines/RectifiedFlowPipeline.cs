@@ -96,18 +96,13 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
     /// </summary>
     public GenerationResult Generate(GenerationRequest req, CancellationToken cancellation)
     {
-        cancellation.ThrowIfCancellationRequested();
-        CheckUsable();
-        req = WithControlSize(req);
-        var (b, width, height, guided, timer) = PipelineSteps.Prepare(Model, req, cancellation);
-
+        (req, var (b, width, height, guided, timer)) = Start(req, cancellation);
         using var pool = PoolCap();
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
 
         // 1-2. tokenize, text encoder (and the negatives when guided)
-        var cond = PipelineSteps.Encode(Model, req.Prompts, req.NegativePrompts, guided, Hook, timer.Mark);
-        if (ReleaseWeightsAsUsed) Model.ReleaseTextEncoder();
+        var cond = EncodeOnce(req, guided, timer);
 
         // 3. initial noise (init_noise_sigma = 1 for rectified flow)
         var noise = PipelineSteps.InitialNoise(Model, req, width, height);
@@ -133,16 +128,11 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         if (count < 1) throw new ArgumentException($"the image count must be at least 1, got {count}");
         if (req.InitLatents != null && req.InitLatents.Dim(0) != count)
             throw new ArgumentException($"initial latents {req.InitLatents.Describe()} have {req.InitLatents.Dim(0)} rows for {count} image(s)");
-        cancellation.ThrowIfCancellationRequested();
-        CheckUsable();
-        req = WithControlSize(req);
-        var (_, width, height, guided, timer) = PipelineSteps.Prepare(Model, req, cancellation);
-
+        (req, var (_, width, height, guided, timer)) = Start(req, cancellation);
         using var pool = PoolCap();
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
-        var cond = PipelineSteps.Encode(Model, req.Prompts, req.NegativePrompts, guided, Hook, timer.Mark);
-        if (ReleaseWeightsAsUsed) Model.ReleaseTextEncoder();
+        var cond = EncodeOnce(req, guided, timer);
 
         var images = new byte[count][];
         var finals = new Tensor[count];
@@ -175,10 +165,22 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         public void Dispose() => BufferPool.MaxPooledBytes = _previous;
     }
 
-    private void CheckUsable()
+    /// <summary>Checks that the run can start and resolves its size (a control image's), guidance and timer.</summary>
+    private (GenerationRequest, PipelineSteps.Run) Start(GenerationRequest req, CancellationToken cancellation)
     {
+        cancellation.ThrowIfCancellationRequested();
         if (Model.DenoisersReleased)
             throw new InvalidOperationException($"{Model.Description}: the text encoder and UNet were released after the last generation (ReleaseWeightsAsUsed); load the model again");
+        req = WithControlSize(req);
+        return (req, PipelineSteps.Prepare(Model, req, cancellation));
+    }
+
+    /// <summary>The prompts' encodings; a one-shot run frees the text encoder right after.</summary>
+    private Conditioning EncodeOnce(GenerationRequest req, bool guided, PipelineSteps.Timer timer)
+    {
+        var cond = PipelineSteps.Encode(Model, req.Prompts, req.NegativePrompts, guided, Hook, timer.Mark);
+        if (ReleaseWeightsAsUsed) Model.ReleaseTextEncoder();
+        return cond;
     }
 
     /// <summary>A control image fixes the output size; the size must agree with it.</summary>
