@@ -24,7 +24,8 @@ public sealed record VaeTrainingOptions
     public float KlWeight { get; init; } = 1e-4f;
     public ulong Seed { get; init; }
     public int CheckpointEvery { get; init; } = 200;
-    public bool Progress { get; init; }
+    /// <summary>Receives a report after every training step (null: none).</summary>
+    public IProgress<TrainingProgress>? Progress { get; init; }
 }
 
 public sealed record VaeTrainingResult(double EvalPsnr, float ScalingFactor, double Seconds, long Parameters);
@@ -64,7 +65,7 @@ public static class VaeTraining
             LearningRate = o.LearningRate, WarmupSteps = Math.Min(100, o.Steps / 10), MaxGradNorm = 1f, Seed = o.Seed,
             LogPath = Path.Combine(o.OutDir, "train_log.jsonl"), LogEvery = 10,
             CheckpointDir = Path.Combine(o.OutDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery,
-            ProgressLabel = o.Progress ? "vae" : null,
+            Progress = o.Progress,
         });
         if (trainer.TryResume()) log?.Invoke($"resumed at step {trainer.Step}");
         trainer.Train(o.Steps);
