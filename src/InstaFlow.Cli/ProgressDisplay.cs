@@ -83,7 +83,8 @@ public sealed class ProgressDisplay : IProgress<JobProgress>
 
     private void StartStage(string? stage)
     {
-        if (_task != null && !_task.IsFinished) _task.StopTask();
+        // Stopped even when full: Spectre keeps a finished task's elapsed time running until StopTask.
+        _task?.StopTask();
         _task = null;
         _stage = stage;
         _started = true;
