@@ -43,6 +43,7 @@ public sealed record FlowArchitecture
 
 public sealed record StageResult(string ModelDir, double Seconds, float FinalLoss, long Parameters);
 
+/// <summary>Stages 1-4 of the Twemoji recipe; each trains with StageOptions.Progress reports and writes OutDir/model.</summary>
 public static class TextToImageTraining
 {
     public const float ConditionDropout = 0.1f;

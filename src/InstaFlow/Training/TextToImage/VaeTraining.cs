@@ -11,6 +11,7 @@ using InstaFlow.Tensors.Random;
 
 namespace InstaFlow.Training.TextToImage;
 
+/// <summary>Data, output folder, architecture, optimisation and progress settings of the VAE stage.</summary>
 public sealed record VaeTrainingOptions
 {
     public required string DataDir { get; init; }
@@ -45,8 +46,13 @@ public sealed class VaeObjective(AutoencoderKL vae, Tensor images, int[] pool, i
     }
 }
 
+/// <summary>Stage 0 of the Twemoji recipe: trains the AutoencoderKL and writes it as a diffusers vae/ folder.</summary>
 public static class VaeTraining
 {
+    /// <summary>
+    /// Trains (resuming from OutDir/checkpoints when present), measures eval-split PSNR, sets scaling_factor and writes
+    /// OutDir/vae, train_log.jsonl and result.json. Every step is reported to o.Progress; log gets one-line notes.
+    /// </summary>
     public static VaeTrainingResult Run(VaeTrainingOptions o, Action<string>? log = null)
     {
         var clock = Stopwatch.StartNew();
