@@ -110,7 +110,10 @@ public sealed class ProgressDisplay : IProgress<JobProgress>
         CliIO.Err.WriteLine(PlainLine(name, p, now));
     }
 
-    /// <summary>"label: done/total (pct), detail, seconds s, ETA left" (the ETA once something is done and something remains).</summary>
+    /// <summary>
+    /// "label: done/total (pct), detail, seconds s, ETA left": the ETA only once a second has passed (a rate from the first
+    /// step alone says nothing) and while something remains.
+    /// </summary>
     public static string PlainLine(string name, JobProgress p, TimeSpan elapsed)
     {
         var inv = CultureInfo.InvariantCulture;
@@ -118,7 +121,7 @@ public sealed class ProgressDisplay : IProgress<JobProgress>
         if (p.Total > 0) line.Append(string.Create(inv, $" ({100.0 * p.Done / p.Total:F0}%)"));
         if (!string.IsNullOrEmpty(p.Detail)) line.Append(", ").Append(p.Detail);
         line.Append(string.Create(inv, $", {elapsed.TotalSeconds:F1} s"));
-        if (p.Done > 0 && p.Done < p.Total)
+        if (p.Done > 0 && p.Done < p.Total && elapsed >= TimeSpan.FromSeconds(1))
             line.Append(", ").Append(Duration(elapsed * ((double)(p.Total - p.Done) / p.Done))).Append(" left");
         return line.ToString();
     }

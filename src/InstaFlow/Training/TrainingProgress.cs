@@ -13,7 +13,7 @@ public readonly record struct TrainingProgress(long Step, long TotalSteps, float
 {
     /// <summary>As a generic job report: Done = Step, Total = TotalSteps, Detail "loss L, lr R".</summary>
     public JobProgress ToJob(string? stage = null) =>
-        new(Step, TotalSteps, string.Create(CultureInfo.InvariantCulture, $"loss {Loss:F4}, lr {LearningRate:G3}"), stage);
+        new(Step, TotalSteps, string.Create(CultureInfo.InvariantCulture, $"loss {Loss:F4}, lr {LearningRate.ToString("G3", CultureInfo.InvariantCulture).ToLowerInvariant()}"), stage);
 
     /// <summary>An IProgress that forwards each step to a job-progress sink as <see cref="ToJob"/> (null stays null).</summary>
     public static IProgress<TrainingProgress>? AsJob(IProgress<JobProgress>? sink, string? stage = null) =>

@@ -48,12 +48,14 @@ public class ProgressDisplayTests
         var lines = ErrLines(p =>
         {
             p.Log("resumed at step 1");
+            p.Training.Report(new TrainingProgress(1, 4, 0.5f, 3e-5f, TimeSpan.FromSeconds(1)));
             p.Training.Report(new TrainingProgress(2, 4, 0.5f, 1e-3f, TimeSpan.FromSeconds(1)));
             p.Training.Report(new TrainingProgress(4, 4, 0.25f, 1e-3f, TimeSpan.FromSeconds(2)));
         });
         Assert.Equal("resumed at step 1", lines[0]);
-        Assert.StartsWith("job: 2/4 (50%), loss 0.5000, lr 0.001, ", lines[1]);
-        Assert.StartsWith("job: 4/4 (100%), loss 0.2500, lr 0.001, ", lines[2]);
+        Assert.StartsWith("job: 1/4 (25%), loss 0.5000, lr 3e-05, ", lines[1]);
+        Assert.StartsWith("job: 4/4 (100%), loss 0.2500, lr 0.001, ", lines[2]); // step 2 falls inside the interval
+        Assert.Equal(3, lines.Length);
     }
 
     [Fact]
@@ -65,6 +67,7 @@ public class ProgressDisplayTests
     [InlineData(25, 100, 10.0, "flow: 25/100 (25%), loss 0.1, 10.0 s, 30 s left")]
     [InlineData(1, 100, 120.0, "flow: 1/100 (1%), loss 0.1, 120.0 s, 3h 18m left")]
     [InlineData(5, 0, 1.5, "flow: 5/0, loss 0.1, 1.5 s")]
+    [InlineData(1, 100, 0.5, "flow: 1/100 (1%), loss 0.1, 0.5 s")]
     public void PlainLine_Counts_FormatsPercentElapsedAndEta(long done, long total, double seconds, string expected) =>
         Assert.Equal(expected, ProgressDisplay.PlainLine("flow", new JobProgress(done, total, done == 0 ? null : "loss 0.1"), TimeSpan.FromSeconds(seconds)));
 }
