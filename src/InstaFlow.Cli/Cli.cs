@@ -53,6 +53,13 @@ public static class CliIO
     public static TextWriter Err => Current.Value?.Err ?? Console.Error;
 
     public static void Use(TextWriter stdout, TextWriter stderr) => Current.Value = (stdout, stderr);
+
+    /// <summary>
+    /// True when Err is the process's stderr and that is a terminal: only then may a command redraw lines in place.
+    /// A test's writer, a pipe or a log file gets plain lines.
+    /// </summary>
+    public static bool ErrIsTerminal =>
+        ReferenceEquals(Err, Console.Error) && !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("TERM") != "dumb";
 }
 
 /// <summary>An error caused by the user's input (bad file, bad option): printed as one line, no stack trace.</summary>

@@ -17,7 +17,7 @@ public static class DataCommand
         {
             try
             {
-                TwemojiDataset.Build(r.GetValue(outDir)!, r.GetValue(package), m => CliIO.Err.WriteLine(m));
+                ProgressDisplay.Run("twemoji images", p => TwemojiDataset.Build(r.GetValue(outDir)!, r.GetValue(package), p.Log, p));
             }
             catch (InvalidOperationException e)
             {

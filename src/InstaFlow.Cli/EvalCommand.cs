@@ -38,7 +38,8 @@ public static class EvalCommand
         var c = new Command("classifier", "Train the subcategory classifier on the training split; report eval-split accuracy") { data, outDir, steps, batch, lr, seed };
         c.SetAction(r =>
         {
-            var res = TwemojiEval.TrainClassifier(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(seed), !Console.IsErrorRedirected);
+            var res = ProgressDisplay.Run("train classifier", p =>
+                TwemojiEval.TrainClassifier(r.GetValue(data)!, r.GetValue(outDir)!, r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(seed), p.Training));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"classifier: {res.Parameters} parameters, eval accuracy {res.EvalAccuracy:P1}, {res.Seconds:F0} s"));
             return 0;
         });
@@ -78,16 +79,20 @@ public static class EvalCommand
             settings.Add(new EvalSetting("2-RF distilled", r.GetValue(distilled)!, 1, 0f));
 
             var rows = new List<EvalRow> { TwemojiEval.RealReference(items.Images, items.Labels, items.TrainIndices, clf, n, realFeats, evalIdx.Length) };
-            CliIO.Err.WriteLine(Format(rows[0]));
             var straight = new Dictionary<string, double>();
             var models = new Dictionary<string, SdComponents>();
-            foreach (var s in settings)
+            ProgressDisplay.Run("eval twemoji", p =>
             {
-                if (!models.TryGetValue(s.ModelDir, out var m)) models[s.ModelDir] = m = SdComponents.Load(s.ModelDir);
-                var row = TwemojiEval.Evaluate(s, m, clf, texts, labels, realFeats, evalIdx.Length, r.GetValue(seed));
-                rows.Add(row);
-                CliIO.Err.WriteLine(Format(row));
-            }
+                p.Log(Format(rows[0]));
+                foreach (var s in settings)
+                {
+                    if (!models.TryGetValue(s.ModelDir, out var m)) models[s.ModelDir] = m = SdComponents.Load(s.ModelDir);
+                    var row = TwemojiEval.Evaluate(s, m, clf, texts, labels, realFeats, evalIdx.Length, r.GetValue(seed),
+                        progress: p.Stage(string.Create(CultureInfo.InvariantCulture, $"{s.Name}, {s.Steps} steps")));
+                    rows.Add(row);
+                    p.Log(Format(row));
+                }
+            });
             var sp = texts.Take(32).ToArray();
             straight["1-RF"] = TwemojiEval.Straightness(models[r.GetValue(oneRf)!], sp, g, 25, r.GetValue(seed));
             straight["2-RF"] = TwemojiEval.Straightness(models[r.GetValue(twoRf)!], sp, 0f, 25, r.GetValue(seed));
@@ -219,7 +224,8 @@ public static class EvalCommand
             }
             var (ids, _) = ClipScore.Tokenize(tok, texts, model.TextConfig.MaxPositionEmbeddings);
             using var scope = TensorScope.Begin();
-            var (per, score) = ClipScore.Compute(model, Tensor.FromArray(pixels, files.Length, 3, processor.CropHeight, processor.CropWidth), ids, files.Length);
+            var (per, score) = ProgressDisplay.Run("clip score", p =>
+                ClipScore.Compute(model, Tensor.FromArray(pixels, files.Length, 3, processor.CropHeight, processor.CropWidth), ids, files.Length, progress: p));
             for (int i = 0; i < files.Length; i++) CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{files[i]}\t{per[i]:F4}\t{texts[i]}"));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"CLIP score: {score:F4} ({files.Length} images)"));
             return 0;
@@ -250,7 +256,8 @@ public static class EvalCommand
                 return files;
             }).ToArray();
             var (model, _) = FidInceptionV3.Load(r.GetValue(weights)!);
-            var feats = sets.Select(files => Fid.Features(model, files, b)).ToArray();
+            var feats = ProgressDisplay.Run("fid features", p =>
+                new[] { Fid.Features(model, sets[0], b, p.Stage("real")), Fid.Features(model, sets[1], b, p.Stage("generated")) });
             double fid = Fid.Compute(feats[0], sets[0].Count, feats[1], sets[1].Count, model.FeatureSize);
             CliIO.Err.WriteLine($"{sets[0].Count} real and {sets[1].Count} generated images, {model.FeatureSize} features");
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FID: {fid:F6}"));

@@ -18,21 +18,23 @@ public static class ExperimentCommand
         toy.SetAction(parseResult =>
         {
             bool asJson = parseResult.GetValue(json);
-            var result = Toy2d.Run(new Toy2dOptions { Seed = parseResult.GetValue(seed), OutDir = parseResult.GetValue(outDir), Progress = !asJson });
+            // JSON output is for scripts: no progress lines to strip
+            var result = ProgressDisplay.Run("toy2d", p =>
+                Toy2d.Run(new Toy2dOptions { Seed = parseResult.GetValue(seed), OutDir = parseResult.GetValue(outDir), Progress = asJson ? null : p }));
             if (asJson)
                 foreach (var r in result.Rows)
-                    Console.WriteLine(JsonSerializer.Serialize(new
+                    CliIO.Out.WriteLine(JsonSerializer.Serialize(new
                     {
                         model = r.Model, straightness = r.Straightness, error_1step = r.Error1Step,
                         error_100step = r.Error100Step, transport_cost = r.TransportCost,
                     }));
             else
             {
-                Console.WriteLine($"{"model",-10} {"straightness",12} {"error_1step",12} {"error_100step",14} {"transport_cost",15}");
+                CliIO.Out.WriteLine($"{"model",-10} {"straightness",12} {"error_1step",12} {"error_100step",14} {"transport_cost",15}");
                 foreach (var r in result.Rows)
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{r.Model,-10} {r.Straightness,12:F4} {r.Error1Step,12:F4} {r.Error100Step,14:F4} {r.TransportCost,15:F3}"));
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wall time {result.Seconds:F1} s") + (result.FigurePath != null ? $", figure {result.FigurePath}" : ""));
+                CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wall time {result.Seconds:F1} s") + (result.FigurePath != null ? $", figure {result.FigurePath}" : ""));
             }
             return 0;
         });

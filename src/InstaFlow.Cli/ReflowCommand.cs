@@ -27,13 +27,16 @@ public static class ReflowCommand
         foreach (var o in new Option[] { teacher, triplets, prompts, outDir, steps, batch, lr, warmup, ema, dropout, seed, every, scratch }) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
-            var opts = new TextReflowOptions
+            ProgressDisplay.Run("reflow", p =>
             {
-                Steps = r.GetValue(steps), BatchSize = r.GetValue(batch), LearningRate = r.GetValue(lr), WarmupSteps = r.GetValue(warmup),
-                EmaDecay = r.GetValue(ema), CondDropout = r.GetValue(dropout), Seed = r.GetValue(seed), CheckpointEvery = r.GetValue(every),
-                FromScratch = r.GetValue(scratch),
-            };
-            TextReflow.Run(r.GetValue(teacher)!, r.GetValue(triplets)!, r.GetValue(prompts)!, r.GetValue(outDir)!, opts, m => CliIO.Err.WriteLine(m));
+                var opts = new TextReflowOptions
+                {
+                    Steps = r.GetValue(steps), BatchSize = r.GetValue(batch), LearningRate = r.GetValue(lr), WarmupSteps = r.GetValue(warmup),
+                    EmaDecay = r.GetValue(ema), CondDropout = r.GetValue(dropout), Seed = r.GetValue(seed), CheckpointEvery = r.GetValue(every),
+                    FromScratch = r.GetValue(scratch), Progress = p.Training,
+                };
+                TextReflow.Run(r.GetValue(teacher)!, r.GetValue(triplets)!, r.GetValue(prompts)!, r.GetValue(outDir)!, opts, p.Log);
+            });
             return 0;
         });
         return cmd;

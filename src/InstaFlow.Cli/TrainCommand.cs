@@ -3,6 +3,7 @@
 using System.CommandLine;
 using System.Globalization;
 using InstaFlow.Tensors;
+using InstaFlow.Training;
 using InstaFlow.Training.TextToImage;
 
 namespace InstaFlow.Cli;
@@ -43,12 +44,12 @@ public static class TrainCommand
         c.SetAction(r =>
         {
             UseThreads(r, threads);
-            var res = VaeTraining.Run(new VaeTrainingOptions
+            var res = ProgressDisplay.Run("train vae", p => VaeTraining.Run(new VaeTrainingOptions
             {
                 DataDir = r.GetValue(data)!, OutDir = r.GetValue(outDir)!, Steps = r.GetValue(steps), BatchSize = r.GetValue(batch),
                 LearningRate = r.GetValue(lr), KlWeight = r.GetValue(kl), BlockOutChannels = Ints(r.GetValue(channels)!),
-                NormNumGroups = r.GetValue(groups), Seed = r.GetValue(seed), Progress = !Console.IsErrorRedirected,
-            }, CliIO.Err.WriteLine);
+                NormNumGroups = r.GetValue(groups), Seed = r.GetValue(seed), Progress = p.Training,
+            }, p.Log));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"vae: {res.Parameters} parameters, eval PSNR {res.EvalPsnr:F2} dB, scaling_factor {res.ScalingFactor:G6}, {res.Seconds:F0} s"));
             return 0;
@@ -82,14 +83,15 @@ public static class TrainCommand
             return c;
         }
 
-        public StageOptions Read(ParseResult r)
+        /// <summary>The stage's options, reporting every step to the display.</summary>
+        public StageOptions Read(ParseResult r, ProgressDisplay display)
         {
             UseThreads(r, Threads);
             float ema = r.GetValue(Ema);
             return new StageOptions
             {
                 DataDir = r.GetValue(Data)!, OutDir = r.GetValue(Out)!, Steps = r.GetValue(Steps), BatchSize = r.GetValue(Batch),
-                LearningRate = r.GetValue(Lr), EmaDecay = ema > 0 ? ema : null, Seed = r.GetValue(Seed), Progress = !Console.IsErrorRedirected,
+                LearningRate = r.GetValue(Lr), EmaDecay = ema > 0 ? ema : null, Seed = r.GetValue(Seed), Progress = display.Training,
                 CheckpointEvery = r.GetValue(CheckpointEvery),
             };
         }
@@ -115,7 +117,7 @@ public static class TrainCommand
             {
                 TextHidden = r.GetValue(textHidden), TextLayers = r.GetValue(textLayers), MaxTokens = r.GetValue(maxTokens), UnetChannels = Ints(r.GetValue(channels)!),
             };
-            Report(TextToImageTraining.TrainFlow(a.Read(r), r.GetValue(vae)!, r.GetValue(tokenizer)!, arch, CliIO.Err.WriteLine));
+            Report(ProgressDisplay.Run("train flow", p => TextToImageTraining.TrainFlow(a.Read(r, p), r.GetValue(vae)!, r.GetValue(tokenizer)!, arch, p.Log)));
             return 0;
         });
         return c;
@@ -140,7 +142,7 @@ public static class TrainCommand
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var gen = TextToImageTraining.PairGeneratorFor(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(steps), r.GetValue(guidance), r.GetValue(seed), r.GetValue(batch));
             int total = r.GetValue(count);
-            gen.WriteShards(r.GetValue(outDir)!, total, r.GetValue(shard), done => CliIO.Err.WriteLine($"{done}/{total} pairs, {clock.Elapsed.TotalSeconds:F0} s"));
+            ProgressDisplay.Run("train pairs", p => gen.WriteShards(r.GetValue(outDir)!, total, r.GetValue(shard), done => p.Report(new JobProgress(done, total))));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{total} pairs in {r.GetValue(outDir)}, {clock.Elapsed.TotalSeconds:F0} s"));
             return 0;
         });
@@ -156,7 +158,7 @@ public static class TrainCommand
         var c = a.Command("reflow", "2-RF: the rectified-flow loss on the 1-RF's pairs, initialized from 1-RF", model, pairs, dropout);
         c.SetAction(r =>
         {
-            Report(TextToImageTraining.TrainReflow(a.Read(r), r.GetValue(model)!, r.GetValue(pairs)!, r.GetValue(dropout), CliIO.Err.WriteLine));
+            Report(ProgressDisplay.Run("train reflow", p => TextToImageTraining.TrainReflow(a.Read(r, p), r.GetValue(model)!, r.GetValue(pairs)!, r.GetValue(dropout), p.Log)));
             return 0;
         });
         return c;
@@ -179,7 +181,7 @@ public static class TrainCommand
             // before the long data and model loading
             foreach (var f in r.GetValue(lpips) ?? [])
                 if (!File.Exists(f)) throw new UserException($"{f}: LPIPS weights file not found (--lpips takes safetensors files)");
-            Report(TextToImageTraining.TrainDistill(a.Read(r), r.GetValue(model)!, r.GetValue(pairs)!, CliIO.Err.WriteLine, r.GetValue(lpips)));
+            Report(ProgressDisplay.Run("train distill", p => TextToImageTraining.TrainDistill(a.Read(r, p), r.GetValue(model)!, r.GetValue(pairs)!, p.Log, r.GetValue(lpips))));
             return 0;
         });
         return c;

@@ -66,7 +66,7 @@ public static class TripletsCommand
                 Width = r.GetValue(width), Height = r.GetValue(height),
             };
             var gen = new TripletGenerator(pipe, prompts, sha, settings);
-            var report = gen.Run(dir, index, of, line => CliIO.Err.WriteLine(line));
+            var report = ProgressDisplay.Run($"triplets {index}/{of}", p => gen.Run(dir, index, of, p.Log, p));
             CliIO.Out.WriteLine($"shard {index}/{of}: {report.Generated.Count} shard file(s) generated, {report.Skipped.Count} already complete; manifest {report.ManifestPath}");
             return 0;
         });

@@ -83,9 +83,11 @@ public static class ClipScore
 
     /// <summary>
     /// Per-pair scores 100 * cos(image_i, text_i) and the metric max(mean, 0). Pairs go through the towers `chunk` at a
-    /// time (the scores do not depend on it), so a large image set does not need one giant batch.
+    /// time (the scores do not depend on it), so a large image set does not need one giant batch. Progress counts pairs
+    /// scored after each chunk.
     /// </summary>
-    public static (float[] PerPair, float Score) Compute(ClipModel model, Tensor pixels, int[] ids, int batch, int chunk = 32)
+    public static (float[] PerPair, float Score) Compute(ClipModel model, Tensor pixels, int[] ids, int batch, int chunk = 32,
+        IProgress<JobProgress>? progress = null)
     {
         using var _ = GradMode.NoGrad();
         int d = model.ProjectionDim, len = ids.Length / batch;
@@ -102,6 +104,7 @@ public static class ClipScore
                 for (int j = 0; j < d; j++) { ii += img[b * d + j] * img[b * d + j]; tt += txt[b * d + j] * txt[b * d + j]; it += img[b * d + j] * txt[b * d + j]; }
                 per[s + b] = (float)(100 * it / (Math.Sqrt(ii) * Math.Sqrt(tt)));
             }
+            progress?.Report(new JobProgress(s + n, batch));
         }
         return (per, Math.Max(per.Average(), 0f));
     }

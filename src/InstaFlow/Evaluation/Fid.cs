@@ -23,8 +23,11 @@ public static class Fid
         return files;
     }
 
-    /// <summary>pool3 features of the images, [files.Count, FeatureSize] row-major, in double as pytorch-fid keeps them.</summary>
-    public static double[] Features(FidInceptionV3 model, IReadOnlyList<string> files, int batch)
+    /// <summary>
+    /// pool3 features of the images, [files.Count, FeatureSize] row-major, in double as pytorch-fid keeps them.
+    /// Progress counts images done after each batch.
+    /// </summary>
+    public static double[] Features(FidInceptionV3 model, IReadOnlyList<string> files, int batch, IProgress<JobProgress>? progress = null)
     {
         if (batch < 1) throw new ArgumentException($"batch size must be at least 1, got {batch}");
         int d = model.FeatureSize;
@@ -42,6 +45,7 @@ public static class Fid
             }
             var pool3 = model.ForwardPreprocessed(Ops.Concat(images, 0)).Pool3.Span;
             for (int i = 0; i < pool3.Length; i++) features[(long)start * d + i] = pool3[i];
+            progress?.Report(new JobProgress(start + n, files.Count));
         }
         return features;
     }

@@ -18,6 +18,7 @@ public sealed class TwemojiClassifier : Module
     private readonly Linear _head;
 
     /// <param name="channels">One stride-2 3x3 conv per entry; the last entry is the feature size.</param>
+    /// <param name="classes">Subcategory names, one output logit each.</param>
     public TwemojiClassifier(int[] channels, string[] classes)
     {
         Channels = channels; Classes = classes;

@@ -18,7 +18,9 @@ public sealed record EvalRow(string Name, int Steps, float Guidance, double FdTw
 
 public static class TwemojiEval
 {
-    public static ClassifierResult TrainClassifier(string dataDir, string outDir, int steps, int batch, float lr, ulong seed, bool progress)
+    /// <summary>Trains the subcategory classifier on the training split, saves it in outDir and returns its eval-split accuracy.</summary>
+    public static ClassifierResult TrainClassifier(string dataDir, string outDir, int steps, int batch, float lr, ulong seed,
+        IProgress<TrainingProgress>? progress = null)
     {
         var clock = Stopwatch.StartNew();
         var data = TwemojiImages.Load(dataDir);
@@ -28,7 +30,7 @@ public static class TwemojiEval
         var trainer = new Trainer(model, new ClassifierObjective(model, data.Images, data.Labels, data.TrainIndices, batch), new TrainerOptions
         {
             LearningRate = lr, WarmupSteps = Math.Min(50, steps), WeightDecay = 1e-4f, Seed = seed, LogPath = Path.Combine(outDir, "train_log.jsonl"),
-            ProgressLabel = progress ? "classifier" : null,
+            Progress = progress,
         });
         trainer.Train(steps);
         model.Save(outDir);
@@ -56,10 +58,10 @@ public static class TwemojiEval
 
     /// <summary>
     /// Generates one image per prompt (prompt i uses seed baseSeed + i), then FD-twemoji against the real images' features
-    /// and the fraction classified into the prompt's subcategory.
+    /// and the fraction classified into the prompt's subcategory. Progress counts generated images.
     /// </summary>
     public static EvalRow Evaluate(EvalSetting s, SdComponents model, TwemojiClassifier classifier, string[] prompts, int[] labels,
-        float[] realFeatures, int realCount, ulong baseSeed, int batch = 32)
+        float[] realFeatures, int realCount, ulong baseSeed, int batch = 32, IProgress<JobProgress>? progress = null)
     {
         var pipe = new RectifiedFlowPipeline(model);
         var feats = new List<float>();
@@ -78,6 +80,7 @@ public static class TwemojiEval
             var (f, preds) = classifier.Apply(ToTensor(res.ImagesHwc, res.Height, res.Width));
             feats.AddRange(f);
             for (int i = 0; i < b; i++) if (preds[i] == labels[start + i]) correct++;
+            progress?.Report(new JobProgress(start + b, prompts.Length, s.Name));
         }
         double fd = FrechetDistance.Compute(feats.ToArray(), prompts.Length, realFeatures, realCount, classifier.FeatureSize);
         return new EvalRow(s.Name, s.Steps, s.Guidance, fd, (double)correct / prompts.Length, genSeconds / prompts.Length);

@@ -13,6 +13,10 @@ public sealed class MlpVelocity : Module, IVelocityModel
     private readonly int _timeDim;
     private readonly float _timeScale;
 
+    /// <param name="dim">Size of a point (2 for the toy experiment).</param>
+    /// <param name="hidden">Width of the hidden layers.</param>
+    /// <param name="depth">Number of hidden layers.</param>
+    /// <param name="timeDim">Size of the sinusoidal time embedding.</param>
     /// <param name="timeScale">Multiplies the network time before embedding; use ~1000 when it lies in [0, 1].</param>
     public MlpVelocity(int dim, int hidden, int depth, int timeDim = 16, float timeScale = 1f)
     {

@@ -16,7 +16,8 @@ public sealed record Toy2dOptions
     public ulong Seed { get; init; }
     /// <summary>Where the figure, logs and pair shards go (null: nothing is written).</summary>
     public string? OutDir { get; init; }
-    public bool Progress { get; init; } = true;
+    /// <summary>Receives each stage's steps (Stage "1-RF", "pairs", ...; the count restarts per stage); null: none.</summary>
+    public IProgress<JobProgress>? Progress { get; init; }
 }
 
 public sealed record Toy2dRow(string Model, double Straightness, double Error1Step, double Error100Step, double TransportCost);
@@ -98,7 +99,7 @@ public static class Toy2d
     private static TrainerOptions TrainOptions(Toy2dOptions o, string label, string? log, ulong seed) => new()
     {
         LearningRate = 3e-3f, WarmupSteps = 100, MaxGradNorm = 1f, Seed = seed, LogPath = log,
-        ProgressLabel = o.Progress ? label : null,
+        Progress = TrainingProgress.AsJob(o.Progress, label),
     };
 
     private static void Train(FlowModel flow, IPairSource pairs, int steps, Toy2dOptions o, string label, string? log, ulong seed)
@@ -116,8 +117,7 @@ public static class Toy2d
             using (var s = TensorScope.Begin()) points.CopyFrom(gen.Generate(0, Pairs));
             return new PairSet(points, gen.Grid);
         }
-        var bar = new ProgressBar("pairs", Pairs, o.Progress);
-        gen.WriteShards(dir, Pairs, 2048, done => bar.Report(done));
+        gen.WriteShards(dir, Pairs, 2048, done => o.Progress?.Report(new JobProgress(done, Pairs, Stage: "pairs")));
         return PairGenerator.Load(dir);
     }
 

@@ -8,6 +8,7 @@ using InstaFlow.Tensors.Random;
 
 namespace InstaFlow.Training;
 
+/// <summary>Optimizer, logging, checkpoint and progress settings of a <see cref="Trainer"/>.</summary>
 public sealed record TrainerOptions
 {
     public float LearningRate { get; init; } = 1e-3f;
@@ -22,9 +23,11 @@ public sealed record TrainerOptions
     public string? CheckpointDir { get; init; }
     /// <summary>Steps between checkpoints (0: only at the end of Train).</summary>
     public int CheckpointEvery { get; init; }
-    public string? ProgressLabel { get; init; }
+    /// <summary>Receives a report after every step (synchronously, on the training thread); null reports nothing.</summary>
+    public IProgress<TrainingProgress>? Progress { get; init; }
 }
 
+/// <summary>Runs an <see cref="ITrainingObjective"/> with AdamW, logging, checkpoints and progress reports.</summary>
 public sealed class Trainer
 {
     private readonly Module _module;
@@ -70,7 +73,6 @@ public sealed class Trainer
     public void Train(long totalSteps)
     {
         using var log = new TrainingLog(Options.LogPath);
-        var bar = new ProgressBar(Options.ProgressLabel ?? "train", totalSteps, Options.ProgressLabel != null);
         var clock = Stopwatch.StartNew();
         while (Step < totalSteps)
         {
@@ -88,7 +90,7 @@ public sealed class Trainer
             }
             Step++;
             if (Step % Options.LogEvery == 0 || Step == totalSteps) log.Write(Step, LastLoss, Optimizer.LearningRate, clock.Elapsed.TotalSeconds);
-            bar.Report(Step, $"loss {LastLoss:F4}");
+            Options.Progress?.Report(new TrainingProgress(Step, totalSteps, LastLoss, Optimizer.LearningRate, clock.Elapsed));
             if (Options.CheckpointDir != null && Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) SaveCheckpoint();
         }
         if (Options.CheckpointDir != null) SaveCheckpoint();

@@ -1,9 +1,10 @@
-// Training output: one JSON object per logged step appended to a JSONL file, and a one-line progress bar on stderr.
-using System.Diagnostics;
+// Training log: one JSON object per logged step appended to a JSONL file (progress on screen is the front end's job,
+// through TrainerOptions.Progress).
 using System.Text.Json;
 
 namespace InstaFlow.Training;
 
+/// <summary>Appends {step, loss, lr, seconds} lines to a JSONL file; a null path logs nothing.</summary>
 public sealed class TrainingLog : IDisposable
 {
     private readonly StreamWriter? _file;
@@ -21,23 +22,4 @@ public sealed class TrainingLog : IDisposable
         _file?.WriteLine(JsonSerializer.Serialize(new { step, loss, lr, seconds }));
 
     public void Dispose() => _file?.Dispose();
-}
-
-/// <summary>A redrawn-in-place bar on stderr, at most ten times a second; silent when stderr is not a terminal.</summary>
-public sealed class ProgressBar(string label, long total, bool enabled = true)
-{
-    private readonly bool _on = enabled && !Console.IsErrorRedirected;
-    private readonly Stopwatch _sinceDraw = Stopwatch.StartNew();
-    private bool _drawn;
-
-    public void Report(long done, string detail = "")
-    {
-        if (!_on || (_drawn && done < total && _sinceDraw.ElapsedMilliseconds < 100)) return;
-        _sinceDraw.Restart();
-        _drawn = true;
-        const int Width = 30;
-        int filled = total <= 0 ? Width : (int)(Width * Math.Min(done, total) / total);
-        Console.Error.Write($"\r{label} [{new string('#', filled)}{new string('.', Width - filled)}] {done}/{total} {detail}   ");
-        if (done >= total) Console.Error.WriteLine();
-    }
 }

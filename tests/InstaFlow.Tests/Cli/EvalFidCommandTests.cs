@@ -43,6 +43,9 @@ public sealed class EvalFidCommandTests : IDisposable
         double expected = Fid.Compute(Fid.Features(model, rf, 3), 4, Fid.Features(model, ff, 1), 3, model.FeatureSize);
         Assert.True(expected > 0);
         Assert.Equal(expected, Printed(stdout), 1e-6 * expected);
+        // progress goes to the test's stderr writer as plain lines, never to the console
+        Assert.Contains("fid features real: 4/4 (100%)", err);
+        Assert.Contains("fid features generated: 3/3 (100%)", err);
     }
 
     [Fact]

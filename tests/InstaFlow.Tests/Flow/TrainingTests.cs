@@ -54,6 +54,29 @@ public class TrainingTests
         return (net, new Trainer(net, objective, opts));
     }
 
+    /// <summary>Collects reports synchronously (System.Progress would post them to the thread pool, after Train returns).</summary>
+    private sealed class Recorder<T> : IProgress<T>
+    {
+        public readonly List<T> Reports = [];
+        public void Report(T value) => Reports.Add(value);
+    }
+
+    [Fact]
+    public void Trainer_Progress_ReportsEveryStepWithTheLastLoss()
+    {
+        var net = new MlpVelocity(2, 16, 2, timeScale: 1000f);
+        net.InitDefault(1);
+        var objective = new RectifiedFlowObjective(new FlowModel(net, FlowConvention.RectifiedFlowRepo), new IndependentCoupling([2], Blob), new UniformTime(), 16);
+        var progress = new Recorder<TrainingProgress>();
+        var trainer = new Trainer(net, objective, new TrainerOptions { LearningRate = 1e-2f, WarmupSteps = 4, Seed = 3, Progress = progress });
+        trainer.Train(6);
+        Assert.Equal([1L, 2, 3, 4, 5, 6], progress.Reports.Select(r => r.Step));
+        Assert.All(progress.Reports, r => Assert.Equal(6, r.TotalSteps));
+        Assert.Equal(trainer.LastLoss, progress.Reports[^1].Loss);
+        Assert.Equal(trainer.LearningRateAt(0), progress.Reports[0].LearningRate); // warmup: the first step's rate
+        Assert.True(progress.Reports[^1].Elapsed >= progress.Reports[0].Elapsed);
+    }
+
     [Fact]
     public void Trainer_ResumeFromCheckpoint_IsBitwiseIdenticalToStraightThrough()
     {

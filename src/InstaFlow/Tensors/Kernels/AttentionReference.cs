@@ -2,7 +2,7 @@
 // that the blocked kernels are tested against.
 namespace InstaFlow.Tensors.Kernels;
 
-public static unsafe class AttentionReference
+internal static unsafe class AttentionReference
 {
     public static void Forward(in AttentionShape g, float* q, float* k, float* v, float* o, float scale)
     {

@@ -141,7 +141,7 @@ public static unsafe class Conv2d
 }
 
 /// <summary>Direct seven-loop convolution in double: the oracle for <see cref="Conv2d"/>.</summary>
-public static unsafe class Conv2dReference
+internal static unsafe class Conv2dReference
 {
     public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y)
     {

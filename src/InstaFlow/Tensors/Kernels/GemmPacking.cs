@@ -10,13 +10,13 @@ namespace InstaFlow.Tensors.Kernels;
 /// Supplies one NR-wide B panel, p[p * NR + j] = op(B)[k0 + p, j0 + j] for j &lt; cols and 0 for cols &lt;= j &lt; NR:
 /// either packed into scratch (KC x NR floats) or found already packed.
 /// </summary>
-public unsafe interface IPanelSource
+internal unsafe interface IPanelSource
 {
     float* Panel(int k0, int kc, int j0, int cols, float* scratch);
 }
 
 /// <summary>A dense row-major B (or B^T when Trans): element (p, j) is b[p * ldb + j] (or b[j * ldb + p]).</summary>
-public readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPanelSource
+internal readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPanelSource
 {
     public float* Panel(int k0, int kc, int j0, int cols, float* dst)
     {
@@ -80,7 +80,7 @@ public readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPane
 }
 
 /// <summary>B already packed by <see cref="GemmPacking.PackB"/>: panels are found, not copied.</summary>
-public readonly unsafe struct PackedSource(float* packed, int n) : IPanelSource
+internal readonly unsafe struct PackedSource(float* packed, int n) : IPanelSource
 {
     public float* Panel(int k0, int kc, int j0, int cols, float* scratch) =>
         packed + GemmPacking.PanelOffset(n, GemmKernels.NR, k0, kc, j0);

@@ -1,7 +1,7 @@
 // Plain triple-loop SGEMM (row-major, BLAS semantics) accumulating in double: the oracle for the fast kernel.
 namespace InstaFlow.Tensors.Kernels;
 
-public static unsafe class GemmReference
+internal static unsafe class GemmReference
 {
     /// <summary>C = alpha * op(A) * op(B) + beta * C, with op(X) = X or X^T; all row-major.</summary>
     public static void Sgemm(bool transA, bool transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)

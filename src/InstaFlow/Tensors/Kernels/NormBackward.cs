@@ -156,7 +156,7 @@ public static unsafe class NormBackward
 }
 
 /// <summary>Norm backward in double, element by element from the definitions: the oracle for <see cref="NormBackward"/>.</summary>
-public static unsafe class NormBackwardReference
+internal static unsafe class NormBackwardReference
 {
     /// <summary>Rows of len values; param(r, i) is the gamma/beta index of element i of row r. Same outputs as the kernels.</summary>
     public static void Rows(float* x, float* g, float* gamma, float* mean, float* rstd, long rows, long len, Func<long, long, int> param, int paramCount,

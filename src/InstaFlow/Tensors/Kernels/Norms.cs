@@ -166,8 +166,8 @@ public static unsafe class Norms
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     /// <summary>y = ((x - Shift) - Delta) a + b, then SiLU if asked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Affine(float* x, float* y, long n, Stats st, float a, float b, bool silu)
     {
         var vs = Vector512.Create(st.Shift); var vd = Vector512.Create(st.Delta);
@@ -192,7 +192,7 @@ public static unsafe class Norms
 }
 
 /// <summary>Two-pass group and layer norm in double: the oracle for the fast kernels.</summary>
-public static unsafe class NormsReference
+internal static unsafe class NormsReference
 {
     public static void GroupNorm(float* x, float* gamma, float* beta, float* y, int batch, int channels, long spatial, int groups, float eps)
     {

@@ -25,8 +25,11 @@ public static class TwemojiDataset
         ["1F3FE"] = "medium-dark skin tone", ["1F3FF"] = "dark skin tone",
     };
 
-    /// <summary>Gets the package (npm pack, or a local .tgz) and writes images/ and captions.jsonl into outDir.</summary>
-    public static int Build(string outDir, string? packageTgz = null, Action<string>? log = null)
+    /// <summary>
+    /// Gets the package (npm pack, or a local .tgz) and writes images/ and captions.jsonl into outDir; returns the number
+    /// of images. Progress counts images written.
+    /// </summary>
+    public static int Build(string outDir, string? packageTgz = null, Action<string>? log = null, IProgress<JobProgress>? progress = null)
     {
         Directory.CreateDirectory(outDir);
         string tgz = packageTgz ?? NpmPack(outDir, log);
@@ -61,6 +64,7 @@ public static class TwemojiDataset
                 file = it.File, caption = it.Caption, extra_captions = it.ExtraCaptions, category = it.Category,
                 subcategory = it.Subcategory, split = it.IsEval ? "eval" : "train",
             }));
+            progress?.Report(new JobProgress(k + 1, items.Count));
         }
         var tmp = Path.Combine(outDir, CaptionsFile + ".tmp");
         File.WriteAllLines(tmp, lines);

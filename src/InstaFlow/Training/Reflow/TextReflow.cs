@@ -26,6 +26,8 @@ public sealed record TextReflowOptions
     public int CheckpointEvery { get; init; } = 200;
     /// <summary>Start from random weights instead of the teacher's UNet.</summary>
     public bool FromScratch { get; init; }
+    /// <summary>Receives a report after every training step (null: none).</summary>
+    public IProgress<TrainingProgress>? Progress { get; init; }
 }
 
 /// <summary>Uniformly sampled triplets as (X0, X1) pairs, conditioned on the cached embedding of each triplet's prompt.</summary>
@@ -74,7 +76,7 @@ public static class TextReflow
         {
             LearningRate = o.LearningRate, WarmupSteps = o.WarmupSteps, MaxGradNorm = o.MaxGradNorm, EmaDecay = o.EmaDecay,
             Seed = o.Seed, LogPath = Path.Combine(outDir, "train_log.jsonl"), LogEvery = 10,
-            CheckpointDir = Path.Combine(outDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery, ProgressLabel = "reflow",
+            CheckpointDir = Path.Combine(outDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery, Progress = o.Progress,
         });
         if (trainer.TryResume()) log?.Invoke($"resumed at step {trainer.Step}");
 

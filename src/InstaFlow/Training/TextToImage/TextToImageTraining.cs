@@ -24,7 +24,8 @@ public sealed record StageOptions
     public float? EmaDecay { get; init; } = 0.998f;
     public ulong Seed { get; init; }
     public int CheckpointEvery { get; init; } = 100;
-    public bool Progress { get; init; }
+    /// <summary>Receives a report after every training step (null: none).</summary>
+    public IProgress<TrainingProgress>? Progress { get; init; }
 }
 
 /// <summary>Architecture of the from-scratch text encoder and UNet (the latent size comes from the VAE).</summary>
@@ -42,6 +43,7 @@ public sealed record FlowArchitecture
 
 public sealed record StageResult(string ModelDir, double Seconds, float FinalLoss, long Parameters);
 
+/// <summary>Stages 1-4 of the Twemoji recipe; each trains with StageOptions.Progress reports and writes OutDir/model.</summary>
 public static class TextToImageTraining
 {
     public const float ConditionDropout = 0.1f;
@@ -183,7 +185,7 @@ public static class TextToImageTraining
             LearningRate = o.LearningRate, WarmupSteps = Math.Min(o.WarmupSteps, o.Steps), MaxGradNorm = 1f, EmaDecay = o.EmaDecay, Seed = o.Seed,
             LogPath = Path.Combine(o.OutDir, "train_log.jsonl"), LogEvery = 10,
             CheckpointDir = Path.Combine(o.OutDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery,
-            ProgressLabel = o.Progress ? label : null,
+            Progress = o.Progress,
         });
         if (trainer.TryResume()) log?.Invoke($"resumed at step {trainer.Step}");
         trainer.Train(o.Steps);

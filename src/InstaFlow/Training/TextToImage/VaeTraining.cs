@@ -11,6 +11,7 @@ using InstaFlow.Tensors.Random;
 
 namespace InstaFlow.Training.TextToImage;
 
+/// <summary>Data, output folder, architecture, optimisation and progress settings of the VAE stage.</summary>
 public sealed record VaeTrainingOptions
 {
     public required string DataDir { get; init; }
@@ -24,7 +25,8 @@ public sealed record VaeTrainingOptions
     public float KlWeight { get; init; } = 1e-4f;
     public ulong Seed { get; init; }
     public int CheckpointEvery { get; init; } = 200;
-    public bool Progress { get; init; }
+    /// <summary>Receives a report after every training step (null: none).</summary>
+    public IProgress<TrainingProgress>? Progress { get; init; }
 }
 
 public sealed record VaeTrainingResult(double EvalPsnr, float ScalingFactor, double Seconds, long Parameters);
@@ -44,8 +46,13 @@ public sealed class VaeObjective(AutoencoderKL vae, Tensor images, int[] pool, i
     }
 }
 
+/// <summary>Stage 0 of the Twemoji recipe: trains the AutoencoderKL and writes it as a diffusers vae/ folder.</summary>
 public static class VaeTraining
 {
+    /// <summary>
+    /// Trains (resuming from OutDir/checkpoints when present), measures eval-split PSNR, sets scaling_factor and writes
+    /// OutDir/vae, train_log.jsonl and result.json. Every step is reported to o.Progress; log gets one-line notes.
+    /// </summary>
     public static VaeTrainingResult Run(VaeTrainingOptions o, Action<string>? log = null)
     {
         var clock = Stopwatch.StartNew();
@@ -64,7 +71,7 @@ public static class VaeTraining
             LearningRate = o.LearningRate, WarmupSteps = Math.Min(100, o.Steps / 10), MaxGradNorm = 1f, Seed = o.Seed,
             LogPath = Path.Combine(o.OutDir, "train_log.jsonl"), LogEvery = 10,
             CheckpointDir = Path.Combine(o.OutDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery,
-            ProgressLabel = o.Progress ? "vae" : null,
+            Progress = o.Progress,
         });
         if (trainer.TryResume()) log?.Invoke($"resumed at step {trainer.Step}");
         trainer.Train(o.Steps);

@@ -92,9 +92,10 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
     /// <summary>
     /// Makes the shard files of process index/of in outDir. Complete files of this run are verified and skipped
     /// (sha256 against the manifest, or the run hash stored in the file when a kill came before the manifest update);
-    /// anything else is regenerated. The manifest is rewritten after every shard.
+    /// anything else is regenerated. The manifest is rewritten after every shard. Progress counts this process's
+    /// triplets, skipped ones included, after every teacher call.
     /// </summary>
-    public TripletRunReport Run(string outDir, int index, int of, Action<string>? log = null)
+    public TripletRunReport Run(string outDir, int index, int of, Action<string>? log = null, IProgress<JobProgress>? progress = null)
     {
         if (of < 1 || index < 0 || index >= of) throw new ArgumentException($"shard {index}/{of} is not usable: need 0 <= i < n");
         Directory.CreateDirectory(outDir);
@@ -113,6 +114,7 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
         var generated = new List<int>();
         var skipped = new List<int>();
         int files = ShardFileCount(Settings.Count, Settings.ShardSize);
+        long total = ShardsOf(files, index, of).Sum(s => (long)Entry(s, "").Count), done = 0;
         foreach (int s in ShardsOf(files, index, of))
         {
             var path = Path.Combine(outDir, ShardFileName(s));
@@ -122,10 +124,14 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
                 if (listed == null) manifest.Shards.Add(Entry(s, sha!));
                 skipped.Add(s);
                 log?.Invoke($"shard {s}: complete, skipped");
+                done += Entry(s, "").Count;
+                progress?.Report(new JobProgress(done, total, $"shard {s} skipped"));
                 continue;
             }
             manifest.Shards.RemoveAll(e => e.Index == s);
-            Generate(path, s, runHash, log);
+            long before = done;
+            Generate(path, s, runHash, log, n => progress?.Report(new JobProgress(before + n, total, $"shard {s}")));
+            done += Entry(s, "").Count;
             manifest.Shards.Add(Entry(s, TripletManifest.FileSha256(path)));
             manifest.Save(manifestPath);
             generated.Add(s);
@@ -162,7 +168,7 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
         return listed == null || listed.Sha256 == sha;
     }
 
-    private void Generate(string path, int s, string runHash, Action<string>? log)
+    private void Generate(string path, int s, string runHash, Action<string>? log, Action<int> madeInShard)
     {
         long first = (long)s * Settings.ShardSize;
         int count = (int)Math.Min(Settings.ShardSize, Settings.Count - first);
@@ -184,7 +190,7 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
             noise.Span.CopyTo(noiseAll.AsSpan(start * per));
             res.FinalLatents.Span.CopyTo(latentsAll.AsSpan(start * per));
             res.FinalLatents.Dispose();
-            log?.Invoke($"shard {s}: {start + b}/{count}");
+            madeInShard(start + b);
         }
         var shape = new[] { count }.Concat(sampleShape!).ToArray();
         var inv = CultureInfo.InvariantCulture;
