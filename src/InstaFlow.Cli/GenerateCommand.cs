@@ -62,13 +62,17 @@ public static class GenerateCommand
                 // one image set per run: each network's memory is given back once it is done
                 ReleaseWeightsAsUsed = true,
                 MaxPooledBytes = r.GetValue(lowMemory) ? LowMemoryPoolBytes : null,
-                Progress = p => CliIO.Err.Write(p.Images == 1 ? $"\rstep {p.Step + 1}/{p.Steps}" : $"\rimage {p.Image + 1}/{p.Images}, step {p.Step + 1}/{p.Steps}"),
             };
             foreach (var w in pipe.TruncationWarnings(new[] { prompt, r.GetValue(io.Negative) ?? "" })) CliIO.Err.WriteLine($"warning: {w}");
 
             var defaults = components.Defaults;
             var req = io.Request(r, prompt, r.GetValue(steps) ?? defaults.Steps, r.GetValue(guidance) ?? defaults.Guidance) with { Control = control };
-            var res = pipe.GenerateImages(req, r.GetValue(io.Batch));
+            var res = ProgressDisplay.Run("generate", p =>
+            {
+                // steps of all images as one count, so the bar's ETA covers the whole batch
+                pipe.Progress = g => p.Report(new JobProgress((long)g.Image * g.Steps + g.Step + 1, (long)g.Images * g.Steps));
+                return pipe.GenerateImages(req, r.GetValue(io.Batch));
+            });
             req.InitLatents?.Dispose();
             io.WriteResults(r, res, outDir);
             return 0;

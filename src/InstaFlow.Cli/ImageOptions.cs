@@ -78,7 +78,6 @@ internal sealed class ImageOptions
     /// <summary>Prints the timing line, writes one PNG per image with its parameters and the optional latents file.</summary>
     public void WriteResults(ParseResult r, GenerationResult res, string outDir)
     {
-        CliIO.Err.WriteLine();
         CliIO.Err.WriteLine(string.Join(", ", res.Timings.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Stage} {t.Seconds:F3} s"))));
         var outPath = r.GetValue(Output)!;
         int b = res.ImagesHwc.Length;

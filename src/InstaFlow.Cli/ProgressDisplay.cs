@@ -3,7 +3,7 @@
 //
 // Use:  ProgressDisplay.Run("fid features", p => Fid.Features(model, files, batch, p));          // IProgress<JobProgress>
 //       ProgressDisplay.Run("train flow", p => Training.Run(o with { Progress = p.Training }, p.Log));
-//       ProgressDisplay.Run("generate", p => { pipe.Progress = (i, n) => p.Report(new JobProgress(i + 1, n)); return pipe.Generate(req); });
+//       ProgressDisplay.Run("generate", p => { pipe.Progress = g => p.Report(new JobProgress(g.Step + 1, g.Steps)); return pipe.Generate(req); });
 // The work runs on the calling thread; p is an IProgress<JobProgress>, p.Training adapts the Trainer's per-step
 // reports, and p.Log prints a line above a live bar (writing to CliIO.Err directly while the bar is drawn would tear it).
 // A report with a new Stage ends the current bar and starts one named after the stage.

@@ -34,13 +34,16 @@ public static class SampleCommand
             CliIO.Err.WriteLine($"loaded {components.Name} in {load.Elapsed.TotalSeconds:F2} s; scheduler {scheduler.Config.ClassName} ({scheduler.Config.TimestepSpacing} spacing)");
             var pipe = new StableDiffusionPipeline(components, scheduler);
             foreach (var w in pipe.TruncationWarnings(new[] { prompt, r.GetValue(io.Negative) ?? "" })) CliIO.Err.WriteLine($"warning: {w}");
-            pipe.Progress = p => CliIO.Err.Write($"\rstep {p.Step + 1}/{p.Steps}");
 
             // the batch runs as one solve; image i's noise is the seed policy's (seed + i), as generate's
             int b = r.GetValue(io.Batch);
             var one = io.Request(r, prompt, r.GetValue(steps), r.GetValue(guidance));
             var req = one with { Prompts = Enumerable.Repeat(prompt, b).ToArray(), NegativePrompts = one.NegativePrompts == null ? null : Enumerable.Repeat(one.NegativePrompts[0], b).ToArray() };
-            var res = pipe.Generate(req);
+            var res = ProgressDisplay.Run("sample", p =>
+            {
+                pipe.Progress = g => p.Report(new JobProgress(g.Step + 1, g.Steps));
+                return pipe.Generate(req);
+            });
             req.InitLatents?.Dispose();
             io.WriteResults(r, res, outDir);
             return 0;
