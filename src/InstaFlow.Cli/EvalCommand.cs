@@ -63,56 +63,19 @@ public static class EvalCommand
         c.SetAction(r =>
         {
             if (r.GetValue(threads) is int th) Par.Threads = th;
-            var clf = TwemojiClassifier.Load(r.GetValue(classifier)!);
-            var items = TwemojiImages.Load(r.GetValue(data)!);
-            var evalIdx = items.EvalIndices;
-            int n = r.GetValue(prompts) is > 0 and var k && k < evalIdx.Length ? k : evalIdx.Length;
-            var chosen = Enumerable.Range(0, n).Select(i => evalIdx[(int)((long)i * evalIdx.Length / n)]).ToArray();
-            var texts = chosen.Select(i => items.Items[i].Caption).ToArray();
-            var labels = chosen.Select(i => items.Labels[i]).ToArray();
-            var (realFeats, realPreds) = clf.Apply(TwemojiImages.Gather(items.Images, evalIdx));
-            double clfAcc = evalIdx.Select((i, j) => realPreds[j] == items.Labels[i] ? 1.0 : 0.0).Average();
-            float g = r.GetValue(guidance);
-            var settings = new List<EvalSetting>();
-            foreach (int s in new[] { 1, 4, 25, 100 }) settings.Add(new EvalSetting("1-RF", r.GetValue(oneRf)!, s, g));
-            foreach (int s in new[] { 1, 4, 25 }) settings.Add(new EvalSetting("2-RF", r.GetValue(twoRf)!, s, 0f));
-            settings.Add(new EvalSetting("2-RF distilled", r.GetValue(distilled)!, 1, 0f));
-
-            var rows = new List<EvalRow> { TwemojiEval.RealReference(items.Images, items.Labels, items.TrainIndices, clf, n, realFeats, evalIdx.Length) };
-            var straight = new Dictionary<string, double>();
-            var models = new Dictionary<string, SdComponents>();
-            ProgressDisplay.Run("eval twemoji", p =>
+            var protocol = new TwemojiProtocol(r.GetValue(data)!, r.GetValue(classifier)!, r.GetValue(oneRf)!, r.GetValue(twoRf)!, r.GetValue(distilled)!)
             {
-                p.Log(Format(rows[0]));
-                foreach (var s in settings)
-                {
-                    if (!models.TryGetValue(s.ModelDir, out var m)) models[s.ModelDir] = m = SdComponents.Load(s.ModelDir);
-                    var row = TwemojiEval.Evaluate(s, m, clf, texts, labels, realFeats, evalIdx.Length, r.GetValue(seed),
-                        progress: p.Stage(string.Create(CultureInfo.InvariantCulture, $"{s.Name}, {s.Steps} steps")));
-                    rows.Add(row);
-                    p.Log(Format(row));
-                }
-            });
-            var sp = texts.Take(32).ToArray();
-            straight["1-RF"] = TwemojiEval.Straightness(models[r.GetValue(oneRf)!], sp, g, 25, r.GetValue(seed));
-            straight["2-RF"] = TwemojiEval.Straightness(models[r.GetValue(twoRf)!], sp, 0f, 25, r.GetValue(seed));
-            double latency = SingleImageSeconds(models[r.GetValue(distilled)!]);
-
+                OneRfGuidance = r.GetValue(guidance), Prompts = r.GetValue(prompts), Seed = r.GetValue(seed),
+            };
+            var report = ProgressDisplay.Run("eval twemoji", p => TwemojiEval.RunProtocol(protocol, p, row => p.Log(Format(row))));
             var o = CliIO.Out;
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"classifier eval-split accuracy {clfAcc:P1} ({evalIdx.Length} held-out images, {items.Subcategories.Length} classes); {n} prompts"));
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"classifier eval-split accuracy {report.ClassifierAccuracy:P1} ({report.HeldOutImages} held-out images, {report.Classes} classes); {report.Prompts} prompts"));
             o.WriteLine("| model | steps | guidance | FD-twemoji | prompt accuracy | s / image (batch 32) |");
             o.WriteLine("|---|---|---|---|---|---|");
-            foreach (var row in rows) o.WriteLine(Format(row));
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"straightness (25 Euler steps, 32 prompts): 1-RF (guidance {g}) {straight["1-RF"]:F4}, 2-RF {straight["2-RF"]:F4}"));
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"distilled one-step, one image end to end (text encoder, UNet, VAE decode): {latency * 1000:F0} ms"));
-            if (r.GetValue(outPath) is string path)
-                DiffusersWriter.WriteJson(path, new
-                {
-                    classifier_eval_accuracy = clfAcc, prompts = n, seed = r.GetValue(seed),
-                    rows = rows.Select(x => new { model = x.Name, steps = x.Steps, guidance = x.Guidance, fd_twemoji = x.FdTwemoji, prompt_accuracy = x.PromptAccuracy, seconds_per_image = x.SecondsPerImage }),
-                    straightness = straight, one_image_seconds = latency,
-                });
-            foreach (var m in models.Values) m.Dispose();
+            foreach (var row in report.Rows) o.WriteLine(Format(row));
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"straightness (25 Euler steps, 32 prompts): 1-RF (guidance {protocol.OneRfGuidance}) {report.Straightness["1-RF"]:F4}, 2-RF {report.Straightness["2-RF"]:F4}"));
+            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"distilled one-step, one image end to end (text encoder, UNet, VAE decode): {report.OneImageSeconds * 1000:F0} ms"));
+            if (r.GetValue(outPath) is string path) report.WriteJson(path);
             return 0;
         });
         return c;
@@ -268,18 +231,4 @@ public static class EvalCommand
 
     private static string Format(EvalRow r) => string.Create(CultureInfo.InvariantCulture,
         $"| {r.Name} | {(r.Steps == 0 ? "-" : r.Steps.ToString(CultureInfo.InvariantCulture))} | {(r.Guidance > 1 ? r.Guidance.ToString("G3", CultureInfo.InvariantCulture) : "off")} | {r.FdTwemoji:F2} | {r.PromptAccuracy:P1} | {r.SecondsPerImage:F4} |");
-
-    /// <summary>Median over five runs of one single-image generation (after a warm-up run).</summary>
-    private static double SingleImageSeconds(SdComponents model)
-    {
-        var pipe = new RectifiedFlowPipeline(model);
-        var times = new List<double>();
-        for (int i = 0; i < 6; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            pipe.Generate(new GenerationRequest { Prompts = ["red apple"], Steps = 1, Seed = (ulong)i }).FinalLatents.Dispose();
-            if (i > 0) times.Add(clock.Elapsed.TotalSeconds);
-        }
-        return times.Order().ElementAt(times.Count / 2);
-    }
 }

@@ -112,4 +112,89 @@ public static class TwemojiEval
         var x0 = SeedPolicy.Noise(seed, prompts.Length, [model.Unet.Config.InChannels, model.Unet.Config.SampleSize, model.Unet.Config.SampleSize]);
         return Flow.Straightness.Measure(v, x0, new EulerSampler(steps));
     }
+
+    /// <summary>
+    /// The whole FD-twemoji protocol of the Twemoji recipe: the real-data floor, 1-RF at 1/4/25/100 steps (with the
+    /// guidance its pairs were made with), 2-RF at 1/4/25 and the distilled model at 1 step on n evenly spread held-out
+    /// captions (0: all); straightness of 1-RF and 2-RF on the first 32; one-image latency of the distilled model.
+    /// rowDone receives each row as it is done.
+    /// </summary>
+    public static TwemojiReport RunProtocol(TwemojiProtocol o, IProgress<JobProgress>? progress = null, Action<EvalRow>? rowDone = null)
+    {
+        var clf = TwemojiClassifier.Load(o.ClassifierDir);
+        var items = TwemojiImages.Load(o.DataDir);
+        var evalIdx = items.EvalIndices;
+        int n = o.Prompts > 0 && o.Prompts < evalIdx.Length ? o.Prompts : evalIdx.Length;
+        var chosen = Enumerable.Range(0, n).Select(i => evalIdx[(int)((long)i * evalIdx.Length / n)]).ToArray();
+        var texts = chosen.Select(i => items.Items[i].Caption).ToArray();
+        var labels = chosen.Select(i => items.Labels[i]).ToArray();
+        var (realFeats, realPreds) = clf.Apply(TwemojiImages.Gather(items.Images, evalIdx));
+        double clfAcc = evalIdx.Select((i, j) => realPreds[j] == items.Labels[i] ? 1.0 : 0.0).Average();
+        var settings = new List<EvalSetting>();
+        foreach (int s in new[] { 1, 4, 25, 100 }) settings.Add(new EvalSetting("1-RF", o.OneRfDir, s, o.OneRfGuidance));
+        foreach (int s in new[] { 1, 4, 25 }) settings.Add(new EvalSetting("2-RF", o.TwoRfDir, s, 0f));
+        settings.Add(new EvalSetting("2-RF distilled", o.DistilledDir, 1, 0f));
+
+        var rows = new List<EvalRow> { RealReference(items.Images, items.Labels, items.TrainIndices, clf, n, realFeats, evalIdx.Length) };
+        rowDone?.Invoke(rows[0]);
+        var models = new Dictionary<string, SdComponents>();
+        try
+        {
+            foreach (var s in settings)
+            {
+                if (!models.TryGetValue(s.ModelDir, out var m)) models[s.ModelDir] = m = SdComponents.Load(s.ModelDir);
+                var stage = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{s.Name}, {s.Steps} steps");
+                rows.Add(Evaluate(s, m, clf, texts, labels, realFeats, evalIdx.Length, o.Seed,
+                    progress: progress == null ? null : new Progress<JobProgress>(pr => progress.Report(pr with { Stage = stage }))));
+                rowDone?.Invoke(rows[^1]);
+            }
+            var sp = texts.Take(32).ToArray();
+            var straight = new Dictionary<string, double>
+            {
+                ["1-RF"] = Straightness(models[o.OneRfDir], sp, o.OneRfGuidance, 25, o.Seed),
+                ["2-RF"] = Straightness(models[o.TwoRfDir], sp, 0f, 25, o.Seed),
+            };
+            return new TwemojiReport(clfAcc, evalIdx.Length, items.Subcategories.Length, n, o.Seed, rows, straight, SingleImageSeconds(models[o.DistilledDir]));
+        }
+        finally
+        {
+            foreach (var m in models.Values) m.Dispose();
+        }
+    }
+
+    /// <summary>Median over five runs of one single-image generation (after a warm-up run).</summary>
+    public static double SingleImageSeconds(SdComponents model)
+    {
+        var pipe = new RectifiedFlowPipeline(model);
+        var times = new List<double>();
+        for (int i = 0; i < 6; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            pipe.Generate(new GenerationRequest { Prompts = ["red apple"], Steps = 1, Seed = (ulong)i }).FinalLatents.Dispose();
+            if (i > 0) times.Add(clock.Elapsed.TotalSeconds);
+        }
+        return times.Order().ElementAt(times.Count / 2);
+    }
+}
+
+/// <summary>What <see cref="TwemojiEval.RunProtocol"/> evaluates: data, classifier, the three stages' folders, prompts, seed.</summary>
+public sealed record TwemojiProtocol(string DataDir, string ClassifierDir, string OneRfDir, string TwoRfDir, string DistilledDir)
+{
+    /// <summary>Guidance for 1-RF: the one its reflow pairs were made with.</summary>
+    public float OneRfGuidance { get; init; } = 2f;
+    /// <summary>Held-out captions to use, evenly spread (0: all).</summary>
+    public int Prompts { get; init; }
+    public ulong Seed { get; init; } = 1000;
+}
+
+/// <summary>The protocol's results; <see cref="WriteJson"/> stores them as the recipe's records do.</summary>
+public sealed record TwemojiReport(double ClassifierAccuracy, int HeldOutImages, int Classes, int Prompts, ulong Seed,
+    IReadOnlyList<EvalRow> Rows, IReadOnlyDictionary<string, double> Straightness, double OneImageSeconds)
+{
+    public void WriteJson(string path) => DiffusersWriter.WriteJson(path, new
+    {
+        classifier_eval_accuracy = ClassifierAccuracy, prompts = Prompts, seed = Seed,
+        rows = Rows.Select(x => new { model = x.Name, steps = x.Steps, guidance = x.Guidance, fd_twemoji = x.FdTwemoji, prompt_accuracy = x.PromptAccuracy, seconds_per_image = x.SecondsPerImage }),
+        straightness = Straightness, one_image_seconds = OneImageSeconds,
+    });
 }
