@@ -7,6 +7,7 @@ using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 using InstaFlow.Tensors.Random;
+using InstaFlow.Training;
 using InstaFlow.Training.TextToImage;
 
 namespace InstaFlow.Evaluation;
