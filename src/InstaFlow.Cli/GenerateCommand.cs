@@ -2,6 +2,7 @@
 // one-line timing summary per stage.
 using System.CommandLine;
 using System.Diagnostics;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 

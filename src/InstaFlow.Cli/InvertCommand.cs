@@ -2,6 +2,7 @@
 // written as a latents file for `generate --init-latents` (same prompt: reconstruction; another prompt: an edit).
 using System.CommandLine;
 using System.Globalization;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 

@@ -1,7 +1,7 @@
 // FID as pytorch-fid computes it: pool3 features of the FID Inception for two sets of PNG images (converted to RGB
 // as PIL's convert("RGB") does, each resized to 299x299 on its own), then the Frechet distance of the two Gaussians.
+using InstaFlow.IO;
 using InstaFlow.Models.Inception;
-using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 

@@ -2,6 +2,7 @@
 // classifier features, generated vs held-out real images; not FID), prompt accuracy, straightness, time per image.
 using System.Diagnostics;
 using InstaFlow.Flow;
+using InstaFlow.Models;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Training;

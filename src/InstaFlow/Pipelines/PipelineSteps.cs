@@ -2,6 +2,7 @@
 // tokenize + text encoder with the cat([negative, positive]) CFG batch, initial noise, guidance, VAE decode.
 using System.Diagnostics;
 using InstaFlow.Flow;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;
 

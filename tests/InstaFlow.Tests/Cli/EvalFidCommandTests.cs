@@ -2,8 +2,8 @@
 // library's on the same images (RGBA read with alpha dropped), identical sets give ~0, and input errors are one line.
 using System.Globalization;
 using InstaFlow.Evaluation;
+using InstaFlow.IO;
 using InstaFlow.Models.Inception;
-using InstaFlow.Pipelines;
 using InstaFlow.Tests.Models;
 
 namespace InstaFlow.Tests.Cli;

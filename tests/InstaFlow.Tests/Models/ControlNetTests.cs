@@ -1,7 +1,7 @@
 // ControlNet against the diffusers goldens on the tiny SD-1.5 UNet: the conditioning embedding, every residual, the
 // UNet output with and without them, and load errors.
+using InstaFlow.IO;
 using InstaFlow.Models.Unet;
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 using InstaFlow.Tests.Pipelines;
@@ -92,13 +92,13 @@ public class ControlNetTests
         {
             using var g = SafeTensors.Open(Path.Combine(Dir, "e2e_instaflow_controlnet_n1.safetensors"));
             var control = Path.Combine(dir, "control.png");
-            InstaFlow.Pipelines.Png.Write(control, 16, 16, 3, g.ReadU8("control_image_u8_hwc"));
+            Png.Write(control, 16, 16, 3, g.ReadU8("control_image_u8_hwc"));
             var tiny = Path.Combine(TestUtil.Fixtures, "tiny-sd15");
             var outPng = Path.Combine(dir, "out.png");
             var (code, _, err) = InstaFlow.Tests.Cli.CliRunner.Run(["generate", "--model", tiny, "--controlnet", Path.Combine(Dir, "controlnet"), "--control-image", control,
                 "--control-scale", "0.8", "a photo of a cat", "-o", outPng]);
             Assert.True(code == 0, err);
-            var png = InstaFlow.Pipelines.Png.Read(outPng);
+            var png = Png.Read(outPng);
             Assert.Equal((16, 16), (png.Width, png.Height));
             Assert.Equal("tiny-sd15 (controlnet controlnet x0.8)", png.Text["model"]);
             InstaFlow.Tests.Cli.CliRunner.AssertUserError(["generate", "--model", tiny, "--controlnet", Path.Combine(Dir, "controlnet"), "a cat", "-o", outPng], "--control-image");

@@ -1,7 +1,7 @@
 // The FID Inception (pytorch-fid 0.3.0) against its goldens: ToTensor, the resized input, every block's output and
 // pool3 within the fixture README's tolerances; the loader's shape-driven widths, ignored keys and errors.
+using InstaFlow.IO;
 using InstaFlow.Models.Inception;
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 using Xunit.Abstractions;

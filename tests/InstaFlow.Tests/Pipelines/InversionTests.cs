@@ -1,5 +1,6 @@
 // Inversion on the tiny SD-1.5 pipeline: the noise found for the sampler's own output regenerates that output, more
 // closely with more fixed-point iterations; the CLI writes latents that `generate --init-latents` takes back.
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 

@@ -1,6 +1,7 @@
 // The FID feature extractor of pytorch-fid 0.3.0: the TensorFlow-ported Inception-v3 (torchvision Inception3 with the
 // FID A/C/E blocks) from image to the 2048-d pool3 features. Inference only. Widths come from the weight shapes, so
 // the real `pt_inception-2015-12-05` weights and reduced test nets load with the same code.
+using InstaFlow.IO;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
 

@@ -1,7 +1,7 @@
 // The Twemoji dataset held in memory for training and evaluation: every image as one persistent [N, 3, 64, 64]
 // tensor in [-1, 1], its captions, its subcategory label, and the fixed train/eval split.
 using InstaFlow.Flow;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Training.Data;
 

@@ -3,7 +3,7 @@
 // ones, anything else to '?'.
 using System.Text;
 
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 public static class BitmapFont
 {

@@ -3,7 +3,7 @@
 using System.IO.Compression;
 using System.Text;
 
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 public static class PngReader
 {

@@ -1,7 +1,7 @@
 // Conversions between the VAE's float images ([-1, 1], NCHW) and 8-bit HWC pixels.
 using InstaFlow.Tensors;
 
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 public static unsafe class ImageOps
 {
