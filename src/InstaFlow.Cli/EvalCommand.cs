@@ -185,7 +185,7 @@ public static class EvalCommand
                     using var scope = TensorScope.Begin();
                     var res = pipe.Generate(new GenerationRequest { Prompts = [prompt], Seed = (ulong)seed, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) });
                     res.FinalLatents.Dispose();
-                    var (cls, p) = clf.Classify(TwemojiEval.ToTensor(res.ImagesHwc, res.Height, res.Width))[0];
+                    var (cls, p) = clf.Classify(ImageTensors.ToTensorSigned(res.ImagesHwc, res.Width, res.Height))[0];
                     CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {prompt} | {seed} | {clf.Classes[cls]} | {p:F3} |"));
                 }
             return 0;

@@ -38,7 +38,7 @@ public static class Fid
             for (int i = 0; i < n; i++)
             {
                 var png = Png.Read(files[start + i]).ToRgbDroppingAlpha();
-                images[i] = FidInceptionV3.Preprocess(FidInceptionV3.ToTensor(png.Pixels, 1, png.Height, png.Width));
+                images[i] = FidInceptionV3.Preprocess(ImageTensors.ToTensorUnit(png.Pixels, 1, png.Width, png.Height));
             }
             var pool3 = model.ForwardPreprocessed(Ops.Concat(images, 0)).Pool3.Span;
             for (int i = 0; i < pool3.Length; i++) features[(long)start * d + i] = pool3[i];

@@ -104,16 +104,6 @@ internal static class PipelineSteps
         };
     }
 
-    /// <summary>RGB uint8 HWC to float CHW in [0, 1] (u8 / 255), as diffusers' VaeImageProcessor without normalization.</summary>
-    public static float[] ToChwUnit(byte[] hwc, int width, int height)
-    {
-        int plane = width * height;
-        var chw = new float[3 * plane];
-        for (int p = 0; p < plane; p++)
-            for (int c = 0; c < 3; c++) chw[c * plane + p] = hwc[p * 3 + c] / 255f;
-        return chw;
-    }
-
     /// <summary>Decode (VAE, or TAESD in its place) of latents / scaling_factor and the uint8 HWC postprocess.</summary>
     public static byte[][] Decode(SdComponents model, Tensor latents, Action<string, Tensor>? hook, Action<string> mark)
     {
@@ -123,7 +113,7 @@ internal static class PipelineSteps
         var raw = model.Decoder.Decode(Ops.Div(latents, Tensor.Scalar(model.Decoder.ScalingFactor)));
         hook?.Invoke("image_raw", raw);
         mark("vae_decode");
-        var images = ImageOps.ToUint8Hwc(raw);
+        var images = ImageTensors.ToUint8Hwc(raw);
         mark("postprocess");
         return images;
     }

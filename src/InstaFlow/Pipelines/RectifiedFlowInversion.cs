@@ -2,6 +2,7 @@
 // mean, scaled), then invert the Euler sampler under the prompt. `generate --init-latents` with the same prompt,
 // steps and guidance then reconstructs the image, and another prompt edits it.
 using InstaFlow.Flow;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 
@@ -26,7 +27,7 @@ public static class RectifiedFlowInversion
         if (width % f != 0 || height % f != 0 || width % 8 != 0 || height % 8 != 0)
             throw new ArgumentException($"the image is {width}x{height}; its sides must be multiples of 8 (and of the VAE factor {f})");
         using var _ = GradMode.NoGrad();
-        var chw = PipelineSteps.ToChwUnit(hwc, width, height);
+        var chw = ImageTensors.ToChwUnit(hwc, width, height);
         var image = Ops.AddScalar(Ops.MulScalar(Tensor.FromArray(chw, 1, 3, height, width), 2f), -1f);
         return Ops.MulScalar(model.Vae.Encode(image).Mean, model.Vae.Config.ScalingFactor);
     }

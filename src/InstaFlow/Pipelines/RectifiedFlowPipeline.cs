@@ -1,6 +1,7 @@
 // InstaFlow's text-to-image recipe (code/pipeline_rf.py): text embeddings, Euler steps of the rectified-flow ODE
 // from noise (t = 1000 is noise) with optional classifier-free guidance, VAE decode, uint8 images. With a ControlNet
 // and a control image it is code/pipeline_rf_ctrl.py: the ControlNet's residuals go into every UNet call.
+using InstaFlow.IO;
 using InstaFlow.Models.Unet;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
@@ -91,7 +92,7 @@ public sealed class RectifiedFlowPipeline(SdComponents model)
 
         // 3. initial noise (init_noise_sigma = 1 for rectified flow); the control image as [1, 3, H, W] in [0, 1]
         var latents = PipelineSteps.InitialNoise(Model, req, width, height);
-        var cond = req.Control is { } c ? Tensor.FromArray(PipelineSteps.ToChwUnit(c.Hwc, c.Width, c.Height), 1, 3, c.Height, c.Width) : null;
+        var cond = req.Control is { } c ? Tensor.FromArray(ImageTensors.ToChwUnit(c.Hwc, c.Width, c.Height), 1, 3, c.Height, c.Width) : null;
 
         // 4. Euler steps: t_i = (1 - i/N) * 1000, dt = 1/N, x += dt * v
         int n = req.Steps;

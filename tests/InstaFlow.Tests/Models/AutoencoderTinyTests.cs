@@ -79,7 +79,7 @@ public class AutoencoderTinyTests
         var res = new InstaFlow.Pipelines.RectifiedFlowPipeline(parts).Generate(new InstaFlow.Pipelines.GenerationRequest { Prompts = ["a cat"], Seed = 3 });
         using var scope = TensorScope.Begin();
         using var _ = InstaFlow.Tensors.Autograd.GradMode.NoGrad();
-        var expected = ImageOps.ToUint8Hwc(tiny.Decode(res.FinalLatents))[0];
+        var expected = ImageTensors.ToUint8Hwc(tiny.Decode(res.FinalLatents))[0];
         res.FinalLatents.Dispose();
         Assert.Equal(expected, res.ImagesHwc[0]);
     }
