@@ -55,7 +55,7 @@ public static class GenerateCommand
             if (r.GetValue(controlnet) is string cn)
             {
                 pipe.ControlNet = Models.Unet.ControlNetModel.Load(cn).Model;
-                var png = Png.Read(r.GetValue(controlImage)!).ToRgbDroppingAlpha();
+                var png = ImageFile.Read(r.GetValue(controlImage)!);
                 control = new ControlImage(png.Pixels, png.Width, png.Height, r.GetValue(controlScale));
                 components.Additions.Add(FormattableString.Invariant($"controlnet {Path.GetFileName(Path.TrimEndingDirectorySeparator(cn))} x{control.Scale:G4}"));
             }

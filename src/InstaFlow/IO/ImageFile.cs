@@ -17,6 +17,22 @@ public static class ImageFile
         Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
 
     /// <summary>
+    /// The image files named by paths: a folder gives its files with an image extension (sorted by name, not recursive),
+    /// a file is taken as is (its format is checked when it is read).
+    /// </summary>
+    public static List<string> ListImages(IEnumerable<string> paths)
+    {
+        var files = new List<string>();
+        foreach (var p in paths)
+        {
+            if (Directory.Exists(p)) files.AddRange(Directory.GetFiles(p).Where(HasImageExtension).Order(StringComparer.Ordinal));
+            else if (File.Exists(p)) files.Add(p);
+            else throw new FileNotFoundException($"{p}: no such image file or folder", p);
+        }
+        return files;
+    }
+
+    /// <summary>
     /// The image at path as RGB (Channels = 3): gray is replicated and alpha dropped, as PIL's convert("RGB") does.
     /// PNG text chunks are kept in Text (other formats have none). Errors are InvalidDataExceptions naming the file.
     /// </summary>
