@@ -62,4 +62,30 @@ public class InversionTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void InvertCli_LosslessWebp_GivesTheSameNoiseAsThePng()
+    {
+        var dir = Directory.CreateTempSubdirectory("instaflow-invert-webp-").FullName;
+        try
+        {
+            var tiny = Path.Combine(TestUtil.Fixtures, "tiny-sd15");
+            var img = Path.Combine(dir, "img.png");
+            var (c0, _, e0) = InstaFlow.Tests.Cli.CliRunner.Run(["generate", "--model", tiny, "a photo of a cat", "--steps", "2", "--seed", "5", "-o", img]);
+            Assert.True(c0 == 0, e0);
+            var png = Png.Read(img).ToRgbDroppingAlpha();
+            var webp = Path.Combine(dir, "img.webp");
+            File.WriteAllBytes(webp, InstaFlow.Tests.IO.TestImages.WebpLossless(InstaFlow.Tests.IO.TestImages.ToRgba(png.Pixels), png.Width, png.Height));
+            var noise = new[] { img, webp }.Select((input, i) =>
+            {
+                var path = Path.Combine(dir, $"noise{i}.safetensors");
+                var (c, _, e) = InstaFlow.Tests.Cli.CliRunner.Run(["invert", "--model", tiny, "--image", input, "--prompt", "a photo of a cat", "--steps", "2", "--iterations", "2", "-o", path]);
+                Assert.True(c == 0, e);
+                using var t = LatentsFile.Read(path);
+                return t.Span.ToArray();
+            }).ToArray();
+            Assert.Equal(noise[0], noise[1]);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
