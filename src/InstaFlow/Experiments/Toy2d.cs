@@ -4,7 +4,6 @@
 using InstaFlow.Flow;
 using System.Diagnostics;
 using InstaFlow.IO;
-using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;
 using InstaFlow.Training;

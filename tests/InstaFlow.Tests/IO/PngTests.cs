@@ -3,7 +3,6 @@
 using System.IO.Compression;
 using System.Text;
 using InstaFlow.IO;
-using InstaFlow.Pipelines;
 
 namespace InstaFlow.Tests.IO;
 
