@@ -133,4 +133,34 @@ public class ClipScoreTests
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
+
+    [Fact]
+    public void EvalClipScoreCli_FolderWithLosslessWebp_ScoresLikeThePngAndNeedsPrompt()
+    {
+        using var g = SafeTensors.Open(Path.Combine(Dir, "torchmetrics_clip_score.safetensors"));
+        var chw = g.ReadU8("images_u8_chw");
+        var shape = g.Info("images_u8_chw").Shape;
+        int h = shape[2], w = shape[3];
+        var hwc = new byte[h * w * 3];
+        for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) for (int k = 0; k < 3; k++) hwc[(y * w + x) * 3 + k] = chw[(k * h + y) * w + x];
+        var dir = Directory.CreateTempSubdirectory("instaflow-clip-webp-").FullName;
+        try
+        {
+            var png = Path.Combine(dir, "img.png");
+            Png.Write(png, w, h, 3, hwc);
+            var folder = Directory.CreateDirectory(Path.Combine(dir, "webp")).FullName;
+            File.WriteAllBytes(Path.Combine(folder, "img.webp"), InstaFlow.Tests.IO.TestImages.WebpLossless(InstaFlow.Tests.IO.TestImages.ToRgba(hwc), w, h));
+            File.WriteAllText(Path.Combine(folder, "notes.txt"), "not an image: skipped by the folder listing");
+            var tok = Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer");
+            string Score(string input)
+            {
+                var (code, stdout, err) = InstaFlow.Tests.Cli.CliRunner.Run(["eval", "clip-score", "--clip", Dir, "--tokenizer", tok, "--prompt", "a cat", input]);
+                Assert.True(code == 0, err);
+                return stdout.Trim().Split('\n')[^1];
+            }
+            Assert.Equal(Score(png), Score(folder));
+            InstaFlow.Tests.Cli.CliRunner.AssertUserError(["eval", "clip-score", "--clip", Dir, "--tokenizer", tok, folder], "img.webp", "--prompt");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
