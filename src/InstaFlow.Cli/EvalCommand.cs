@@ -1,12 +1,14 @@
 // `instaflow eval classifier|twemoji|grid|prompts|clip-score|fid`: trains the Twemoji subcategory classifier, scores
 // models with FD-twemoji (Frechet distance of classifier features; not FID), prompt accuracy, straightness and time
 // per image, draws sample grids, classifies the images of given prompts, and computes CLIP scores and pytorch-fid's
-// FID between two PNG sets.
+// FID between two image sets (PNG, JPEG, WebP, BMP or GIF).
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using InstaFlow.Evaluation;
+using InstaFlow.IO;
 using InstaFlow.Models.Inception;
+using InstaFlow.Models;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Training.TextToImage;
@@ -151,7 +153,7 @@ public static class EvalCommand
                     using var scope = TensorScope.Begin();
                     var res = pipe.Generate(new GenerationRequest { Prompts = [prompt], Seed = (ulong)seed, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) });
                     res.FinalLatents.Dispose();
-                    var (cls, p) = clf.Classify(TwemojiEval.ToTensor(res.ImagesHwc, res.Height, res.Width))[0];
+                    var (cls, p) = clf.Classify(ImageTensors.ToTensorSigned(res.ImagesHwc, res.Width, res.Height))[0];
                     CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {prompt} | {seed} | {clf.Classes[cls]} | {p:F3} |"));
                 }
             return 0;
@@ -163,8 +165,8 @@ public static class EvalCommand
     {
         var clip = new Option<string>("--clip") { Description = "transformers CLIPModel folder (config.json, model.safetensors, preprocessor_config.json)", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "folder with vocab.json and merges.txt (default: the --clip folder)" };
-        var prompt = new Option<string?>("--prompt") { Description = "score every image against this prompt (default: each PNG's own \"prompt\" text chunk, as generate writes it)" };
-        var images = new Argument<string[]>("images") { Description = "PNG files", Arity = ArgumentArity.OneOrMore };
+        var prompt = new Option<string?>("--prompt") { Description = "score every image against this prompt (default: each PNG's own \"prompt\" text chunk, as generate writes it; other formats have none)" };
+        var images = new Argument<string[]>("images") { Description = "PNG, JPEG, WebP, BMP or GIF files, or folders of them", Arity = ArgumentArity.OneOrMore };
         var c = new Command("clip-score", "CLIP score of images against their prompts (torchmetrics' definition: 100 x cosine, the mean clamped at 0)")
             { clip, tokenizer, prompt, images };
         c.SetAction(r =>
@@ -173,17 +175,18 @@ public static class EvalCommand
             var (model, _) = Models.Clip.ClipModel.Load(dir);
             var processor = ClipImageProcessorConfig.Load(Path.Combine(dir, "preprocessor_config.json"));
             var tok = Models.Clip.ClipTokenizer.FromDirectory(r.GetValue(tokenizer) ?? dir);
-            var files = r.GetValue(images)!;
+            var files = ImageFile.ListImages(r.GetValue(images)!).ToArray();
+            if (files.Length == 0) throw new UserException($"{string.Join(" ", r.GetValue(images)!)}: no images (looked for {string.Join(", ", ImageFile.Extensions)})");
             var texts = new string[files.Length];
             int plane = 3 * processor.CropHeight * processor.CropWidth;
             var pixels = new float[files.Length * plane];
             for (int i = 0; i < files.Length; i++)
             {
-                var png = Png.Read(files[i]);
+                // PNGs written by generate carry their prompt in a text chunk; other formats cannot, so they need --prompt.
+                var png = ImageFile.Read(files[i]);
                 texts[i] = r.GetValue(prompt) ?? (png.Text.TryGetValue("prompt", out var t) ? t
-                    : throw new UserException($"{files[i]}: no \"prompt\" text chunk; pass --prompt"));
-                var rgb = png.ToRgbDroppingAlpha();
-                ClipScore.Preprocess(rgb.Pixels, png.Width, png.Height, processor).Chw.CopyTo(pixels, i * plane);
+                    : throw new UserException($"{files[i]}: no \"prompt\" text chunk (only PNGs written by generate have one; JPEG, WebP, BMP and GIF files never do); pass --prompt"));
+                ClipScore.Preprocess(png.Pixels, png.Width, png.Height, processor).Chw.CopyTo(pixels, i * plane);
             }
             var (ids, _) = ClipScore.Tokenize(tok, texts, model.TextConfig.MaxPositionEmbeddings);
             using var scope = TensorScope.Begin();
@@ -201,21 +204,21 @@ public static class EvalCommand
         var weights = new Option<string>("--weights") { Description = "FID Inception weights (pt_inception-2015-12-05 as safetensors)", Required = true };
         Option<string[]> Set(string name, string what) => new(name)
         {
-            Description = $"{what} images: PNG files or folders of them", Required = true, AllowMultipleArgumentsPerToken = true,
+            Description = $"{what} images: PNG, JPEG, WebP, BMP or GIF files, or folders of them", Required = true, AllowMultipleArgumentsPerToken = true,
         };
         var real = Set("--real", "reference");
         var fake = Set("--fake", "generated");
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 32, Description = "images per forward pass (does not change the result)" };
-        var c = new Command("fid", "FID (pytorch-fid 0.3.0: Inception pool3 features, Frechet distance) between two sets of PNG images") { weights, real, fake, batch };
+        var c = new Command("fid", "FID (pytorch-fid 0.3.0: Inception pool3 features, Frechet distance) between two sets of images") { weights, real, fake, batch };
         c.SetAction(r =>
         {
             int b = r.GetValue(batch);
             if (b < 1) throw new UserException($"--batch must be at least 1, got {b}");
             var sets = new[] { ("--real", r.GetValue(real)!), ("--fake", r.GetValue(fake)!) }.Select(s =>
             {
-                var files = Fid.ListPngs(s.Item2);
+                var files = ImageFile.ListImages(s.Item2);
                 if (files.Count < 2)
-                    throw new UserException($"{s.Item1} {string.Join(" ", s.Item2)}: {files.Count} PNG images; FID needs at least 2 per set (a covariance)");
+                    throw new UserException($"{s.Item1} {string.Join(" ", s.Item2)}: {files.Count} images; FID needs at least 2 per set (a covariance)");
                 return files;
             }).ToArray();
             var (model, _) = FidInceptionV3.Load(r.GetValue(weights)!);

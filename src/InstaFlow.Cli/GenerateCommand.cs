@@ -2,6 +2,7 @@
 // one-line timing summary per stage.
 using System.CommandLine;
 using System.Diagnostics;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 
@@ -54,7 +55,7 @@ public static class GenerateCommand
             ControlImage? control = null;
             if (r.GetValue(controlImage) is string ci)
             {
-                var png = Png.Read(ci).ToRgbDroppingAlpha();
+                var png = ImageFile.Read(ci);
                 control = new ControlImage(png.Pixels, png.Width, png.Height, r.GetValue(controlScale));
             }
             var pipe = new RectifiedFlowPipeline(components)

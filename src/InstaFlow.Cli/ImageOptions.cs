@@ -2,6 +2,7 @@
 // seed, size, batch, latents in/out, PNG writing with parameters, and the timing line.
 using System.CommandLine;
 using System.Globalization;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 

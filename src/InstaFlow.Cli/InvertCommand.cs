@@ -2,6 +2,7 @@
 // written as a latents file for `generate --init-latents` (same prompt: reconstruction; another prompt: an edit).
 using System.CommandLine;
 using System.Globalization;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 
@@ -12,7 +13,7 @@ public static class InvertCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model") { Description = "diffusers model folder; default: the embedded model" };
-        var image = new Option<string>("--image") { Description = "PNG to invert (sides multiples of 8)", Required = true };
+        var image = new Option<string>("--image") { Description = "image to invert: PNG, JPEG, WebP, BMP or GIF (sides multiples of 8)", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "the prompt the image is inverted under", Required = true };
         var negative = new Option<string?>("--negative-prompt") { Description = "negative prompt (with --guidance > 1)" };
         var steps = new Option<int>("--steps") { Description = "Euler steps (as generate will use)", DefaultValueFactory = _ => 1 };
@@ -25,7 +26,7 @@ public static class InvertCommand
         {
             if (r.GetValue(iterations) < 1) throw new UserException($"--iterations must be at least 1, got {r.GetValue(iterations)}");
             using var parts = SdComponents.Load(ModelLocator.Resolve(r.GetValue(model)));
-            var png = Png.Read(r.GetValue(image)!).ToRgbDroppingAlpha();
+            var png = ImageFile.Read(r.GetValue(image)!);
             using var scope = TensorScope.Begin();
             var latents = RectifiedFlowInversion.EncodeImage(parts, png.Pixels, png.Width, png.Height);
             var req = new InversionRequest

@@ -1,6 +1,7 @@
 // The body of POST /api/generate, read field by field from JSON so that every problem (unknown field, wrong type,
 // value out of range) becomes a 400 that names the field and says what is wrong.
 using System.Text.Json;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 
 namespace InstaFlow.Server;
@@ -52,7 +53,7 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
         return new GenerateParameters(prompt, negative, steps, guidance, seed, width, height, batch) { Control = control };
     }
 
-    /// <summary>"control_image": a base64 PNG for the server's ControlNet; "control_scale": its strength (default 1).</summary>
+    /// <summary>"control_image": a base64 image (PNG, JPEG, WebP, BMP, GIF) for the server's ControlNet; "control_scale": its strength (default 1).</summary>
     private static ControlImage? ReadControl(JsonElement body, ITextToImageModel model)
     {
         var b64 = String(body, "control_image");
@@ -66,10 +67,10 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
         float scale = Number(body, "control_scale", 1f, 0f, 10f);
         byte[] bytes;
         try { bytes = Convert.FromBase64String(b64); }
-        catch (FormatException) { throw new ApiError("control_image", "must be a base64-encoded PNG"); }
+        catch (FormatException) { throw new ApiError("control_image", "must be a base64-encoded image (PNG, JPEG, WebP, BMP or GIF)"); }
         PngImage png;
-        try { png = Png.Decode(bytes, "control_image").ToRgbDroppingAlpha(); }
-        catch (InvalidDataException e) { throw new ApiError("control_image", $"is not a usable PNG ({e.Message})"); }
+        try { png = ImageFile.Decode(bytes, "control_image"); }
+        catch (InvalidDataException e) { throw new ApiError("control_image", $"is not a usable image ({e.Message})"); }
         int multiple = ImageSize.Multiple(model);
         foreach (var (name, v) in new[] { ("width", png.Width), ("height", png.Height) })
             if (v % multiple != 0 || v > MaxSize) throw new ApiError("control_image", $"its {name} {v} must be a multiple of {multiple}, at most {MaxSize}");

@@ -3,6 +3,7 @@
 // GET /api/health and GET /api/model. Errors are JSON {error, field, reason}.
 using System.Diagnostics;
 using System.Text.Json;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using InstaFlow.Models;
 using InstaFlow.Pipelines;
 
 namespace InstaFlow.Server;

@@ -1,9 +1,9 @@
 // CLIP score as torchmetrics 1.2 computes it: CLIPImageProcessor preprocessing (Pillow bicubic resize of the uint8
 // image, center crop, rescale, normalize), image and text embeddings of a CLIPModel, 100 * cosine per pair, and
 // max(mean, 0) over the batch (the clamp is on the mean, so single pairs may score below zero).
+using InstaFlow.IO;
 using InstaFlow.Models;
 using InstaFlow.Models.Clip;
-using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 

@@ -1,7 +1,7 @@
-// FID as pytorch-fid computes it: pool3 features of the FID Inception for two sets of PNG images (converted to RGB
-// as PIL's convert("RGB") does, each resized to 299x299 on its own), then the Frechet distance of the two Gaussians.
+// FID as pytorch-fid computes it: pool3 features of the FID Inception for two sets of images (PNG, JPEG, WebP, BMP or
+// GIF, converted to RGB as PIL's convert("RGB") does, each resized to 299x299 on its own), then the Frechet distance.
+using InstaFlow.IO;
 using InstaFlow.Models.Inception;
-using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 
@@ -9,20 +9,6 @@ namespace InstaFlow.Evaluation;
 
 public static class Fid
 {
-    /// <summary>The PNG files named by paths: a folder gives its *.png files (sorted by name), a file is taken as is.</summary>
-    public static List<string> ListPngs(IEnumerable<string> paths)
-    {
-        var files = new List<string>();
-        foreach (var p in paths)
-        {
-            if (Directory.Exists(p))
-                files.AddRange(Directory.GetFiles(p).Where(f => f.EndsWith(".png", StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal));
-            else if (File.Exists(p)) files.Add(p);
-            else throw new FileNotFoundException($"{p}: no such PNG file or folder", p);
-        }
-        return files;
-    }
-
     /// <summary>
     /// pool3 features of the images, [files.Count, FeatureSize] row-major, in double as pytorch-fid keeps them.
     /// Progress counts images done after each batch.
@@ -40,8 +26,8 @@ public static class Fid
             var images = new Tensor[n];
             for (int i = 0; i < n; i++)
             {
-                var png = Png.Read(files[start + i]).ToRgbDroppingAlpha();
-                images[i] = FidInceptionV3.Preprocess(FidInceptionV3.ToTensor(png.Pixels, 1, png.Height, png.Width));
+                var png = ImageFile.Read(files[start + i]);
+                images[i] = FidInceptionV3.Preprocess(ImageTensors.ToTensorUnit(png.Pixels, 1, png.Width, png.Height));
             }
             var pool3 = model.ForwardPreprocessed(Ops.Concat(images, 0)).Pool3.Span;
             for (int i = 0; i < pool3.Length; i++) features[(long)start * d + i] = pool3[i];

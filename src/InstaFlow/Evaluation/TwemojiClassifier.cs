@@ -1,6 +1,6 @@
 // A small CNN over the 99 Twemoji subcategories: the feature extractor behind FD-twemoji (its penultimate layer) and
 // the judge of prompt accuracy. Trained with cross-entropy on the training split; saved as config.json + safetensors.
-using InstaFlow.Pipelines;
+using InstaFlow.Models;
 using System.Text.Json;
 using InstaFlow.Flow;
 using InstaFlow.Nn;

@@ -2,6 +2,8 @@
 // classifier features, generated vs held-out real images; not FID), prompt accuracy, straightness, time per image.
 using System.Diagnostics;
 using InstaFlow.Flow;
+using InstaFlow.IO;
+using InstaFlow.Models;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Training;
@@ -45,17 +47,6 @@ public static class TwemojiEval
         return result;
     }
 
-    /// <summary>Generated images as [B, 3, H, W] in [-1, 1], from the pipeline's uint8 output (quantized like real images).</summary>
-    public static Tensor ToTensor(byte[][] hwc, int h, int w)
-    {
-        var t = Tensor.Empty(hwc.Length, 3, h, w);
-        var s = t.Span;
-        for (int b = 0; b < hwc.Length; b++)
-            for (int c = 0; c < 3; c++)
-                for (int p = 0; p < h * w; p++) s[(b * 3 + c) * h * w + p] = hwc[b][p * 3 + c] / 127.5f - 1f;
-        return t;
-    }
-
     /// <summary>
     /// Generates one image per prompt (prompt i uses seed baseSeed + i), then FD-twemoji against the real images' features
     /// and the fraction classified into the prompt's subcategory. Progress counts generated images.
@@ -77,7 +68,7 @@ public static class TwemojiEval
             var res = pipe.Generate(new GenerationRequest { Prompts = prompts[start..(start + b)], Steps = s.Steps, Guidance = s.Guidance, Seed = baseSeed + (ulong)start });
             genSeconds += clock.Elapsed.TotalSeconds;
             res.FinalLatents.Dispose();
-            var (f, preds) = classifier.Apply(ToTensor(res.ImagesHwc, res.Height, res.Width));
+            var (f, preds) = classifier.Apply(ImageTensors.ToTensorSigned(res.ImagesHwc, res.Width, res.Height));
             feats.AddRange(f);
             for (int i = 0; i < b; i++) if (preds[i] == labels[start + i]) correct++;
             progress?.Report(new JobProgress(start + b, prompts.Length, s.Name));

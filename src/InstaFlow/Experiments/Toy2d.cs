@@ -3,8 +3,7 @@
 // sit above every layer, so they may use the Pipelines PNG writer for figures.
 using InstaFlow.Flow;
 using System.Diagnostics;
-using InstaFlow.Nn;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;
 using InstaFlow.Training;

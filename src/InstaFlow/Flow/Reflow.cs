@@ -1,7 +1,7 @@
 // Reflow couplings: (Z0, Z1) pairs from solving a trained flow's ODE from fresh noise. Pair k's noise comes from a
 // generator seeded by hash(base seed, k), so pairs can be made in any order, in shards, on any machine, and resumed.
 using System.Globalization;
-using InstaFlow.Nn;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;
 

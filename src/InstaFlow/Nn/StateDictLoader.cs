@@ -1,5 +1,6 @@
 // Loads safetensors weights into a module by diffusers/transformers key names, with optional key renaming (for
 // legacy checkpoints) and a report of missing and unexpected keys.
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 
 namespace InstaFlow.Nn;

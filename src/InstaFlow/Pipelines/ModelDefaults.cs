@@ -1,7 +1,7 @@
 // How many Euler steps and how much guidance a model is meant to be sampled with: InstaFlow and our distilled models
 // are one-step generators; 2-Rectified Flow is a few-step model with light guidance (InstaFlow's README: 25 steps,
 // guidance 1.5, optimal 1.0-2.0). Read from model_index.json when the folder says, else recognized by name.
-using System.Text.Json;
+using InstaFlow.Models;
 
 namespace InstaFlow.Pipelines;
 
@@ -17,16 +17,5 @@ public sealed record ModelDefaults(int Steps, float Guidance, string Source)
         var path = folder.Root.Replace('\\', '/').ToLowerInvariant();
         if (path.Contains("2_rectified_flow") || path.Contains("2-rectified-flow")) return new ModelDefaults(25, 1.5f, "2-Rectified Flow (InstaFlow's README)");
         return OneStep;
-    }
-
-    /// <summary>Reads {"steps": N, "guidance": G}; errors name the file and the key.</summary>
-    public static (int Steps, float Guidance) Parse(JsonElement e, string file)
-    {
-        if (e.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{file}: _instaflow_defaults must be an object {{\"steps\": N, \"guidance\": G}}");
-        int steps = e.TryGetProperty("steps", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt32(out int n) && n is >= 1 and <= 1000 ? n
-            : throw new InvalidDataException($"{file}: _instaflow_defaults.steps must be a whole number from 1 to 1000");
-        float guidance = e.TryGetProperty("guidance", out var g) && g.ValueKind == JsonValueKind.Number && g.GetDouble() is >= 0 and <= 100 ? (float)g.GetDouble()
-            : throw new InvalidDataException($"{file}: _instaflow_defaults.guidance must be a number from 0 to 100");
-        return (steps, guidance);
     }
 }

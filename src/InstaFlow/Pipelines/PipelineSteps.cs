@@ -2,6 +2,7 @@
 // encodings (and the negative ones when guidance is on), the seeded initial noise, decoding and stage timings.
 using System.Diagnostics;
 using InstaFlow.Flow;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 
 namespace InstaFlow.Pipelines;
@@ -67,7 +68,7 @@ internal static class PipelineSteps
         var raw = model.Decoder.Decode(Ops.Div(latents, Tensor.Scalar(model.Decoder.ScalingFactor)));
         hook?.Invoke("image_raw", raw);
         mark("vae_decode");
-        var images = ImageOps.ToUint8Hwc(raw);
+        var images = ImageTensors.ToUint8Hwc(raw);
         mark("postprocess");
         return images;
     }

@@ -2,6 +2,7 @@
 // scaled), then invert the Euler sampler under the prompt, on the pipeline's own field. `generate --init-latents`
 // with the same prompt, steps and guidance then reconstructs the image, and another prompt edits it.
 using InstaFlow.Flow;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 
@@ -25,7 +26,7 @@ public static class RectifiedFlowInversion
         ImageSize.Check("the image's width", width, ImageSize.Multiple(model));
         ImageSize.Check("the image's height", height, ImageSize.Multiple(model));
         using var _ = GradMode.NoGrad();
-        var image = Ops.AddScalar(Ops.MulScalar(RectifiedFlowPipeline.UnitChw(hwc, width, height), 2f), -1f);
+        var image = ImageTensors.ToTensorSigned(hwc, 1, width, height);
         return model.LatentEncoder.EncodeLatents(image);
     }
 

@@ -3,6 +3,7 @@
 // sampler, then decode to uint8 images. With a control image it is code/pipeline_rf_ctrl.py: the model's ControlNet
 // adds residuals to every UNet call. Inversion and straightness use the same field.
 using InstaFlow.Flow;
+using InstaFlow.IO;
 using InstaFlow.Models;
 using InstaFlow.Models.Unet;
 using InstaFlow.Tensors;
@@ -222,18 +223,8 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         if (req.Control is not { } c) return Model.Denoiser;
         if (Model.Denoiser is not UNet2DConditionModel unet)
             throw new NotSupportedException($"{Model.Description}: ControlNet residuals need this library's UNet, not {Model.Denoiser.GetType().Name}");
-        var image = UnitChw(c.Hwc, c.Width, c.Height);
+        var image = ImageTensors.ToTensorUnit(c.Hwc, 1, c.Width, c.Height);
         return new ControlledDenoiser(unet, Model.ControlNet!, image, c.Scale);
-    }
-
-    /// <summary>RGB uint8 HWC -> [1, 3, H, W] in [0, 1] (u8 / 255), as diffusers' VaeImageProcessor without normalization.</summary>
-    internal static Tensor UnitChw(byte[] hwc, int width, int height)
-    {
-        int plane = width * height;
-        var chw = new float[3 * plane];
-        for (int p = 0; p < plane; p++)
-            for (int c = 0; c < 3; c++) chw[c * plane + p] = hwc[p * 3 + c] / 255f;
-        return Tensor.FromArray(chw, 1, 3, height, width);
     }
 
     private GenerationMetadata Metadata(GenerationRequest req, int i, int width, int height) =>

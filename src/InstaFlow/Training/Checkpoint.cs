@@ -3,6 +3,7 @@
 // JSON always names a complete weights file and a crash leaves the previous checkpoint intact.
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using InstaFlow.IO;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
 

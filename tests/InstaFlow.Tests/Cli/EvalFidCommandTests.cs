@@ -2,8 +2,8 @@
 // library's on the same images (RGBA read with alpha dropped), identical sets give ~0, and input errors are one line.
 using System.Globalization;
 using InstaFlow.Evaluation;
+using InstaFlow.IO;
 using InstaFlow.Models.Inception;
-using InstaFlow.Pipelines;
 using InstaFlow.Tests.Models;
 
 namespace InstaFlow.Tests.Cli;
@@ -39,7 +39,7 @@ public sealed class EvalFidCommandTests : IDisposable
         var (code, stdout, err) = CliRunner.Run("eval", "fid", "--weights", FidInceptionTests.Weights, "--real", real, "--fake", fake, "--batch", "2");
         Assert.True(code == 0, err);
         var model = FidInceptionV3.Load(FidInceptionTests.Weights).Model;
-        var (rf, ff) = (Fid.ListPngs([real]), Fid.ListPngs([fake]));
+        var (rf, ff) = (ImageFile.ListImages([real]), ImageFile.ListImages([fake]));
         double expected = Fid.Compute(Fid.Features(model, rf, 3), 4, Fid.Features(model, ff, 1), 3, model.FeatureSize);
         Assert.True(expected > 0);
         Assert.Equal(expected, Printed(stdout), 1e-6 * expected);

@@ -1,4 +1,5 @@
 // `instaflow eval grid` on the tiny SD-1.5 fixture: a captioned grid PNG of the right size, and one-line errors.
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tests.Pipelines;
 

@@ -1,6 +1,6 @@
 // `instaflow generate` end to end on the tiny fixture (same image as the Python pipeline), and the one-line errors
 // for unusable model folders: corrupt or truncated weights, a missing component, an unsupported block, a wrong shape.
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 using InstaFlow.Tests.Pipelines;
 
 namespace InstaFlow.Tests.Cli;

@@ -1,7 +1,6 @@
 // `instaflow sample` on the tiny fixture: the default scheduler from the model folder and an explicit DDIM config
 // reproduce the teacher golden images; bad scheduler settings give one-line errors.
-using InstaFlow.Nn;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Tests.Pipelines;
 

@@ -1,7 +1,7 @@
 // pytorch-fid's calculate_frechet_distance goldens in float64: means and N-1 covariances, and the distance for full-rank
 // covariances (fid_math0) and for fewer samples than dimensions (fid_math1, singular covariances).
 using InstaFlow.Evaluation;
-using InstaFlow.Nn;
+using InstaFlow.IO;
 using Xunit.Abstractions;
 
 namespace InstaFlow.Tests.Evaluation;

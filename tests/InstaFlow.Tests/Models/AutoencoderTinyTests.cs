@@ -1,7 +1,7 @@
 // TAESD (diffusers AutoencoderTiny) against the goldens: encode and decode with their layer intermediates, and the
 // 8-bit latent round trip (scale, quantize, unscale, decode); the config's scale factor and load errors.
+using InstaFlow.IO;
 using InstaFlow.Models.Vae;
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 
 namespace InstaFlow.Tests.Models;
@@ -79,7 +79,7 @@ public class AutoencoderTinyTests
         var res = new InstaFlow.Pipelines.RectifiedFlowPipeline(parts).Generate(new InstaFlow.Pipelines.GenerationRequest { Prompts = ["a cat"], Seed = 3 });
         using var scope = TensorScope.Begin();
         using var _ = InstaFlow.Tensors.Autograd.GradMode.NoGrad();
-        var expected = InstaFlow.Pipelines.ImageOps.ToUint8Hwc(tiny.Decode(res.FinalLatents))[0];
+        var expected = ImageTensors.ToUint8Hwc(tiny.Decode(res.FinalLatents))[0];
         res.FinalLatents.Dispose();
         Assert.Equal(expected, res.ImagesHwc[0]);
     }

@@ -1,8 +1,8 @@
 // CLIP score against the transformers/torchmetrics goldens: Pillow-exact bicubic preprocessing, the vision tower with
 // its hidden states, text and image embeddings, per-pair scores and the clamped batch mean, torchmetrics' tokenization.
 using InstaFlow.Evaluation;
+using InstaFlow.IO;
 using InstaFlow.Models.Clip;
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 
@@ -118,7 +118,7 @@ public class ClipScoreTests
                 var hwc = new byte[h * w * 3];
                 for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) for (int k = 0; k < 3; k++) hwc[(y * w + x) * 3 + k] = chw[((b * 3 + k) * h + y) * w + x];
                 files[b] = Path.Combine(dir, $"img{b}.png");
-                InstaFlow.Pipelines.Png.Write(files[b], w, h, 3, hwc, new Dictionary<string, string> { ["prompt"] = prompts[b] });
+                Png.Write(files[b], w, h, 3, hwc, new Dictionary<string, string> { ["prompt"] = prompts[b] });
             }
             var tok = Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer");
             var (code, stdout, err) = InstaFlow.Tests.Cli.CliRunner.Run(["eval", "clip-score", "--clip", Dir, "--tokenizer", tok, .. files]);
@@ -128,8 +128,38 @@ public class ClipScoreTests
             Assert.True(Math.Abs(g.ReadF32("clip_score").ToArray()[0] - printed) <= 2e-3f, $"printed {last}");
 
             var bare = Path.Combine(dir, "bare.png");
-            InstaFlow.Pipelines.Png.Write(bare, 2, 2, 3, new byte[12]);
+            Png.Write(bare, 2, 2, 3, new byte[12]);
             InstaFlow.Tests.Cli.CliRunner.AssertUserError(["eval", "clip-score", "--clip", Dir, "--tokenizer", tok, bare], "bare.png", "--prompt");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void EvalClipScoreCli_FolderWithLosslessWebp_ScoresLikeThePngAndNeedsPrompt()
+    {
+        using var g = SafeTensors.Open(Path.Combine(Dir, "torchmetrics_clip_score.safetensors"));
+        var chw = g.ReadU8("images_u8_chw");
+        var shape = g.Info("images_u8_chw").Shape;
+        int h = shape[2], w = shape[3];
+        var hwc = new byte[h * w * 3];
+        for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) for (int k = 0; k < 3; k++) hwc[(y * w + x) * 3 + k] = chw[(k * h + y) * w + x];
+        var dir = Directory.CreateTempSubdirectory("instaflow-clip-webp-").FullName;
+        try
+        {
+            var png = Path.Combine(dir, "img.png");
+            Png.Write(png, w, h, 3, hwc);
+            var folder = Directory.CreateDirectory(Path.Combine(dir, "webp")).FullName;
+            File.WriteAllBytes(Path.Combine(folder, "img.webp"), InstaFlow.Tests.IO.TestImages.WebpLossless(InstaFlow.Tests.IO.TestImages.ToRgba(hwc), w, h));
+            File.WriteAllText(Path.Combine(folder, "notes.txt"), "not an image: skipped by the folder listing");
+            var tok = Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer");
+            string Score(string input)
+            {
+                var (code, stdout, err) = InstaFlow.Tests.Cli.CliRunner.Run(["eval", "clip-score", "--clip", Dir, "--tokenizer", tok, "--prompt", "a cat", input]);
+                Assert.True(code == 0, err);
+                return stdout.Trim().Split('\n')[^1];
+            }
+            Assert.Equal(Score(png), Score(folder));
+            InstaFlow.Tests.Cli.CliRunner.AssertUserError(["eval", "clip-score", "--clip", Dir, "--tokenizer", tok, folder], "img.webp", "--prompt");
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

@@ -1,7 +1,7 @@
 // ControlNet against the diffusers goldens on the tiny SD-1.5 UNet: the conditioning embedding, every residual, the
 // UNet output with and without them, and load errors.
+using InstaFlow.IO;
 using InstaFlow.Models.Unet;
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 using InstaFlow.Tests.Pipelines;
@@ -100,17 +100,48 @@ public class ControlNetTests
         {
             using var g = SafeTensors.Open(Path.Combine(Dir, "e2e_instaflow_controlnet_n1.safetensors"));
             var control = Path.Combine(dir, "control.png");
-            InstaFlow.Pipelines.Png.Write(control, 16, 16, 3, g.ReadU8("control_image_u8_hwc"));
+            Png.Write(control, 16, 16, 3, g.ReadU8("control_image_u8_hwc"));
             var tiny = Path.Combine(TestUtil.Fixtures, "tiny-sd15");
             var outPng = Path.Combine(dir, "out.png");
             var (code, _, err) = InstaFlow.Tests.Cli.CliRunner.Run(["generate", "--model", tiny, "--controlnet", Path.Combine(Dir, "controlnet"), "--control-image", control,
                 "--control-scale", "0.8", "a photo of a cat", "-o", outPng]);
             Assert.True(code == 0, err);
-            var png = InstaFlow.Pipelines.Png.Read(outPng);
+            var png = Png.Read(outPng);
             Assert.Equal((16, 16), (png.Width, png.Height));
             Assert.Equal("tiny-sd15 (controlnet controlnet)", png.Text["model"]);
             Assert.Equal("0.8", png.Text["control_scale"]);
             InstaFlow.Tests.Cli.CliRunner.AssertUserError(["generate", "--model", tiny, "--controlnet", Path.Combine(Dir, "controlnet"), "a cat", "-o", outPng], "--control-image");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void GenerateCli_JpegControlImage_WritesImageOfTheControlSize_AndGarbageIsOneLineError()
+    {
+        var dir = Directory.CreateTempSubdirectory("instaflow-control-jpeg-").FullName;
+        try
+        {
+            using var g = SafeTensors.Open(Path.Combine(Dir, "e2e_instaflow_controlnet_n1.safetensors"));
+            var control = Path.Combine(dir, "control.jpg");
+            File.WriteAllBytes(control, InstaFlow.Tests.IO.TestImages.Jpeg(g.ReadU8("control_image_u8_hwc"), 16, 16));
+            var tiny = Path.Combine(TestUtil.Fixtures, "tiny-sd15");
+            var outPng = Path.Combine(dir, "out.png");
+            var (code, _, err) = InstaFlow.Tests.Cli.CliRunner.Run(["generate", "--model", tiny, "--controlnet", Path.Combine(Dir, "controlnet"), "--control-image", control,
+                "a photo of a cat", "-o", outPng]);
+            Assert.True(code == 0, err);
+            var png = Png.Read(outPng);
+            Assert.Equal((16, 16), (png.Width, png.Height));
+
+            var garbage = Path.Combine(dir, "garbage.jpg");
+            File.WriteAllBytes(garbage, new byte[100]);
+            // The model loads (and says so) before the control image is read, so the error is the last line, not the only one.
+            var (c2, _, e2) = InstaFlow.Tests.Cli.CliRunner.Run(["generate", "--model", tiny, "--controlnet", Path.Combine(Dir, "controlnet"), "--control-image", garbage,
+                "a cat", "-o", outPng]);
+            Assert.Equal(2, c2);
+            var last = e2.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1];
+            Assert.StartsWith("error: ", last);
+            Assert.Contains(garbage, last);
+            Assert.Contains(ImageFile.SupportedFormats, last);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

@@ -1,7 +1,7 @@
 // The FID Inception (pytorch-fid 0.3.0) against its goldens: ToTensor, the resized input, every block's output and
 // pool3 within the fixture README's tolerances; the loader's shape-driven widths, ignored keys and errors.
+using InstaFlow.IO;
 using InstaFlow.Models.Inception;
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 using Xunit.Abstractions;
@@ -21,7 +21,7 @@ public class FidInceptionTests(ITestOutputHelper output)
         using var scope = TensorScope.Begin();
         using var noGrad = GradMode.NoGrad();
         var u8 = golden.Info("images_u8_hwc").Shape;
-        var images = FidInceptionV3.ToTensor(golden.ReadU8("images_u8_hwc"), u8[0], u8[1], u8[2]);
+        var images = ImageTensors.ToTensorUnit(golden.ReadU8("images_u8_hwc"), u8[0], u8[2], u8[1]);
         Check(golden, "images", images, 1e-6f, 0);
         var r = Model.Value.Forward(images, keepDebug: true);
         foreach (var name in golden.Names.Where(n => n.StartsWith("debug.", StringComparison.Ordinal)))

@@ -1,8 +1,8 @@
 // LoRA against the diffusers goldens on the tiny SD-1.5 pipeline: kohya and diffusers files give the fused UNet and
 // text-encoder outputs at scales 1.0 and 0.7, the update matrices themselves, the InstaFlow image with text and UNet
 // scales set apart (the reference's kwargs behaviour), and clear errors for foreign files.
+using InstaFlow.IO;
 using InstaFlow.Models.Lora;
-using InstaFlow.Nn;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;

@@ -1,7 +1,7 @@
 // LPIPS (VGG16, v0.1) against the lpips-package goldens: every intermediate of pair 0, the odd-sized pair 1, both
 // weight namings, clear errors for missing weights, and the gradient with respect to an input by finite differences.
+using InstaFlow.IO;
 using InstaFlow.Models.Lpips;
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 
 namespace InstaFlow.Tests.Models;

@@ -1,5 +1,6 @@
 // Text encoder, UNet and VAE forwards against the Python reference goldens in ../shared/fixtures/io, including
 // every debug.* intermediate the golden file holds.
+using InstaFlow.IO;
 using InstaFlow.Models;
 using InstaFlow.Models.Clip;
 using InstaFlow.Models.Unet;

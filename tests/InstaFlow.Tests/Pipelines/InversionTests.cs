@@ -1,5 +1,6 @@
 // Inversion on the tiny SD-1.5 pipeline: the noise found for the sampler's own output regenerates that output, more
 // closely with more fixed-point iterations; the CLI writes latents that `generate --init-latents` takes back.
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 
@@ -58,6 +59,32 @@ public class InversionTests
             var (c2, _, e2) = InstaFlow.Tests.Cli.CliRunner.Run(["generate", "--model", tiny, "a photo of a cat", "--steps", "3", "--init-latents", noise, "-o", Path.Combine(dir, "again.png")]);
             Assert.True(c2 == 0, e2);
             InstaFlow.Tests.Cli.CliRunner.AssertUserError(["invert", "--model", tiny, "--image", img, "--prompt", "x", "--iterations", "0", "-o", noise], "--iterations");
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void InvertCli_LosslessWebp_GivesTheSameNoiseAsThePng()
+    {
+        var dir = Directory.CreateTempSubdirectory("instaflow-invert-webp-").FullName;
+        try
+        {
+            var tiny = Path.Combine(TestUtil.Fixtures, "tiny-sd15");
+            var img = Path.Combine(dir, "img.png");
+            var (c0, _, e0) = InstaFlow.Tests.Cli.CliRunner.Run(["generate", "--model", tiny, "a photo of a cat", "--steps", "2", "--seed", "5", "-o", img]);
+            Assert.True(c0 == 0, e0);
+            var png = Png.Read(img).ToRgbDroppingAlpha();
+            var webp = Path.Combine(dir, "img.webp");
+            File.WriteAllBytes(webp, InstaFlow.Tests.IO.TestImages.WebpLossless(InstaFlow.Tests.IO.TestImages.ToRgba(png.Pixels), png.Width, png.Height));
+            var noise = new[] { img, webp }.Select((input, i) =>
+            {
+                var path = Path.Combine(dir, $"noise{i}.safetensors");
+                var (c, _, e) = InstaFlow.Tests.Cli.CliRunner.Run(["invert", "--model", tiny, "--image", input, "--prompt", "a photo of a cat", "--steps", "2", "--iterations", "2", "-o", path]);
+                Assert.True(c == 0, e);
+                using var t = LatentsFile.Read(path);
+                return t.Span.ToArray();
+            }).ToArray();
+            Assert.Equal(noise[0], noise[1]);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

@@ -1,7 +1,7 @@
 // End-to-end InstaFlow pipeline on the tiny SD-1.5 fixture: fixed-noise goldens (e2e/) with every per-step
 // intermediate, and seeded goldens (e2e_seeded/) that also pin the PyTorch-compatible noise.
 using System.Text.Json;
-using InstaFlow.Nn;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 

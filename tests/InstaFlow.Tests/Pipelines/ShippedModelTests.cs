@@ -2,6 +2,7 @@
 // images for fixed prompts and seeds land in the prompt's subcategory according to the shipped classifier.
 using InstaFlow.Cli;
 using InstaFlow.Evaluation;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 
 namespace InstaFlow.Tests.Pipelines;
@@ -38,7 +39,7 @@ public class ShippedModelTests
         var res = new RectifiedFlowPipeline(model).Generate(new GenerationRequest { Prompts = [prompt], Seed = seed });
         res.FinalLatents.Dispose();
         Assert.Equal((64, 64), (res.Width, res.Height));
-        var predicted = classifier.Apply(TwemojiEval.ToTensor(res.ImagesHwc, res.Height, res.Width)).Predictions[0];
+        var predicted = classifier.Apply(ImageTensors.ToTensorSigned(res.ImagesHwc, res.Width, res.Height)).Predictions[0];
         Assert.Equal(subcategory, classifier.Classes[predicted]);
     }
 }

@@ -1,7 +1,7 @@
 // The SD-1.5 teacher (StableDiffusionPipeline) against diffusers 0.21.4 goldens for DDIM, DPM++ 2M (leading and
 // linspace) and Euler: schedules, every per-step model input, guided eps and latents, and the decoded images.
 using InstaFlow.Flow.Schedulers;
-using InstaFlow.Nn;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 

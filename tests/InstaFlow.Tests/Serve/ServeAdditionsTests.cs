@@ -1,6 +1,7 @@
 // `serve` with a LoRA merged at start-up: the API's image equals the CLI's `generate --lora` image; a bad LoRA file
 // stops the start with an error naming it.
 using System.Net;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tests.Cli;
 

@@ -3,7 +3,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 using InstaFlow.Tests.Cli;
 
 namespace InstaFlow.Tests.Serve;

@@ -1,6 +1,6 @@
 // The web page in a real browser (the system's Chromium driven by Playwright): type a prompt, click Generate,
 // wait for the image, check its size, and keep a screenshot; API errors appear on the page; Cancel frees the queue.
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 using Microsoft.Playwright;
 
 namespace InstaFlow.Tests.Serve;

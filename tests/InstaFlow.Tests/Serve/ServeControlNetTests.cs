@@ -2,6 +2,7 @@
 // makes from the same parameters; the page's model info says a ControlNet is there; bad control fields are 400s.
 using System.Net;
 using System.Text.Json;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tests.Cli;
 
@@ -58,7 +59,7 @@ public sealed class ServeControlNetTests : IAsyncLifetime
 
     [Theory]
     [InlineData("""{"prompt": "a", "control_image": "not base64!"}""", "control_image", "base64")]
-    [InlineData("""{"prompt": "a", "control_image": "AAAA"}""", "control_image", "PNG")]
+    [InlineData("""{"prompt": "a", "control_image": "AAAA"}""", "control_image", "usable image")]
     [InlineData("""{"prompt": "a", "control_scale": 0.5}""", "control_scale", "needs a control_image")]
     public async Task Generate_BadControlFields_400NamingTheField(string body, string field, string reason)
     {

@@ -2,7 +2,7 @@
 // endpoint's; bad parameters still get a plain 400.
 using System.Net;
 using System.Text.Json;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 
 namespace InstaFlow.Tests.Serve;
 

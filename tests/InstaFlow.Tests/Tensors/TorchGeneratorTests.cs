@@ -1,6 +1,6 @@
 // PyTorch CPU generator parity: torch.manual_seed + torch.randn goldens, state round trips and the uniform path.
 using System.Text.Json;
-using InstaFlow.Nn;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;
 

@@ -4,6 +4,7 @@ using InstaFlow.Evaluation;
 using InstaFlow.Flow;
 using InstaFlow.Models.Clip;
 using InstaFlow.Models.Vae;
+using InstaFlow.Models;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Training;

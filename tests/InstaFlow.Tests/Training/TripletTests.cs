@@ -1,7 +1,7 @@
 // Triplet generation on the tiny teacher: shard layout independence (1 vs 3 processes give identical bytes),
 // resume after a simulated kill, verification of corrupted shards, and the prompts-file and CLI errors.
 using InstaFlow.Flow.Schedulers;
-using InstaFlow.Nn;
+using InstaFlow.IO;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;

@@ -3,7 +3,7 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 using InstaFlow.Training.Data;
 
 namespace InstaFlow.Tests.Training;

@@ -1,6 +1,7 @@
 // The FID feature extractor of pytorch-fid 0.3.0: the TensorFlow-ported Inception-v3 (torchvision Inception3 with the
 // FID A/C/E blocks) from image to the 2048-d pool3 features. Inference only. Widths come from the weight shapes, so
 // the real `pt_inception-2015-12-05` weights and reduced test nets load with the same code.
+using InstaFlow.IO;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
 
@@ -48,19 +49,6 @@ public sealed class FidInceptionV3 : Module
 
     /// <summary>Width of the pool3 features (2048 for the real network).</summary>
     public int FeatureSize => _mixed[^1].OutChannels;
-
-    /// <summary>uint8 RGB images [N, H, W, 3] -> [N, 3, H, W] in [0, 1] as torchvision's ToTensor (u8 / 255).</summary>
-    public static Tensor ToTensor(ReadOnlySpan<byte> hwc, int n, int h, int w)
-    {
-        if (hwc.Length != (long)n * h * w * 3) throw new ArgumentException($"{hwc.Length} bytes are not {n} RGB images of {h}x{w}");
-        var t = Tensor.Empty(n, 3, h, w);
-        var s = t.Span;
-        int plane = h * w;
-        for (int b = 0; b < n; b++)
-            for (int p = 0; p < plane; p++)
-                for (int ch = 0; ch < 3; ch++) s[(b * 3 + ch) * plane + p] = hwc[(b * plane + p) * 3 + ch] / 255f;
-        return t;
-    }
 
     /// <summary>images: [N, 3, H, W] in [0, 1] -> [N, 3, 299, 299] in [-1, 1]: bilinear resize, then 2x - 1.</summary>
     public static Tensor Preprocess(Tensor images)

@@ -1,6 +1,7 @@
 // LoRA files for SD-1.5-family pipelines, in the kohya-ss/A1111 format (`lora_unet_*`, `lora_te_*`, with alpha) and
 // the diffusers formats (attention processors, `lora_linear_layer`, PEFT `lora_A`/`lora_B`), merged into the weights
 // as diffusers' fuse_lora does: W += scale * (alpha / rank) * up @ down.
+using InstaFlow.IO;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;

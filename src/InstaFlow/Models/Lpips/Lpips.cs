@@ -3,6 +3,7 @@
 // layers, spatial means summed over the five taps. Widths come from the weight shapes, so reduced nets and the
 // real one load with the same code.
 using System.Globalization;
+using InstaFlow.IO;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
 

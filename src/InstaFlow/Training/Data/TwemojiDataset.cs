@@ -4,7 +4,7 @@ using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text.Json;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 
 namespace InstaFlow.Training.Data;
 

@@ -3,7 +3,7 @@
 // convention, frozen text embeddings cached per prompt, condition dropout for CFG, and EMA. The result is a
 // diffusers folder that `instaflow generate` loads as a 2-Rectified-Flow model.
 using InstaFlow.Flow;
-using InstaFlow.Nn;
+using InstaFlow.Models;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;

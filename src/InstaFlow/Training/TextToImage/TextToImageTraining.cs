@@ -5,6 +5,7 @@ using InstaFlow.Flow;
 using InstaFlow.Models.Clip;
 using InstaFlow.Models.Unet;
 using InstaFlow.Models.Vae;
+using InstaFlow.Models;
 using InstaFlow.Nn;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;

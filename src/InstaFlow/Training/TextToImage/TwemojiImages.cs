@@ -1,7 +1,7 @@
 // The Twemoji dataset held in memory for training and evaluation: every image as one persistent [N, 3, 64, 64]
 // tensor in [-1, 1], its captions, its subcategory label, and the fixed train/eval split.
 using InstaFlow.Flow;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Training.Data;
 
@@ -40,8 +40,7 @@ public sealed class TwemojiImages
             var png = Png.Read(Path.Combine(dir, "images", items[i].File)).ToRgbOnWhite();
             if (png.Width != w || png.Height != h) throw new InvalidDataException($"{items[i].File}: {png.Width}x{png.Height}, expected {w}x{h} like the other images");
             var dst = images.Span.Slice(i * 3 * h * w, 3 * h * w);
-            for (int c = 0; c < 3; c++)
-                for (int p = 0; p < h * w; p++) dst[c * h * w + p] = png.Pixels[p * 3 + c] / 127.5f - 1f;
+            ImageTensors.FillChwSigned(png.Pixels, dst, 3);
         });
         var subs = items.Select(i => i.Subcategory).Distinct().OrderBy(s => s, StringComparer.Ordinal).ToArray();
         var labels = items.Select(i => Array.BinarySearch(subs, i.Subcategory, StringComparer.Ordinal)).ToArray();

@@ -1,10 +1,9 @@
 // Stage 0 of the Twemoji recipe: a small AutoencoderKL trained from scratch (L2 reconstruction + a small KL term),
 // its reconstruction PSNR on the eval split, and scaling_factor = 1 / std of the latents written into its config.
-using InstaFlow.Pipelines;
+using InstaFlow.Models;
 using System.Diagnostics;
 using InstaFlow.Flow;
 using InstaFlow.Models.Vae;
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 using InstaFlow.Tensors.Random;

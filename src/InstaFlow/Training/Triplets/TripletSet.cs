@@ -1,7 +1,7 @@
 // A verified triplet folder loaded into memory: noise latents (X0), the teacher's final latents (X1) and the
 // prompt of each triplet, checked against the manifest (sha256 of every shard and of the prompts file).
 using System.Globalization;
-using InstaFlow.Nn;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 
 namespace InstaFlow.Training.Triplets;

@@ -1,6 +1,5 @@
-// Opens a diffusers pipeline folder (model_index.json + one sub-folder per component) and loads the
-// Stable-Diffusion-1.5-family components from it, with weight variants and clear errors for unusable folders.
-using System.Text.Json;
+// Loads the Stable-Diffusion-1.5-family components (tokenizer, text encoder, UNet, VAE) from a diffusers folder
+// (see DiffusersFolder), checks they fit together, and owns their weights (hash, release, dispose).
 using InstaFlow.Models;
 using InstaFlow.Models.Clip;
 using InstaFlow.Models.Unet;
@@ -9,74 +8,6 @@ using InstaFlow.Nn;
 using InstaFlow.Tensors;
 
 namespace InstaFlow.Pipelines;
-
-public sealed class DiffusersFolder
-{
-    public string Root { get; }
-    /// <summary>component name -> (library, class) from model_index.json (null entries omitted).</summary>
-    public IReadOnlyDictionary<string, (string Library, string Class)> Components { get; }
-    public string PipelineClass { get; }
-    /// <summary>model_index.json's optional "_instaflow_defaults" {"steps", "guidance"} (our trainers write it).</summary>
-    public (int Steps, float Guidance)? Defaults { get; }
-
-    private DiffusersFolder(string root, Dictionary<string, (string, string)> comps, string cls, (int, float)? defaults)
-    {
-        Root = root; Components = comps; PipelineClass = cls; Defaults = defaults;
-    }
-
-    public static DiffusersFolder Open(string dir)
-    {
-        var root = Path.GetFullPath(dir);
-        if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"model folder not found: {root}");
-        var index = Path.Combine(root, "model_index.json");
-        if (!File.Exists(index))
-            throw new FileNotFoundException($"{root}: no model_index.json; expected a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/)", index);
-        var comps = new Dictionary<string, (string, string)>();
-        string cls;
-        (int, float)? defaults = null;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(index));
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{index}: expected a JSON object (component name -> [library, class]), got {doc.RootElement.ValueKind}");
-            cls = doc.RootElement.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : "";
-            if (doc.RootElement.TryGetProperty("_instaflow_defaults", out var d))
-                defaults = ModelDefaults.Parse(d, index);
-            foreach (var p in doc.RootElement.EnumerateObject())
-            {
-                if (p.Name.StartsWith('_') || p.Value.ValueKind != JsonValueKind.Array) continue;
-                var a = p.Value.EnumerateArray().ToArray();
-                if (a.Length == 2 && a[0].ValueKind == JsonValueKind.String && a[1].ValueKind == JsonValueKind.String)
-                    comps[p.Name] = (a[0].GetString()!, a[1].GetString()!);
-            }
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{index}: not valid JSON ({e.Message})");
-        }
-        return new DiffusersFolder(root, comps, cls, defaults);
-    }
-
-    /// <summary>The component's sub-folder; throws naming the folder when it is missing.</summary>
-    public string Component(string name)
-    {
-        var d = Path.Combine(Root, name);
-        if (!Directory.Exists(d))
-            throw new DirectoryNotFoundException($"{Root}: component folder '{name}/' is missing (an SD-1.5-family folder needs unet/, vae/, text_encoder/ and tokenizer/)");
-        return d;
-    }
-
-    /// <summary>Picks `{stem}.{variant}.safetensors` or `{stem}.safetensors`; errors list what the folder holds.</summary>
-    public string Weights(string component, string stem, string? variant)
-    {
-        var dir = Component(component);
-        var name = variant is null ? $"{stem}.safetensors" : $"{stem}.{variant}.safetensors";
-        var path = Path.Combine(dir, name);
-        if (File.Exists(path)) return path;
-        var have = Directory.GetFiles(dir, "*.safetensors").Select(Path.GetFileName);
-        var bin = Directory.GetFiles(dir, "*.bin").Any() ? " (PyTorch .bin pickles are not supported: convert them to safetensors)" : "";
-        throw new FileNotFoundException($"{dir}: weights file {name} not found; the folder has [{string.Join(", ", have)}]{bin}", path);
-    }
-}
 
 /// <summary>The four SD-1.5-family components a text-to-image pipeline needs, and what was added on top of them.</summary>
 public sealed class SdComponents : ITextToImageModel, IDisposable

@@ -3,7 +3,7 @@
 using System.IO.Compression;
 using System.Text;
 
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 /// <summary>A decoded or to-be-encoded image: 8-bit samples, row-major HWC, 1 to 4 channels (gray, gray+alpha, RGB, RGBA).</summary>
 public sealed record PngImage(int Width, int Height, int Channels, byte[] Pixels, IReadOnlyDictionary<string, string> Text)

@@ -1,12 +1,13 @@
 // Writes diffusers pipeline folders (model_index.json, one config.json and safetensors file per component, the CLIP
 // tokenizer files) that SdComponents.Load and `instaflow generate --model` read back; every file via temp + rename.
 using System.Text.Json;
+using InstaFlow.IO;
 using InstaFlow.Models.Clip;
 using InstaFlow.Models.Unet;
 using InstaFlow.Models.Vae;
 using InstaFlow.Nn;
 
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.Models;
 
 public static class DiffusersWriter
 {

@@ -1,9 +1,11 @@
 // A 5x7 pixel font (plus a descender row) for printable ASCII, drawn into RGB byte images: captions under sample
-// grids without an image library. Accented letters fall back to their base letter, typographic quotes to ASCII
-// ones, anything else to '?'.
+// grids. Accented letters fall back to their base letter, typographic quotes to ASCII ones, anything else to '?'.
+// Kept instead of Skia text: SkiaSharp 4.155.0's NoDependencies native build has no font manager (no fontconfig),
+// so SKTypeface.Default has 0 glyphs and draws nothing, even where system fonts are installed; loading a TTF by path
+// would make grids depend on the machine's fonts, while this font gives the same pixels everywhere.
 using System.Text;
 
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 public static class BitmapFont
 {

@@ -6,7 +6,7 @@ using System.Text.Json;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
 
-namespace InstaFlow.Nn;
+namespace InstaFlow.IO;
 
 public enum SafeTensorDType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool }
 

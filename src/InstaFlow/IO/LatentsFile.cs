@@ -1,8 +1,7 @@
 // Latent tensors on disk: one F32 tensor [B, C, h, w] in a safetensors file, named `latents` (or the only tensor).
-using InstaFlow.Nn;
 using InstaFlow.Tensors;
 
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 public static class LatentsFile
 {

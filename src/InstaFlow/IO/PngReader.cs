@@ -3,18 +3,19 @@
 using System.IO.Compression;
 using System.Text;
 
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 public static class PngReader
 {
     /// <summary>Refuse images whose decoded size would exceed this many bytes (a corrupt header, not a real image).</summary>
     public const long MaxDecodedBytes = 1L << 30;
 
-    public static PngImage Read(string path)
+    /// <summary>Reads and decodes a PNG; with limits, images larger than they allow are refused before any decoding.</summary>
+    public static PngImage Read(string path, ImageLimits? limits = null)
     {
         path = Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"PNG file not found: {path}", path);
-        return Decode(File.ReadAllBytes(path), path);
+        return Decode(File.ReadAllBytes(path), path, limits);
     }
 
     private sealed class Header
@@ -25,7 +26,7 @@ public static class PngReader
         public long Stride => ((long)Width * BitsPerPixel + 7) / 8;
     }
 
-    public static PngImage Decode(ReadOnlySpan<byte> data, string source)
+    public static PngImage Decode(ReadOnlySpan<byte> data, string source, ImageLimits? limits = null)
     {
         if (data.Length < 8 || !data[..8].SequenceEqual(Png.Signature))
             throw Bad(source, "not a PNG file (missing the 8-byte PNG signature)");
@@ -56,7 +57,7 @@ public static class PngReader
             {
                 case "IHDR":
                     if (h != null) throw Bad(source, "more than one IHDR chunk");
-                    h = ParseHeader(source, body);
+                    h = ParseHeader(source, body, limits);
                     break;
                 case "PLTE":
                     if (len % 3 != 0 || len == 0 || len > 768) throw Bad(source, $"PLTE chunk has {len} bytes (must be 3..768, a multiple of 3)");
@@ -92,11 +93,13 @@ public static class PngReader
         return ToImage(h, raw, palette, paletteAlpha, transparentKey, text, source);
     }
 
-    private static Header ParseHeader(string source, ReadOnlySpan<byte> b)
+    private static Header ParseHeader(string source, ReadOnlySpan<byte> b, ImageLimits? limits)
     {
         if (b.Length != 13) throw Bad(source, $"IHDR has {b.Length} bytes, expected 13");
         var h = new Header { Width = (int)Math.Min(ReadBE(b), int.MaxValue), Height = (int)Math.Min(ReadBE(b[4..]), int.MaxValue), BitDepth = b[8], ColorType = b[9] };
         if (h.Width == 0 || h.Height == 0) throw Bad(source, $"image size {h.Width}x{h.Height} is empty");
+        // The caller's limits come first: the header is all that has been looked at, nothing is inflated yet.
+        limits?.Check(source, h.Width, h.Height);
         bool okDepth = h.ColorType switch
         {
             0 => h.BitDepth is 1 or 2 or 4 or 8 or 16,

@@ -4,7 +4,7 @@ using System.Text.Json;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
 
-namespace InstaFlow.Nn;
+namespace InstaFlow.IO;
 
 public static unsafe class SafeTensors
 {

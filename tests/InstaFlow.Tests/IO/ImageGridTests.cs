@@ -1,7 +1,7 @@
 // The bitmap font (complete and distinct glyphs, character fallbacks, wrapping, drawing) and the sample grid layout.
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 
-namespace InstaFlow.Tests.Pipelines;
+namespace InstaFlow.Tests.IO;
 
 public class ImageGridTests
 {

@@ -1,6 +1,6 @@
 // Sample grids: equal-size RGB images laid out in rows (one row per prompt, one column per seed) on white, each
 // row's caption printed under it in the bitmap font, so a grid image says what was asked for.
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 public static class ImageGrid
 {

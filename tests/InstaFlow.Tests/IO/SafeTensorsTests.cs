@@ -1,11 +1,11 @@
 // safetensors reader/writer: round trips in F32/F16/BF16, every fixture file, zero-copy lifetime, and one clear
 // InvalidDataException (naming the file and the problem) for each kind of corrupt file.
 using System.Text;
-using InstaFlow.Nn;
+using InstaFlow.IO;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
 
-namespace InstaFlow.Tests.Nn;
+namespace InstaFlow.Tests.IO;
 
 public sealed class SafeTensorsTests : IDisposable
 {

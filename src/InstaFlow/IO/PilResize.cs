@@ -2,7 +2,7 @@
 // passes (horizontal first), filter support widened by the scale when shrinking (antialiasing), weights normalized
 // per output pixel and quantized to 22 fractional bits, each pass rounded and clamped to uint8. CLIP's preprocessing
 // depends on these exact bytes.
-namespace InstaFlow.Pipelines;
+namespace InstaFlow.IO;
 
 public static class PilResize
 {

@@ -2,10 +2,9 @@
 // palette / 16-bit / low-bit-depth / tRNS files built by a small encoder in this test (every filter type used).
 using System.IO.Compression;
 using System.Text;
-using InstaFlow.Nn;
-using InstaFlow.Pipelines;
+using InstaFlow.IO;
 
-namespace InstaFlow.Tests.Pipelines;
+namespace InstaFlow.Tests.IO;
 
 public sealed class PngTests : IDisposable
 {
