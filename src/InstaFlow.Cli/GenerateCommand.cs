@@ -41,6 +41,10 @@ public static class GenerateCommand
         cmd.SetAction(r =>
         {
             var (prompt, outDir) = io.Validate(r);
+            if (r.GetValue(steps) is int n && (n < 1 || n > 1000)) throw new UserException($"--steps must be between 1 and 1000, got {n}");
+            if (r.GetValue(guidance) is float g && !(g >= 0 && g <= 100)) throw new UserException($"--guidance must be between 0 and 100, got {g}");
+            if (!float.IsFinite(r.GetValue(loraScale))) throw new UserException($"--lora-scale must be a finite number, got {r.GetValue(loraScale)}");
+            if (!float.IsFinite(r.GetValue(controlScale))) throw new UserException($"--control-scale must be a finite number, got {r.GetValue(controlScale)}");
             if ((r.GetValue(controlnet) == null) != (r.GetValue(controlImage) == null))
                 throw new UserException("--controlnet and --control-image go together: pass both or neither");
             var dir = ModelLocator.Resolve(r.GetValue(model));

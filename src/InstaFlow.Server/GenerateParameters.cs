@@ -70,7 +70,7 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
         catch (FormatException) { throw new ApiError("control_image", "must be a base64-encoded image (PNG, JPEG, WebP, BMP or GIF)"); }
         PngImage png;
         try { png = ImageFile.Decode(bytes, "control_image"); }
-        catch (InvalidDataException e) { throw new ApiError("control_image", $"is not a usable image ({e.Message})"); }
+        catch (InvalidInputException e) { throw new ApiError("control_image", $"is not a usable image ({e.Message})"); }
         int multiple = ImageSize.Multiple(model);
         foreach (var (name, v) in new[] { ("width", png.Width), ("height", png.Height) })
             if (v % multiple != 0 || v > MaxSize) throw new ApiError("control_image", $"its {name} {v} must be a multiple of {multiple}, at most {MaxSize}");

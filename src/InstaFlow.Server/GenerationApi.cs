@@ -98,7 +98,7 @@ public sealed class GenerationApi(ITextToImageModel model, IReadOnlyDictionary<s
             // The client is gone; nobody reads a response.
             return Results.Empty;
         }
-        catch (ArgumentException e) { return Error(new ApiError(null, e.Message)); }
+        catch (InvalidInputException e) { return Error(new ApiError(null, e.Message)); }
     }
 
     private object Result(GenerateParameters p, Output output) => new
@@ -142,7 +142,7 @@ public sealed class GenerationApi(ITextToImageModel model, IReadOnlyDictionary<s
             }
             string last;
             try { last = Event("result", Result(p, await job)); }
-            catch (ArgumentException e) { last = Event("error", new { Error = e.Message }); }
+            catch (InvalidInputException e) { last = Event("error", new { Error = e.Message }); }
             await ctx.Response.WriteAsync(last, ctx.RequestAborted);
         }
         catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)

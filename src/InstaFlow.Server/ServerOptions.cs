@@ -21,19 +21,19 @@ public sealed record ServerOptions
     /// <summary>Warnings and errors of the web host on the console (the CLI turns this on; tests keep it quiet).</summary>
     public bool ConsoleLog { get; init; }
 
-    /// <summary>The address to bind; throws ArgumentException (one line, saying why) for settings the server refuses.</summary>
+    /// <summary>The address to bind; throws InvalidInputException (one line, saying why) for settings the server refuses.</summary>
     public IPAddress Validate()
     {
         IPAddress ip;
         if (string.Equals(Host, "localhost", StringComparison.OrdinalIgnoreCase)) ip = IPAddress.Loopback;
         else if (!IPAddress.TryParse(Host, out ip!))
-            throw new ArgumentException($"--host {Host} is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::)");
-        if (Port is < 0 or > 65535) throw new ArgumentException($"--port {Port} is not a port number (0 to 65535)");
-        if (MaxQueue is < 0 or > 10_000) throw new ArgumentException($"--max-queue {MaxQueue} must be between 0 and 10000");
+            throw new InvalidInputException($"--host {Host} is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::)");
+        if (Port is < 0 or > 65535) throw new InvalidInputException($"--port {Port} is not a port number (0 to 65535)");
+        if (MaxQueue is < 0 or > 10_000) throw new InvalidInputException($"--max-queue {MaxQueue} must be between 0 and 10000");
         if (ApiKey is { } key && (key.Length < 8 || key.Any(char.IsWhiteSpace)))
-            throw new ArgumentException("--api-key must be at least 8 characters without spaces");
+            throw new InvalidInputException("--api-key must be at least 8 characters without spaces");
         if (!IPAddress.IsLoopback(ip) && string.IsNullOrEmpty(ApiKey))
-            throw new ArgumentException($"refusing to listen on {Host} without --api-key: anyone on the network could use the API; pass --api-key KEY or bind to 127.0.0.1");
+            throw new InvalidInputException($"refusing to listen on {Host} without --api-key: anyone on the network could use the API; pass --api-key KEY or bind to 127.0.0.1");
         return ip;
     }
 }

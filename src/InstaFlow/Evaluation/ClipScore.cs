@@ -53,7 +53,7 @@ public static class ClipScore
         var resized = PilResize.Bicubic(hwc, width, height, 3, newW, newH);
         // 2. center crop with floor offsets
         if (newW < p.CropWidth || newH < p.CropHeight)
-            throw new ArgumentException($"a {width}x{height} image resized to {newW}x{newH} is smaller than the {p.CropWidth}x{p.CropHeight} crop");
+            throw new InvalidInputException($"a {width}x{height} image resized to {newW}x{newH} is smaller than the {p.CropWidth}x{p.CropHeight} crop");
         int top = (newH - p.CropHeight) / 2, left = (newW - p.CropWidth) / 2;
         var cropped = new byte[p.CropHeight * p.CropWidth * 3];
         for (int y = 0; y < p.CropHeight; y++)

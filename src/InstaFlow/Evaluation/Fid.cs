@@ -15,7 +15,7 @@ public static class Fid
     /// </summary>
     public static double[] Features(FidInceptionV3 model, IReadOnlyList<string> files, int batch, IProgress<JobProgress>? progress = null)
     {
-        if (batch < 1) throw new ArgumentException($"batch size must be at least 1, got {batch}");
+        if (batch < 1) throw new InvalidInputException($"batch size must be at least 1, got {batch}");
         int d = model.FeatureSize;
         var features = new double[(long)files.Count * d];
         using var noGrad = GradMode.NoGrad();

@@ -33,7 +33,7 @@ public static class FrechetDistance
     public static (double[] Mean, double[] Cov) MeanCov(double[] x, int n, int d)
     {
         if (x.Length != (long)n * d) throw new ArgumentException($"{x.Length} values are not {n} rows of {d} features");
-        if (n < 2) throw new ArgumentException($"a covariance needs at least two samples, got {n}");
+        if (n < 2) throw new InvalidInputException($"a covariance needs at least two samples, got {n}");
         var m = new double[d];
         for (int i = 0; i < n; i++) for (int j = 0; j < d; j++) m[j] += x[(long)i * d + j];
         for (int j = 0; j < d; j++) m[j] /= n;

@@ -17,7 +17,7 @@ public static class EulerInversion
     /// </summary>
     public static Tensor Invert(VelocityFn v, Tensor x1, int steps, int iterations = 1, double t0 = 0, double t1 = 1)
     {
-        if (iterations < 1) throw new ArgumentException($"inversion needs at least 1 fixed-point iteration per step, got {iterations}");
+        if (iterations < 1) throw new InvalidInputException($"inversion needs at least 1 fixed-point iteration per step, got {iterations}");
         var grid = OdeSampler.UniformGrid(steps, t0, t1);
         using var _ = GradMode.NoGrad();
         var next = x1;

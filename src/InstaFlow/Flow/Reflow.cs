@@ -45,7 +45,7 @@ public sealed class StoredPairs : IPairSource
 
     public StoredPairs(PairSet set, Func<int[], Tensor>? conditions = null)
     {
-        if (conditions != null && set.Conditions == null) throw new ArgumentException("the pair set stores no condition indices, so it cannot train a conditional model");
+        if (conditions != null && set.Conditions == null) throw new InvalidInputException("the pair set stores no condition indices, so it cannot train a conditional model");
         _set = set; _conditions = conditions;
     }
 
@@ -84,7 +84,7 @@ public sealed class PairGenerator
 
     public PairGenerator(FlowModel teacher, OdeSampler sampler, int[] sampleShape, ulong baseSeed, float[]? grid = null, int batchSize = 256, PairConditions? conditions = null)
     {
-        if (batchSize < 1) throw new ArgumentException($"pair generation batch size must be positive, got {batchSize}");
+        if (batchSize < 1) throw new InvalidInputException($"pair generation batch size must be positive, got {batchSize}");
         if (conditions is { Count: < 1 }) throw new ArgumentException($"pair conditions need at least one condition, got {conditions.Count}");
         if (conditions != null && Flow.Guidance.IsOn(conditions.Guidance) && conditions.NullCond == null) throw new ArgumentException("guided pair generation needs a null condition");
         _teacher = teacher; _sampler = sampler; _sampleShape = sampleShape; _batchSize = batchSize; _conditions = conditions;
@@ -157,7 +157,7 @@ public sealed class PairGenerator
     /// </summary>
     public void WriteShards(string dir, long total, int shardSize, Action<long>? progress = null)
     {
-        if (shardSize < 1) throw new ArgumentException($"shard size must be positive, got {shardSize}");
+        if (shardSize < 1) throw new InvalidInputException($"shard size must be positive, got {shardSize}");
         Directory.CreateDirectory(dir);
         for (long s = 0; s < total; s += shardSize)
         {
@@ -193,7 +193,7 @@ public sealed class PairGenerator
         f.Metadata.TryGetValue("base_seed", out var seed);
         f.Metadata.TryGetValue("grid", out var grid);
         if (seed != BaseSeed.ToString(CultureInfo.InvariantCulture) || grid != FormatGrid(Grid))
-            throw new InvalidDataException($"{path}: shard was made with base seed {seed} and grid [{grid}], not {BaseSeed} and [{FormatGrid(Grid)}]; use an empty directory");
+            throw new InvalidInputException($"{path}: shard was made with base seed {seed} and grid [{grid}], not {BaseSeed} and [{FormatGrid(Grid)}]; use an empty directory");
     }
 
     public static string ShardPath(string dir, long start) => Path.Combine(dir, $"pairs-{start:D10}.safetensors");
@@ -215,14 +215,14 @@ public sealed class PairGenerator
         {
             using var f = SafeTensors.Open(path);
             long start = long.Parse(f.Metadata["start"], CultureInfo.InvariantCulture);
-            if (start != next) throw new InvalidDataException($"{path}: shard starts at pair {start} but the shards before it end at {next}; a shard is missing");
-            if (grid != null && f.Metadata["grid"] != grid) throw new InvalidDataException($"{path}: grid [{f.Metadata["grid"]}] differs from the other shards' [{grid}]");
+            if (start != next) throw new InvalidInputException($"{path}: shard starts at pair {start} but the shards before it end at {next}; a shard is missing");
+            if (grid != null && f.Metadata["grid"] != grid) throw new InvalidInputException($"{path}: grid [{f.Metadata["grid"]}] differs from the other shards' [{grid}]");
             grid = f.Metadata["grid"];
             var t = f.ReadF32("points");
             parts.Add(t.Clone());
             t.Dispose();
             bool hasCond = f.Names.Contains("conditions");
-            if (parts.Count > 1 && hasCond != conditional) throw new InvalidDataException($"{path}: some shards store condition indices and some do not");
+            if (parts.Count > 1 && hasCond != conditional) throw new InvalidInputException($"{path}: some shards store condition indices and some do not");
             conditional = hasCond;
             if (hasCond)
             {

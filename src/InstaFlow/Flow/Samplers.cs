@@ -51,7 +51,7 @@ public abstract class OdeSampler
     /// <summary>n equal steps between t0 and t1 (n + 1 points): t0 + (t1 - t0) * i / n, so [0, 1] gives i / n exactly.</summary>
     public static double[] UniformGrid(int steps, double t0 = 0, double t1 = 1)
     {
-        if (steps < 1) throw new ArgumentException($"a sampler needs at least 1 step, got {steps}");
+        if (steps < 1) throw new InvalidInputException($"a sampler needs at least 1 step, got {steps}");
         var g = new double[steps + 1];
         for (int i = 0; i <= steps; i++) g[i] = t0 + (t1 - t0) * i / steps;
         return g;

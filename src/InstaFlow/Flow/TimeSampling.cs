@@ -23,7 +23,7 @@ public sealed class UniformTime : TimeSampler
 {
     public UniformTime(float eps = 1e-3f)
     {
-        if (eps < 0 || eps >= 0.5f) throw new ArgumentException($"uniform time: eps must be in [0, 0.5), got {eps}");
+        if (eps < 0 || eps >= 0.5f) throw new InvalidInputException($"uniform time: eps must be in [0, 0.5), got {eps}");
         Eps = eps;
     }
 
@@ -36,7 +36,7 @@ public sealed class LogitNormalTime : TimeSampler
 {
     public LogitNormalTime(float location = 0f, float scale = 1f)
     {
-        if (!(scale > 0)) throw new ArgumentException($"logit-normal time: scale must be positive, got {scale}");
+        if (!(scale > 0)) throw new InvalidInputException($"logit-normal time: scale must be positive, got {scale}");
         Location = location; Scale = scale;
     }
 

@@ -66,7 +66,7 @@ public sealed class FlowModel(IVelocityModel network, FlowConvention convention)
     /// </summary>
     public VelocityFn Field(Tensor? cond = null, float guidance = 0f, Tensor? nullCond = null)
     {
-        if (float.IsNaN(guidance)) throw new ArgumentException("guidance scale is NaN");
+        if (float.IsNaN(guidance)) throw new InvalidInputException("guidance scale is NaN");
         if (!Guidance.IsOn(guidance))
             return (x, t) =>
             {

@@ -34,7 +34,7 @@ public static class ImageFile
 
     /// <summary>
     /// The image at path as RGB (Channels = 3): gray is replicated and alpha dropped, as PIL's convert("RGB") does.
-    /// PNG text chunks are kept in Text (other formats have none). Errors are InvalidDataExceptions naming the file.
+    /// PNG text chunks are kept in Text (other formats have none). Errors are InvalidInputExceptions naming the file.
     /// </summary>
     public static PngImage Read(string path, ImageLimits? limits = null)
     {
@@ -49,7 +49,7 @@ public static class ImageFile
         limits ??= ImageLimits.Default;
         string? format = Sniff(data);
         if (format is null)
-            throw new InvalidDataException($"{source}: not an image this program reads (expected {SupportedFormats}; the file starts with {Hex(data)})");
+            throw new InvalidInputException($"{source}: not an image this program reads (expected {SupportedFormats}; the file starts with {Hex(data)})");
         // PNG keeps our own reader: it returns the text chunks (the prompt clip-score reads) and checks limits itself.
         if (format == "PNG")
         {
@@ -82,9 +82,9 @@ public static class ImageFile
         // The codec owns the stream (and frees it at once when creation fails).
         using var codec = SKCodec.Create(new SKMemoryStream(data), out var created);
         if (codec is null)
-            throw new InvalidDataException($"{source}: a corrupt or truncated {format} file ({Describe(created)}); readable formats are {SupportedFormats}");
+            throw new InvalidInputException($"{source}: a corrupt or truncated {format} file ({Describe(created)}); readable formats are {SupportedFormats}");
         int w = codec.Info.Width, h = codec.Info.Height;
-        if (w <= 0 || h <= 0) throw new InvalidDataException($"{source}: the {format} header gives an empty size {w}x{h}");
+        if (w <= 0 || h <= 0) throw new InvalidInputException($"{source}: the {format} header gives an empty size {w}x{h}");
         limits.Check(source, w, h);
 
         // Unpremultiplied RGBA with no colour space: the stored samples as they are (no ICC conversion, no alpha
@@ -95,7 +95,7 @@ public static class ImageFile
         fixed (byte* p = rgba) r = codec.GetPixels(info, (IntPtr)p);
         // Truncated data still yields an image (the rest filled in); PIL refuses such files, and so do we.
         if (r != SKCodecResult.Success)
-            throw new InvalidDataException($"{source}: a corrupt or truncated {format} file ({Describe(r)}); readable formats are {SupportedFormats}");
+            throw new InvalidInputException($"{source}: a corrupt or truncated {format} file ({Describe(r)}); readable formats are {SupportedFormats}");
 
         var rgb = new byte[(long)w * h * 3];
         for (long i = 0, o = 0; i < rgba.Length; i += 4, o += 3)

@@ -8,12 +8,12 @@ public sealed record ImageLimits(int MaxSide = 8192, long MaxPixels = 40_000_000
 {
     public static ImageLimits Default { get; } = new();
 
-    /// <summary>Throws an InvalidDataException naming source, the image's size and the limit it breaks.</summary>
+    /// <summary>Throws an InvalidInputException naming source, the image's size and the limit it breaks.</summary>
     public void Check(string source, int width, int height)
     {
         long pixels = (long)width * height;
         if (width <= MaxSide && height <= MaxSide && pixels <= MaxPixels) return;
-        throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+        throw new InvalidInputException(string.Create(CultureInfo.InvariantCulture,
             $"{source}: the image is {width}x{height} ({pixels} pixels), over the limit of {MaxSide} pixels per side and {MaxPixels} pixels in all; resize it first"));
     }
 }

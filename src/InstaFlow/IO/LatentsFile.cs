@@ -10,9 +10,9 @@ public static class LatentsFile
         using var f = SafeTensors.Open(path);
         string name = f.Contains("latents") ? "latents"
             : f.Tensors.Count == 1 ? f.Tensors[0].Name
-            : throw new InvalidDataException($"{path}: holds {f.Tensors.Count} tensors and none is named 'latents'; save the noise as a tensor named 'latents'");
+            : throw new InvalidInputException($"{path}: holds {f.Tensors.Count} tensors and none is named 'latents'; save the noise as a tensor named 'latents'");
         var info = f.Info(name);
-        if (info.Shape.Length != 4) throw new InvalidDataException($"{path}: tensor '{name}' has shape {ShapeUtil.Format(info.Shape)}; latents must be [B, C, h, w]");
+        if (info.Shape.Length != 4) throw new InvalidInputException($"{path}: tensor '{name}' has shape {ShapeUtil.Format(info.Shape)}; latents must be [B, C, h, w]");
         return f.ReadF32(name).ClonePersistent();
     }
 

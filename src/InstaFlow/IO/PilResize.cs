@@ -22,7 +22,7 @@ public static class PilResize
     public static byte[] Bicubic(byte[] hwc, int width, int height, int channels, int outW, int outH)
     {
         if (hwc.Length != width * height * channels) throw new ArgumentException($"image of {hwc.Length} bytes is not {width}x{height}x{channels}");
-        if (outW < 1 || outH < 1) throw new ArgumentException($"cannot resize to {outW}x{outH}");
+        if (outW < 1 || outH < 1) throw new InvalidInputException($"cannot resize to {outW}x{outH}");
         var (vBounds, vK, vSize) = Coefficients(height, outH);
         int first = vBounds[0], last = vBounds[2 * (outH - 1)] + vBounds[2 * (outH - 1) + 1];
         byte[] src = hwc;

@@ -1,5 +1,5 @@
 // PNG decoder to 8-bit samples: every colour type and bit depth of the spec, palettes with tRNS transparency,
-// all five filters, text chunks; corrupt files give one-line InvalidDataExceptions naming the file.
+// all five filters, text chunks; corrupt files give one-line InvalidInputExceptions naming the file.
 using System.IO.Compression;
 using System.Text;
 
@@ -271,5 +271,5 @@ public static class PngReader
     private static uint ReadBE(ReadOnlySpan<byte> b) => (uint)(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]);
     private static int ReadBE16(ReadOnlySpan<byte> b) => b[0] << 8 | b[1];
 
-    private static InvalidDataException Bad(string source, string problem) => new($"{source}: {problem}");
+    private static InvalidInputException Bad(string source, string problem) => new($"{source}: {problem}");
 }

@@ -232,7 +232,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                 for (long i = 0; i < n; i++) t.Data[i] = (float)Unsafe.ReadUnaligned<double>(src + i * 8);
                 break;
             default:
-                throw new InvalidDataException($"{Path}: tensor \"{name}\" is {SafeTensorDTypes.Name(info.DType)}, not a float type; use ReadI64/ReadU8");
+                throw new InvalidInputException($"{Path}: tensor \"{name}\" is {SafeTensorDTypes.Name(info.DType)}, not a float type; use ReadI64/ReadU8");
         }
         t.Name = name;
         return t;
@@ -247,7 +247,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         var info = Info(name);
         if (info.DType != want)
-            throw new InvalidDataException($"{Path}: tensor \"{name}\" is {SafeTensorDTypes.Name(info.DType)}, expected {SafeTensorDTypes.Name(want)}");
+            throw new InvalidInputException($"{Path}: tensor \"{name}\" is {SafeTensorDTypes.Name(info.DType)}, expected {SafeTensorDTypes.Name(want)}");
         return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(RawBytes(name)).ToArray();
     }
 
@@ -256,7 +256,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>Drops this reader's hold on the mapping; zero-copy tensors already returned stay valid.</summary>
     public void Dispose() => Interlocked.Exchange(ref _mapping, null)?.Release();
 
-    internal static InvalidDataException Bad(string path, string problem) => new($"{path}: {problem}");
+    internal static InvalidInputException Bad(string path, string problem) => new($"{path}: {problem}");
 
     private static string OneLine(string s) => s.Replace('\r', ' ').Replace('\n', ' ');
 }

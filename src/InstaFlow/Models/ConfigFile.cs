@@ -25,12 +25,12 @@ public sealed class ConfigFile
         try
         {
             using var doc = JsonDocument.Parse(fixedJson, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object at the top level");
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidInputException($"{path}: expected a JSON object at the top level");
             return new ConfigFile(path, doc.RootElement.Clone());
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})");
+            throw new InvalidInputException($"{path}: not valid JSON ({e.Message})");
         }
     }
 
@@ -116,7 +116,7 @@ public sealed class ConfigFile
         if (v == null) return Enumerable.Repeat(dflt, levels).ToArray();
         if (v.Value.ValueKind == JsonValueKind.Number) return Enumerable.Repeat(Int(key, dflt), levels).ToArray();
         var l = Ints(key, Array.Empty<int>());
-        if (l.Length != levels) throw new InvalidDataException($"{Path}: '{key}' has {l.Length} entries but the model has {levels} levels");
+        if (l.Length != levels) throw new InvalidInputException($"{Path}: '{key}' has {l.Length} entries but the model has {levels} levels");
         return l;
     }
 
@@ -124,7 +124,7 @@ public sealed class ConfigFile
     /// <summary>A nested object (e.g. CLIPConfig's text_config) read with the same rules; errors name "file:key".</summary>
     public ConfigFile Section(string key)
     {
-        var v = Get(key) ?? throw new InvalidDataException($"{Path}: no \"{key}\" section");
+        var v = Get(key) ?? throw new InvalidInputException($"{Path}: no \"{key}\" section");
         if (v.ValueKind != JsonValueKind.Object) throw Bad(key, v, "an object");
         return new ConfigFile($"{Path}:{key}", v);
     }
@@ -134,6 +134,6 @@ public sealed class ConfigFile
         if (!ok) throw new NotSupportedException($"{Path}: unsupported value {value} for '{key}' (supported: {supported})");
     }
 
-    private InvalidDataException Bad(string key, JsonElement v, string expected) =>
+    private InvalidInputException Bad(string key, JsonElement v, string expected) =>
         new($"{Path}: '{key}' should be {expected}, got {v.GetRawText()}");
 }

@@ -31,7 +31,7 @@ public sealed class DiffusersFolder
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(index));
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{index}: expected a JSON object (component name -> [library, class]), got {doc.RootElement.ValueKind}");
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidInputException($"{index}: expected a JSON object (component name -> [library, class]), got {doc.RootElement.ValueKind}");
             cls = doc.RootElement.TryGetProperty("_class_name", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : "";
             if (doc.RootElement.TryGetProperty("_instaflow_defaults", out var d)) defaults = ParseDefaults(d, index);
             foreach (var p in doc.RootElement.EnumerateObject())
@@ -44,7 +44,7 @@ public sealed class DiffusersFolder
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{index}: not valid JSON ({e.Message})");
+            throw new InvalidInputException($"{index}: not valid JSON ({e.Message})");
         }
         return new DiffusersFolder(root, comps, cls, defaults);
     }
@@ -52,11 +52,11 @@ public sealed class DiffusersFolder
     /// <summary>Reads {"steps": N, "guidance": G}; errors name the file and the key.</summary>
     private static (int Steps, float Guidance) ParseDefaults(JsonElement e, string file)
     {
-        if (e.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{file}: _instaflow_defaults must be an object {{\"steps\": N, \"guidance\": G}}");
+        if (e.ValueKind != JsonValueKind.Object) throw new InvalidInputException($"{file}: _instaflow_defaults must be an object {{\"steps\": N, \"guidance\": G}}");
         int steps = e.TryGetProperty("steps", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt32(out int n) && n is >= 1 and <= 1000 ? n
-            : throw new InvalidDataException($"{file}: _instaflow_defaults.steps must be a whole number from 1 to 1000");
+            : throw new InvalidInputException($"{file}: _instaflow_defaults.steps must be a whole number from 1 to 1000");
         float guidance = e.TryGetProperty("guidance", out var g) && g.ValueKind == JsonValueKind.Number && g.GetDouble() is >= 0 and <= 100 ? (float)g.GetDouble()
-            : throw new InvalidDataException($"{file}: _instaflow_defaults.guidance must be a number from 0 to 100");
+            : throw new InvalidInputException($"{file}: _instaflow_defaults.guidance must be a number from 0 to 100");
         return (steps, guidance);
     }
 

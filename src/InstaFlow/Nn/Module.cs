@@ -65,12 +65,12 @@ public abstract class Module
         var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
         var unexpected = state.Keys.Where(k => !own.ContainsKey(k) && !ignore.Contains(k)).ToList();
         var report = new LoadReport(missing, unexpected, source);
-        if (strict && !report.IsComplete) throw new InvalidDataException(report.Describe());
+        if (strict && !report.IsComplete) throw new InvalidInputException(report.Describe());
         foreach (var (name, p) in own)
         {
             if (!state.TryGetValue(name, out var t)) continue;
             if (!ShapeUtil.SameShape(t.Shape, p.Shape))
-                throw new InvalidDataException($"{source}: tensor '{name}' has shape {ShapeUtil.Format(t.Shape)} but the model built from its config expects {ShapeUtil.Format(p.Shape)}; the weights do not belong to this config");
+                throw new InvalidInputException($"{source}: tensor '{name}' has shape {ShapeUtil.Format(t.Shape)} but the model built from its config expects {ShapeUtil.Format(p.Shape)}; the weights do not belong to this config");
             p.Replace(t);
         }
         return report;

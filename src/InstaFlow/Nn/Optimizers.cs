@@ -77,8 +77,8 @@ public sealed unsafe class AdamW : Optimizer
 
     internal static void Restore(IReadOnlyDictionary<string, Tensor> state, string key, Tensor into)
     {
-        if (!state.TryGetValue(key, out var t)) throw new InvalidDataException($"optimizer state is missing '{key}'");
-        if (!ShapeUtil.SameShape(t.Shape, into.Shape)) throw new InvalidDataException($"optimizer state '{key}' has shape {t.Describe()}, expected {into.Describe()}");
+        if (!state.TryGetValue(key, out var t)) throw new InvalidInputException($"optimizer state is missing '{key}'");
+        if (!ShapeUtil.SameShape(t.Shape, into.Shape)) throw new InvalidInputException($"optimizer state '{key}' has shape {t.Describe()}, expected {into.Describe()}");
         into.CopyFrom(t);
     }
 }

@@ -21,7 +21,7 @@ public static class StateDictLoader
         {
             if (ignore.Contains(info.Name)) continue;
             var key = rename?.Invoke(info.Name) ?? info.Name;
-            if (state.ContainsKey(key)) throw new InvalidDataException($"{path}: two tensors map to the key '{key}'");
+            if (state.ContainsKey(key)) throw new InvalidInputException($"{path}: two tensors map to the key '{key}'");
             if (expected.TryGetValue(key, out var shape) && !ShapeUtil.SameShape(info.Shape, shape))
             {
                 // Old checkpoints store attention projections as 1x1 convs [C, C, 1, 1] where a linear [C, C] is expected.
@@ -30,12 +30,12 @@ public static class StateDictLoader
                     state[key] = file.ReadF32(info.Name).Reshape(shape);
                     continue;
                 }
-                throw new InvalidDataException($"{path}: tensor '{info.Name}' has shape {ShapeUtil.Format(info.Shape)} but the model built from config.json expects {ShapeUtil.Format(shape)}; the weights do not belong to this config");
+                throw new InvalidInputException($"{path}: tensor '{info.Name}' has shape {ShapeUtil.Format(info.Shape)} but the model built from config.json expects {ShapeUtil.Format(shape)}; the weights do not belong to this config");
             }
             if (info.DType is not (SafeTensorDType.F32 or SafeTensorDType.F16 or SafeTensorDType.BF16 or SafeTensorDType.F64))
             {
                 if (!strict || !expected.ContainsKey(key)) { state[key] = null!; continue; }
-                throw new InvalidDataException($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected a floating-point type");
+                throw new InvalidInputException($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected a floating-point type");
             }
             state[key] = file.ReadF32(info.Name);
         }

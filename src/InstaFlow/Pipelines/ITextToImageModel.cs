@@ -41,7 +41,7 @@ public static class ImageSize
     public static void Check(string name, int value, int multiple = 8, int max = MaxSide)
     {
         if (value <= 0 || value % 8 != 0 || value % multiple != 0 || value > max)
-            throw new ArgumentException($"{name} {value} is not usable: it must be a positive multiple of {Math.Max(8, multiple)}, at most {max}");
+            throw new InvalidInputException($"{name} {value} is not usable: it must be a positive multiple of {Math.Max(8, multiple)}, at most {max}");
     }
 
     /// <summary>The requested size (default: the model's), checked.</summary>

@@ -17,7 +17,7 @@ public sealed record ModelAdditions
     /// <summary>Applies the additions to freshly loaded components; log gets one line per addition.</summary>
     public void ApplyTo(SdComponents model, Action<string>? log = null)
     {
-        if (!float.IsFinite(LoraScale)) throw new ArgumentException($"the LoRA scale must be a finite number, got {LoraScale}");
+        if (!float.IsFinite(LoraScale)) throw new InvalidInputException($"the LoRA scale must be a finite number, got {LoraScale}");
         if (TaesdDir != null)
         {
             model.DecodeWith(AutoencoderTiny.Load(TaesdDir).Model);

@@ -25,11 +25,11 @@ internal static class PipelineSteps
 
     private static void Validate(ITextToImageModel model, GenerationRequest r)
     {
-        if (r.Prompts.Count == 0) throw new ArgumentException("no prompt given");
-        if (r.Steps < 1 || r.Steps > 1000) throw new ArgumentException($"steps must be between 1 and 1000, got {r.Steps}");
-        if (float.IsNaN(r.Guidance) || r.Guidance < 0 || r.Guidance > 100) throw new ArgumentException($"guidance must be between 0 and 100, got {r.Guidance}");
+        if (r.Prompts.Count == 0) throw new InvalidInputException("no prompt given");
+        if (r.Steps < 1 || r.Steps > 1000) throw new InvalidInputException($"steps must be between 1 and 1000, got {r.Steps}");
+        if (float.IsNaN(r.Guidance) || r.Guidance < 0 || r.Guidance > 100) throw new InvalidInputException($"guidance must be between 0 and 100, got {r.Guidance}");
         if (r.NegativePrompts != null && r.NegativePrompts.Count != r.Prompts.Count)
-            throw new ArgumentException($"{r.NegativePrompts.Count} negative prompts for {r.Prompts.Count} prompts");
+            throw new InvalidInputException($"{r.NegativePrompts.Count} negative prompts for {r.Prompts.Count} prompts");
     }
 
     /// <summary>The prompts' hidden states and, when guided, the negatives' ("" for each prompt by default, as pipeline_rf.py).</summary>
@@ -55,7 +55,7 @@ internal static class PipelineSteps
         int[] sample = [lc, height / f, width / f];
         if (req.InitLatents == null) return SeedPolicy.Noise(req.Seed, b, sample);
         if (!ShapeUtil.SameShape(req.InitLatents.Shape, [b, .. sample]))
-            throw new ArgumentException($"initial latents {req.InitLatents.Describe()} do not match [{b}, {lc}, {height / f}, {width / f}] for {b} prompt(s) at {width}x{height}");
+            throw new InvalidInputException($"initial latents {req.InitLatents.Describe()} do not match [{b}, {lc}, {height / f}, {width / f}] for {b} prompt(s) at {width}x{height}");
         return req.InitLatents.Clone();
     }
 

@@ -14,7 +14,7 @@ public static class PipelineStraightness
 {
     public static IReadOnlyList<StraightnessRow> Measure(ITextToImageModel model, IReadOnlyList<string> prompts, int steps, float guidance, string? negative, ulong seed)
     {
-        if (steps < 2) throw new ArgumentException($"straightness needs at least 2 Euler steps (one step has no trajectory to bend), got {steps}");
+        if (steps < 2) throw new InvalidInputException($"straightness needs at least 2 Euler steps (one step has no trajectory to bend), got {steps}");
         using var _ = GradMode.NoGrad();
         var pipe = new RectifiedFlowPipeline(model);
         var rows = new List<StraightnessRow>();

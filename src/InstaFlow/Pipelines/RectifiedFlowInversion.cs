@@ -33,7 +33,7 @@ public static class RectifiedFlowInversion
     /// <summary>Scaled latents [1, C, h, w] -> unit noise [1, C, h, w] (the pipeline's InitLatents) for the request's prompt.</summary>
     public static Tensor InvertLatents(ITextToImageModel model, Tensor latents, InversionRequest req)
     {
-        if (req.Steps < 1 || req.Steps > 1000) throw new ArgumentException($"steps must be between 1 and 1000, got {req.Steps}");
+        if (req.Steps < 1 || req.Steps > 1000) throw new InvalidInputException($"steps must be between 1 and 1000, got {req.Steps}");
         using var _ = GradMode.NoGrad();
         var cond = new RectifiedFlowPipeline(model).Encode([req.Prompt], req.NegativePrompt == null ? null : [req.NegativePrompt], req.Guidance);
         return EulerInversion.Invert(RectifiedFlowPipeline.Field(model.Denoiser, cond, req.Guidance), latents, req.Steps, req.Iterations);

@@ -126,9 +126,9 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
     public GenerationResult GenerateImages(GenerationRequest req, int count, CancellationToken cancellation = default)
     {
         if (req.Prompts.Count != 1) throw new ArgumentException($"GenerateImages takes one prompt (repeated {count} times), got {req.Prompts.Count}");
-        if (count < 1) throw new ArgumentException($"the image count must be at least 1, got {count}");
+        if (count < 1) throw new InvalidInputException($"the image count must be at least 1, got {count}");
         if (req.InitLatents != null && req.InitLatents.Dim(0) != count)
-            throw new ArgumentException($"initial latents {req.InitLatents.Describe()} have {req.InitLatents.Dim(0)} rows for {count} image(s)");
+            throw new InvalidInputException($"initial latents {req.InitLatents.Describe()} have {req.InitLatents.Dim(0)} rows for {count} image(s)");
         (req, var (_, width, height, guided, timer)) = Start(req, cancellation);
         using var pool = PoolCap();
         using var noGrad = GradMode.NoGrad();
@@ -188,11 +188,11 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
     private GenerationRequest WithControlSize(GenerationRequest req)
     {
         if (req.Control is not { } ctl) return req;
-        if (Model.ControlNet == null) throw new ArgumentException("the request has a control image but the model has no ControlNet (add one with ModelAdditions.ControlNetDir / --controlnet)");
+        if (Model.ControlNet == null) throw new InvalidInputException("the request has a control image but the model has no ControlNet (add one with ModelAdditions.ControlNetDir / --controlnet)");
         if ((req.Width ?? ctl.Width) != ctl.Width || (req.Height ?? ctl.Height) != ctl.Height)
-            throw new ArgumentException($"the control image is {ctl.Width}x{ctl.Height} but the output is {req.Width}x{req.Height}; resize the control image to the output size");
-        if (ctl.Hwc.Length != ctl.Width * ctl.Height * 3) throw new ArgumentException($"the control image has {ctl.Hwc.Length} bytes, not {ctl.Width}x{ctl.Height} RGB");
-        if (!float.IsFinite(ctl.Scale)) throw new ArgumentException($"the ControlNet scale must be a finite number, got {ctl.Scale}");
+            throw new InvalidInputException($"the control image is {ctl.Width}x{ctl.Height} but the output is {req.Width}x{req.Height}; resize the control image to the output size");
+        if (ctl.Hwc.Length != ctl.Width * ctl.Height * 3) throw new InvalidInputException($"the control image has {ctl.Hwc.Length} bytes, not {ctl.Width}x{ctl.Height} RGB");
+        if (!float.IsFinite(ctl.Scale)) throw new InvalidInputException($"the ControlNet scale must be a finite number, got {ctl.Scale}");
         return req with { Width = ctl.Width, Height = ctl.Height };
     }
 

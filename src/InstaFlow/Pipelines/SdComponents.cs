@@ -45,7 +45,7 @@ public sealed class SdComponents : ITextToImageModel, IDisposable
     public void AttachControlNet(ControlNetModel controlNet, string name)
     {
         if (controlNet.Config.Unet.CrossAttentionDim != Unet.Config.CrossAttentionDim || controlNet.Config.Unet.InChannels != Unet.Config.InChannels)
-            throw new InvalidDataException($"{Name}: the ControlNet {name} reads {controlNet.Config.Unet.InChannels}-channel latents with {controlNet.Config.Unet.CrossAttentionDim}-wide text, " +
+            throw new InvalidInputException($"{Name}: the ControlNet {name} reads {controlNet.Config.Unet.InChannels}-channel latents with {controlNet.Config.Unet.CrossAttentionDim}-wide text, " +
                 $"but this UNet has {Unet.Config.InChannels} and {Unet.Config.CrossAttentionDim}; use a ControlNet made for this model family");
         ControlNet = controlNet;
         Additions.Add($"controlnet {name}");
@@ -58,7 +58,7 @@ public sealed class SdComponents : ITextToImageModel, IDisposable
     public void DecodeWith(ILatentDecoder decoder)
     {
         if (decoder.LatentChannels != Vae.Config.LatentChannels || decoder.ScaleFactor != Vae.Config.ScaleFactor)
-            throw new InvalidDataException($"{Name}: the replacement decoder reads {decoder.LatentChannels}-channel latents at 1/{decoder.ScaleFactor} size, " +
+            throw new InvalidInputException($"{Name}: the replacement decoder reads {decoder.LatentChannels}-channel latents at 1/{decoder.ScaleFactor} size, " +
                 $"but this model's VAE makes {Vae.Config.LatentChannels}-channel latents at 1/{Vae.Config.ScaleFactor}; use a TAESD trained for this VAE");
         _decoder = decoder;
     }
@@ -87,9 +87,9 @@ public sealed class SdComponents : ITextToImageModel, IDisposable
         reports.Add(StateDictLoader.Load(vae, Pick("vae", "diffusion_pytorch_model"), AutoencoderKL.RenameLegacyKey));
 
         if (text.Config.HiddenSize != unet.Config.CrossAttentionDim)
-            throw new InvalidDataException($"{f.Root}: text_encoder hidden_size {text.Config.HiddenSize} does not match unet cross_attention_dim {unet.Config.CrossAttentionDim}");
+            throw new InvalidInputException($"{f.Root}: text_encoder hidden_size {text.Config.HiddenSize} does not match unet cross_attention_dim {unet.Config.CrossAttentionDim}");
         if (vae.Config.LatentChannels != unet.Config.InChannels)
-            throw new InvalidDataException($"{f.Root}: vae latent_channels {vae.Config.LatentChannels} does not match unet in_channels {unet.Config.InChannels}");
+            throw new InvalidInputException($"{f.Root}: vae latent_channels {vae.Config.LatentChannels} does not match unet in_channels {unet.Config.InChannels}");
         return new SdComponents
         {
             Name = Path.GetFileName(f.Root.TrimEnd(Path.DirectorySeparatorChar)), Tokenizer = tokenizer, TextEncoder = text, Unet = unet, Vae = vae,

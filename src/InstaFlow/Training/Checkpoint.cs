@@ -42,11 +42,11 @@ public static class Checkpoint
         string path = Path.Combine(dir, StateFile);
         try
         {
-            return JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty checkpoint state");
+            return JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(path)) ?? throw new InvalidInputException($"{path}: empty checkpoint state");
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not a checkpoint state file ({e.Message})");
+            throw new InvalidInputException($"{path}: not a checkpoint state file ({e.Message})");
         }
     }
 
@@ -55,7 +55,7 @@ public static class Checkpoint
     {
         var state = ReadState(dir);
         if (state.HasEma != (ema != null))
-            throw new InvalidDataException($"{dir}: checkpoint was saved {(state.HasEma ? "with" : "without")} EMA but the trainer is configured {(ema != null ? "with" : "without")} it");
+            throw new InvalidInputException($"{dir}: checkpoint was saved {(state.HasEma ? "with" : "without")} EMA but the trainer is configured {(ema != null ? "with" : "without")} it");
         using var scope = TensorScope.Begin();
         using var file = SafeTensors.Open(Path.Combine(dir, state.Weights));
         var all = file.Names.ToDictionary(n => n, n => file.ReadF32(n));
@@ -70,17 +70,17 @@ public static class Checkpoint
             }
             // Copy rather than adopt the file's memory (LoadStateDict would): the file is deleted by a later save.
             var own = module.NamedParameters().ToList();
-            if (own.Count != model.Count) throw new InvalidDataException($"{state.Weights}: holds {model.Count} model tensors, the model has {own.Count}");
+            if (own.Count != model.Count) throw new InvalidInputException($"{state.Weights}: holds {model.Count} model tensors, the model has {own.Count}");
             foreach (var (name, p) in own)
             {
-                if (!model.TryGetValue(name, out var t)) throw new InvalidDataException($"{state.Weights}: missing model tensor '{name}'");
-                if (!ShapeUtil.SameShape(t.Shape, p.Shape)) throw new InvalidDataException($"{state.Weights}: '{name}' has shape {t.Describe()}, the model expects {ShapeUtil.Format(p.Shape)}");
+                if (!model.TryGetValue(name, out var t)) throw new InvalidInputException($"{state.Weights}: missing model tensor '{name}'");
+                if (!ShapeUtil.SameShape(t.Shape, p.Shape)) throw new InvalidInputException($"{state.Weights}: '{name}' has shape {t.Describe()}, the model expects {ShapeUtil.Format(p.Shape)}");
                 p.Value.CopyFrom(t);
             }
             optimizer.LoadState(opt, state.Step);
             if (ema != null)
                 for (int i = 0; i < ema.Shadow.Length; i++)
-                    ema.Shadow[i].CopyFrom(all.TryGetValue($"ema.{i}", out var e) ? e : throw new InvalidDataException($"{state.Weights}: missing 'ema.{i}'"));
+                    ema.Shadow[i].CopyFrom(all.TryGetValue($"ema.{i}", out var e) ? e : throw new InvalidInputException($"{state.Weights}: missing 'ema.{i}'"));
             return state;
         }
         finally

@@ -26,7 +26,7 @@ public sealed class CondDropout
 {
     public CondDropout(float probability, Tensor nullCond)
     {
-        if (probability is < 0 or > 1) throw new ArgumentException($"condition dropout probability must be in [0, 1], got {probability}");
+        if (probability is < 0 or > 1) throw new InvalidInputException($"condition dropout probability must be in [0, 1], got {probability}");
         Probability = probability; NullCond = nullCond;
     }
 
@@ -75,7 +75,7 @@ public sealed class DistillationObjective : ITrainingObjective
 
     public DistillationObjective(FlowModel student, IPairSource pairs, float[] grid, int batchSize, DistillationLoss? loss = null, CondDropout? dropout = null)
     {
-        if (grid.Length < 2 || grid[0] != 0f || grid[^1] != 1f) throw new ArgumentException("distillation grid must run from 0 to 1 with at least one segment");
+        if (grid.Length < 2 || grid[0] != 0f || grid[^1] != 1f) throw new InvalidInputException("distillation grid must run from 0 to 1 with at least one segment");
         _student = student; _pairs = pairs; _grid = grid; _batchSize = batchSize; _loss = loss ?? Losses.Mse; _dropout = dropout;
     }
 
@@ -83,7 +83,7 @@ public sealed class DistillationObjective : ITrainingObjective
     {
         var batch = _pairs.Next(rng, _batchSize);
         if (batch.Points.Length != _grid.Length)
-            throw new ArgumentException($"distillation on a {_grid.Length - 1}-step grid needs pairs with {_grid.Length} states, got {batch.Points.Length}");
+            throw new InvalidInputException($"distillation on a {_grid.Length - 1}-step grid needs pairs with {_grid.Length} states, got {batch.Points.Length}");
         int k = _grid.Length - 1;
         var start = Tensor.EmptyLike(batch.Points[0]);
         var target = Tensor.EmptyLike(batch.Points[0]);

@@ -35,7 +35,7 @@ public sealed class Trainer
 
     public Trainer(Module module, ITrainingObjective objective, TrainerOptions options)
     {
-        if (options.WarmupSteps < 0) throw new ArgumentException($"warmup steps cannot be negative, got {options.WarmupSteps}");
+        if (options.WarmupSteps < 0) throw new InvalidInputException($"warmup steps cannot be negative, got {options.WarmupSteps}");
         _module = module; _objective = objective; Options = options;
         Optimizer = new AdamW(module.Parameters(), options.LearningRate) { WeightDecay = options.WeightDecay };
         Ema = options.EmaDecay is float d ? new Ema(module.Parameters(), d) : null;

@@ -77,7 +77,7 @@ public class PairConditionTests
             var z0 = batch.Points[0].Span; var z1 = batch.Points[1].Span; var c = batch.Cond!.Span;
             for (int i = 0; i < 6; i++)
                 for (int j = 0; j < 2; j++) Assert.Equal(c[i * 2 + j], z1[i * 2 + j] - z0[i * 2 + j], 4);
-            Assert.Throws<ArgumentException>(() => new StoredPairs(new PairSet(sa.Points, sa.Grid), Lookup));
+            Assert.Throws<InvalidInputException>(() => new StoredPairs(new PairSet(sa.Points, sa.Grid), Lookup));
         }
         finally { Directory.Delete(a, true); Directory.Delete(b, true); }
     }

@@ -128,7 +128,7 @@ public class TrainingTests
             Assert.Equal([0f, 0.5f, 1f], set.Grid);
             Assert.True(whole.Span.SequenceEqual(set.Points.Span), $"sharded pairs differ: max diff {TestUtil.MaxAbsDiff(whole.Span, set.Points.Span)}");
             var other = new PairGenerator(flow, new EulerSampler(2), [2], baseSeed: 6, batchSize: 4);
-            Assert.Throws<InvalidDataException>(() => other.WriteShards(dir, 11, 3));
+            Assert.Throws<InvalidInputException>(() => other.WriteShards(dir, 11, 3));
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -96,7 +96,7 @@ public sealed class ImageFileTests : IDisposable
         WriteBE(crc, (int)Crc32.Compute(ihdr));
         file.AddRange(crc);
         var path = Save("huge.png", file.ToArray());
-        var e = Assert.Throws<InvalidDataException>(() => ImageFile.Read(path));
+        var e = Assert.Throws<InvalidInputException>(() => ImageFile.Read(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("100000x100000", e.Message);
         Assert.Contains("8192", e.Message);
@@ -111,7 +111,7 @@ public sealed class ImageFileTests : IDisposable
         jpeg[sof + 5] = 0xEA; jpeg[sof + 6] = 0x60; // 60000
         jpeg[sof + 7] = 0xEA; jpeg[sof + 8] = 0x60;
         var path = Save("huge.jpg", jpeg);
-        var e = Assert.Throws<InvalidDataException>(() => ImageFile.Read(path));
+        var e = Assert.Throws<InvalidInputException>(() => ImageFile.Read(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("60000x60000", e.Message);
     }
@@ -120,7 +120,7 @@ public sealed class ImageFileTests : IDisposable
     public void Read_SmallerLimits_AreHonoured()
     {
         var path = Save("small.jpg", TestImages.Jpeg(TestImages.SmoothRgb(6, 32, 20), 32, 20));
-        var e = Assert.Throws<InvalidDataException>(() => ImageFile.Read(path, new ImageLimits(MaxPixels: 500)));
+        var e = Assert.Throws<InvalidInputException>(() => ImageFile.Read(path, new ImageLimits(MaxPixels: 500)));
         Assert.Contains("32x20", e.Message);
         Assert.Contains("500 pixels", e.Message);
         Assert.Equal(32, ImageFile.Read(path, new ImageLimits(MaxSide: 32, MaxPixels: 640)).Width);
@@ -133,7 +133,7 @@ public sealed class ImageFileTests : IDisposable
         new Random(17).NextBytes(bytes);
         bytes[0] = 0x00;
         var path = Save("noise.jpg", bytes);
-        var e = Assert.Throws<InvalidDataException>(() => ImageFile.Read(path));
+        var e = Assert.Throws<InvalidInputException>(() => ImageFile.Read(path));
         Assert.Contains(path, e.Message);
         Assert.Contains(ImageFile.SupportedFormats, e.Message);
     }
@@ -143,7 +143,7 @@ public sealed class ImageFileTests : IDisposable
     {
         var jpeg = TestImages.Jpeg(TestImages.RandomRgb(8, 48, 48), 48, 48);
         var path = Save("cut.jpg", jpeg[..(jpeg.Length / 2)]);
-        var e = Assert.Throws<InvalidDataException>(() => ImageFile.Read(path));
+        var e = Assert.Throws<InvalidInputException>(() => ImageFile.Read(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("JPEG", e.Message);
     }

@@ -209,7 +209,7 @@ public sealed class PngTests : IDisposable
     {
         string path = Path.Combine(_dir, "crc.png");
         File.WriteAllBytes(path, BuildPng(2, 2, 8, 0, new[] { new byte[2], new byte[2] }, 1, zeroCrc: true));
-        var ex = Assert.Throws<InvalidDataException>(() => Png.Read(path));
+        var ex = Assert.Throws<InvalidInputException>(() => Png.Read(path));
         Assert.Contains(path, ex.Message);
         Assert.Contains("CRC mismatch in chunk IHDR", ex.Message);
     }
@@ -227,7 +227,7 @@ public sealed class PngTests : IDisposable
         {
             string path = Path.Combine(_dir, name);
             File.WriteAllBytes(path, bytes);
-            var ex = Assert.Throws<InvalidDataException>(() => Png.Read(path));
+            var ex = Assert.Throws<InvalidInputException>(() => Png.Read(path));
             Assert.Contains(path, ex.Message);
             Assert.Contains(problem, ex.Message);
         }
@@ -241,7 +241,7 @@ public sealed class PngTests : IDisposable
         var ihdrHeight = 8 + 8 + 4 + 3; // signature, IHDR length+type, width, low byte of height
         png[ihdrHeight] = 3;
         Png.WriteBE(png.AsSpan(8 + 8 + 13), Crc32.Compute(png.AsSpan(12, 17)));
-        var ex = Assert.Throws<InvalidDataException>(() => Png.Decode(png, "short.png"));
+        var ex = Assert.Throws<InvalidInputException>(() => Png.Decode(png, "short.png"));
         Assert.Contains("short.png: truncated image data", ex.Message);
     }
 }

@@ -182,7 +182,7 @@ public sealed class SafeTensorsTests : IDisposable
     {
         string path = TempPath(name + ".safetensors");
         File.WriteAllBytes(path, bytes);
-        var ex = Assert.Throws<InvalidDataException>(() => SafeTensors.Open(path).Dispose());
+        var ex = Assert.Throws<InvalidInputException>(() => SafeTensors.Open(path).Dispose());
         Assert.Contains(path, ex.Message);
         Assert.Contains(problem, ex.Message);
         Assert.DoesNotContain('\n', ex.Message);
@@ -199,7 +199,7 @@ public sealed class SafeTensorsTests : IDisposable
     public void ReadF32_IntegerTensorOrMissingName_ThrowsClearError()
     {
         using var f = SafeTensors.Open(Path.Combine(TestUtil.Fixtures, "e2e_seeded", "case0.safetensors"));
-        Assert.Contains("U8", Assert.Throws<InvalidDataException>(() => f.ReadF32("image_u8_hwc")).Message);
+        Assert.Contains("U8", Assert.Throws<InvalidInputException>(() => f.ReadF32("image_u8_hwc")).Message);
         Assert.Contains("no tensor named", Assert.Throws<KeyNotFoundException>(() => f.Info("missing")).Message);
     }
 }

@@ -88,7 +88,7 @@ public class AutoencoderTinyTests
     public void Pipeline_TaesdOfOtherScale_ErrorNamesBothFactors()
     {
         using var parts = InstaFlow.Pipelines.SdComponents.Load(Path.Combine(TestUtil.Fixtures, "tiny-sd15"));
-        var e = Assert.Throws<InvalidDataException>(() => parts.DecodeWith(Taesd.Value));
+        var e = Assert.Throws<InvalidInputException>(() => parts.DecodeWith(Taesd.Value));
         Assert.Contains("1/8", e.Message);
         Assert.Contains("1/2", e.Message);
         InstaFlow.Tests.Cli.CliRunner.AssertUserError(["generate", "--model", Path.Combine(TestUtil.Fixtures, "tiny-sd15"), "--taesd", Dir, "a cat", "-o", Path.Combine(Path.GetTempPath(), "never.png")], "1/8", "TAESD");

@@ -153,10 +153,10 @@ public class ClipTokenizerTests
     [Theory]
     [InlineData("vocab.json", null, typeof(FileNotFoundException), "vocab.json")]
     [InlineData("merges.txt", null, typeof(FileNotFoundException), "merges.txt")]
-    [InlineData("vocab.json", "{\"a\": 1,", typeof(InvalidDataException), "vocab.json")]
-    [InlineData("merges.txt", "#version: 0.2\ni n\nthree parts here\n", typeof(InvalidDataException), "merges.txt:3")]
-    [InlineData("tokenizer_config.json", "{\"bos_token\": 5}", typeof(InvalidDataException), "tokenizer_config.json")]
-    [InlineData("special_tokens_map.json", "{\"eos_token\": \"<|nope|>\"}", typeof(InvalidDataException), "vocab.json")]
+    [InlineData("vocab.json", "{\"a\": 1,", typeof(InvalidInputException), "vocab.json")]
+    [InlineData("merges.txt", "#version: 0.2\ni n\nthree parts here\n", typeof(InvalidInputException), "merges.txt:3")]
+    [InlineData("tokenizer_config.json", "{\"bos_token\": 5}", typeof(InvalidInputException), "tokenizer_config.json")]
+    [InlineData("special_tokens_map.json", "{\"eos_token\": \"<|nope|>\"}", typeof(InvalidInputException), "vocab.json")]
     public void FromDirectory_MissingOrMalformedFile_ThrowsOneLineErrorNamingIt(string file, string? content, Type expected, string mention)
     {
         var dir = Directory.CreateTempSubdirectory("clip-tok-").FullName;

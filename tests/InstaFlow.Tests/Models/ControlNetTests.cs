@@ -84,7 +84,7 @@ public class ControlNetTests
     public void Pipeline_ControlImageOfOtherSize_ErrorNamesBothSizes()
     {
         var pipe = new InstaFlow.Pipelines.RectifiedFlowPipeline(WithControlNet.Value);
-        var e = Assert.Throws<ArgumentException>(() => pipe.Generate(new InstaFlow.Pipelines.GenerationRequest
+        var e = Assert.Throws<InvalidInputException>(() => pipe.Generate(new InstaFlow.Pipelines.GenerationRequest
         {
             Prompts = ["a cat"], Width = 32, Height = 32, Control = new InstaFlow.Pipelines.ControlImage(new byte[16 * 16 * 3], 16, 16),
         }));

@@ -77,9 +77,9 @@ public class FidInceptionTests(ITestOutputHelper output)
         var noConv = Edited(t => t.Where(x => x.Name != "Mixed_7b.branch1x1.conv.weight"));
         try
         {
-            Assert.Contains("Mixed_6e.branch_pool.bn.running_var", Assert.Throws<InvalidDataException>(() => FidInceptionV3.Load(missing)).Message);
-            Assert.Contains("Mixed_5b.extra.weight", Assert.Throws<InvalidDataException>(() => FidInceptionV3.Load(extra)).Message);
-            Assert.Contains("Mixed_7b.branch1x1.conv.weight", Assert.Throws<InvalidDataException>(() => FidInceptionV3.Load(noConv)).Message);
+            Assert.Contains("Mixed_6e.branch_pool.bn.running_var", Assert.Throws<InvalidInputException>(() => FidInceptionV3.Load(missing)).Message);
+            Assert.Contains("Mixed_5b.extra.weight", Assert.Throws<InvalidInputException>(() => FidInceptionV3.Load(extra)).Message);
+            Assert.Contains("Mixed_7b.branch1x1.conv.weight", Assert.Throws<InvalidInputException>(() => FidInceptionV3.Load(noConv)).Message);
         }
         finally { File.Delete(missing); File.Delete(extra); File.Delete(noConv); }
     }
@@ -92,11 +92,11 @@ public class FidInceptionTests(ITestOutputHelper output)
         var bn = Edited(t => t.Select(x => x.Name == "Conv2d_4a_3x3.bn.bias" ? (x.Name, Tensor.Zeros(5)) : x));
         try
         {
-            var e = Assert.Throws<InvalidDataException>(() => FidInceptionV3.Load(kernel)).Message;
+            var e = Assert.Throws<InvalidInputException>(() => FidInceptionV3.Load(kernel)).Message;
             Assert.Contains("Mixed_6b.branch7x7_2.conv.weight", e);
             Assert.Contains("[16, 16, 3, 3]", e);
             Assert.Contains("[16, 16, 1, 7]", e);
-            Assert.Contains("Conv2d_4a_3x3.bn.bias", Assert.Throws<InvalidDataException>(() => FidInceptionV3.Load(bn)).Message);
+            Assert.Contains("Conv2d_4a_3x3.bn.bias", Assert.Throws<InvalidInputException>(() => FidInceptionV3.Load(bn)).Message);
         }
         finally { File.Delete(kernel); File.Delete(bn); }
     }

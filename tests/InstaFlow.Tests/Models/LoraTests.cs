@@ -99,7 +99,7 @@ public class LoraTests
     public void Read_ForeignFile_ErrorNamesTheKey()
     {
         using var m = Fresh();
-        var e = Assert.Throws<InvalidDataException>(() => Lora.Read(Path.Combine(TestUtil.Fixtures, "tiny-sd15", "unet", "diffusion_pytorch_model.safetensors"), m.TextEncoder, m.Unet));
+        var e = Assert.Throws<InvalidInputException>(() => Lora.Read(Path.Combine(TestUtil.Fixtures, "tiny-sd15", "unet", "diffusion_pytorch_model.safetensors"), m.TextEncoder, m.Unet));
         Assert.Contains("neither a kohya", e.Message);
         Assert.Throws<FileNotFoundException>(() => Lora.Read(Path.Combine(Dir, "nope.safetensors"), m.TextEncoder, m.Unet));
     }

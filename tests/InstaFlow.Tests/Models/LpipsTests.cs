@@ -63,7 +63,7 @@ public class LpipsTests
     {
         var e = Assert.ThrowsAny<Exception>(() => Lpips.Load(Path.Combine(Dir, "vgg16_features.safetensors")));
         Assert.Contains("lin0.model.1.weight", e.Message);
-        var e2 = Assert.Throws<InvalidDataException>(() => Lpips.Load(Path.Combine(Dir, "lpips_vgg_v0.1_lin.safetensors")));
+        var e2 = Assert.Throws<InvalidInputException>(() => Lpips.Load(Path.Combine(Dir, "lpips_vgg_v0.1_lin.safetensors")));
         Assert.Contains("features.0.weight", e2.Message);
         Assert.Throws<FileNotFoundException>(() => Lpips.Load(Path.Combine(Dir, "nope.safetensors")));
     }

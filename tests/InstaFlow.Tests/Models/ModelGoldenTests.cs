@@ -134,7 +134,7 @@ public class ModelGoldenTests
     public void VaeLegacyNames_WithoutRename_ReportsMissingAndUnexpectedKeys()
     {
         var m = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(Tiny, "vae", "config.json")));
-        var e = Assert.Throws<InvalidDataException>(() => StateDictLoader.Load(m, Path.Combine(Tiny, "vae", "diffusion_pytorch_model.legacy.safetensors")));
+        var e = Assert.Throws<InvalidInputException>(() => StateDictLoader.Load(m, Path.Combine(Tiny, "vae", "diffusion_pytorch_model.legacy.safetensors")));
         Assert.Contains("missing keys", e.Message);
         Assert.Contains("unexpected keys", e.Message);
         Assert.Contains("attentions.0.to_q.weight", e.Message);

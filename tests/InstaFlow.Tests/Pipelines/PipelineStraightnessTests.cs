@@ -19,7 +19,7 @@ public class PipelineStraightnessTests
             Assert.All(r.ExtrapolationErrors, e => Assert.True(double.IsFinite(e) && e >= 0));
         }
         Assert.NotEqual(rows[0].Straightness, rows[1].Straightness);
-        Assert.Throws<ArgumentException>(() => PipelineStraightness.Measure(RectifiedFlowPipelineTests.Model, ["a cat"], 1, 0f, null, 0));
+        Assert.Throws<InvalidInputException>(() => PipelineStraightness.Measure(RectifiedFlowPipelineTests.Model, ["a cat"], 1, 0f, null, 0));
     }
 
     [Fact]

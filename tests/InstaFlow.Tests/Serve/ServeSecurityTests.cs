@@ -16,7 +16,7 @@ public sealed class ServeSecurityTests
     [InlineData("192.168.1.20")]
     public async Task NonLoopbackWithoutKey_RefusesToStart(string host)
     {
-        var e = await Assert.ThrowsAsync<ArgumentException>(() => InstaFlowServer.StartAsync(new ServerOptions { ModelDir = RunningServer.TinyModel, Host = host, Port = 0 }));
+        var e = await Assert.ThrowsAsync<InvalidInputException>(() => InstaFlowServer.StartAsync(new ServerOptions { ModelDir = RunningServer.TinyModel, Host = host, Port = 0 }));
         Assert.Contains("--api-key", e.Message);
         Assert.Contains("network", e.Message);
     }

@@ -93,7 +93,7 @@ public sealed class TripletTests : IDisposable
         Generator().Run(dir, 0, 1);
         var other = new TripletGenerator(new StableDiffusionPipeline(RectifiedFlowPipelineTests.Model, NoiseScheduler.Create(SchedulerConfig.StableDiffusion15(SchedulerConfig.Ddim))),
             Prompts, "test-prompts-sha", Settings);
-        var e = Assert.Throws<InvalidDataException>(() => other.Run(dir, 0, 1));
+        var e = Assert.Throws<InvalidInputException>(() => other.Run(dir, 0, 1));
         Assert.Contains("scheduler", e.Message);
     }
 
@@ -120,7 +120,7 @@ public sealed class TripletTests : IDisposable
 
         copy.Unet.NamedParameters().First().Param.Value.Span[0] += 1e-3f;
         var other = new TripletGenerator(new StableDiffusionPipeline(copy, NoiseScheduler.Create(scheduler)), Prompts, "test-prompts-sha", Settings);
-        var e = Assert.Throws<InvalidDataException>(() => other.Run(dir, 0, 1));
+        var e = Assert.Throws<InvalidInputException>(() => other.Run(dir, 0, 1));
         Assert.Contains("model_sha256", e.Message);
     }
 

@@ -58,7 +58,7 @@ public sealed class TwemojiDatasetTests : IDisposable
     [Fact]
     public void Build_PackageWithoutEmojiJson_ThrowsNamingFile()
     {
-        var e = Assert.Throws<InvalidDataException>(() => TwemojiDataset.Build(Path.Combine(_tmp, "o2"), MakePackage(withJson: false)));
+        var e = Assert.Throws<InvalidInputException>(() => TwemojiDataset.Build(Path.Combine(_tmp, "o2"), MakePackage(withJson: false)));
         Assert.Contains("emoji.json", e.Message);
     }
 }

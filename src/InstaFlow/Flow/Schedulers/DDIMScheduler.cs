@@ -18,7 +18,7 @@ public sealed class DDIMScheduler(SchedulerConfig config) : NoiseScheduler(confi
         Timesteps = t.Select(v => (float)Math.Round(v, MidpointRounding.ToEven)).ToArray();
         foreach (var v in Timesteps)
             if (v < 0 || v >= Config.NumTrainTimesteps)
-                throw new ArgumentException($"DDIM schedule of {steps} steps with {Config.TimestepSpacing} spacing and steps_offset {Config.StepsOffset} reaches timestep {v}, outside 0..{Config.NumTrainTimesteps - 1}");
+                throw new InvalidInputException($"DDIM schedule of {steps} steps with {Config.TimestepSpacing} spacing and steps_offset {Config.StepsOffset} reaches timestep {v}, outside 0..{Config.NumTrainTimesteps - 1}");
     }
 
     public override Tensor Step(Tensor modelOutput, int stepIndex, Tensor sample)

@@ -41,7 +41,7 @@ public sealed class DPMSolverMultistepScheduler : NoiseScheduler
         Timesteps = ts.Distinct().Select(v => (float)v).ToArray();
         foreach (var v in Timesteps)
             if (v < 0 || v >= Config.NumTrainTimesteps)
-                throw new ArgumentException($"DPM-Solver schedule of {steps} steps with {Config.TimestepSpacing} spacing and steps_offset {Config.StepsOffset} reaches timestep {v}, outside 0..{Config.NumTrainTimesteps - 1}");
+                throw new InvalidInputException($"DPM-Solver schedule of {steps} steps with {Config.TimestepSpacing} spacing and steps_offset {Config.StepsOffset} reaches timestep {v}, outside 0..{Config.NumTrainTimesteps - 1}");
         _prevOutput = null;
         _lowerOrderNums = 0;
     }

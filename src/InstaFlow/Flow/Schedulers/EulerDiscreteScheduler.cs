@@ -36,7 +36,7 @@ public sealed class EulerDiscreteScheduler(SchedulerConfig config) : NoiseSchedu
         {
             double x = Timesteps[i];
             if (x < 0 || x > n - 1)
-                throw new ArgumentException($"Euler schedule of {steps} steps with {Config.TimestepSpacing} spacing and steps_offset {Config.StepsOffset} reaches timestep {x}, outside 0..{n - 1}");
+                throw new InvalidInputException($"Euler schedule of {steps} steps with {Config.TimestepSpacing} spacing and steps_offset {Config.StepsOffset} reaches timestep {x}, outside 0..{n - 1}");
             int j = (int)Math.Floor(x);
             // numpy.interp in double on the float32 table
             sigmas[i] = j >= n - 1 ? train[n - 1] : (float)(train[j] + ((double)train[j + 1] - train[j]) * (x - j));

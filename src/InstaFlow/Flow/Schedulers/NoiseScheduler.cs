@@ -42,7 +42,7 @@ public sealed record SchedulerConfig
     public static SchedulerConfig FromConfig(ConfigFile c, string? className = null)
     {
         var cls = className ?? c.String("_class_name", null)
-            ?? throw new InvalidDataException($"{c.Path}: no _class_name; choose the sampler explicitly");
+            ?? throw new InvalidInputException($"{c.Path}: no _class_name; choose the sampler explicitly");
         c.Require("_class_name", Classes.Contains(cls), cls, string.Join(", ", Classes));
         // Features these samplers do not implement: refuse rather than silently sample something else.
         c.Require("thresholding", !c.Bool("thresholding", false), "true", "false");
@@ -142,13 +142,13 @@ public abstract class NoiseScheduler
         "dpm++" => SchedulerConfig.DpmSolverMultistep,
         "ddim" => SchedulerConfig.Ddim,
         "euler" => SchedulerConfig.EulerDiscrete,
-        _ => throw new ArgumentException($"unknown scheduler '{name}' (choose dpm++, ddim or euler)"),
+        _ => throw new InvalidInputException($"unknown scheduler '{name}' (choose dpm++, ddim or euler)"),
     };
 
     protected void CheckSteps(int steps)
     {
         if (steps < 1 || steps > Config.NumTrainTimesteps)
-            throw new ArgumentException($"steps must be between 1 and num_train_timesteps ({Config.NumTrainTimesteps}), got {steps}");
+            throw new InvalidInputException($"steps must be between 1 and num_train_timesteps ({Config.NumTrainTimesteps}), got {steps}");
     }
 
     protected void CheckStepIndex(int stepIndex)

@@ -41,7 +41,7 @@ public sealed record ClipVisionConfig
             LayerNormEps = c.Float("layer_norm_eps", 1e-5f),
         };
         c.Require("hidden_act", cfg.HiddenAct is "quick_gelu" or "gelu", $"\"{cfg.HiddenAct}\"", "quick_gelu, gelu");
-        if (cfg.ImageSize % cfg.PatchSize != 0) throw new InvalidDataException($"{c.Path}: image_size {cfg.ImageSize} is not a multiple of patch_size {cfg.PatchSize}");
+        if (cfg.ImageSize % cfg.PatchSize != 0) throw new InvalidInputException($"{c.Path}: image_size {cfg.ImageSize} is not a multiple of patch_size {cfg.PatchSize}");
         return cfg;
     }
 }

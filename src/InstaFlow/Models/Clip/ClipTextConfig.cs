@@ -31,7 +31,7 @@ public sealed record ClipTextConfig
         };
         c.Require("hidden_act", cfg.HiddenAct is "quick_gelu" or "gelu" or "gelu_new", $"\"{cfg.HiddenAct}\"", "quick_gelu, gelu, gelu_new");
         if (cfg.HiddenSize % cfg.NumAttentionHeads != 0)
-            throw new InvalidDataException($"{c.Path}: hidden_size {cfg.HiddenSize} is not divisible by num_attention_heads {cfg.NumAttentionHeads}");
+            throw new InvalidInputException($"{c.Path}: hidden_size {cfg.HiddenSize} is not divisible by num_attention_heads {cfg.NumAttentionHeads}");
         return cfg;
     }
 }

@@ -43,7 +43,7 @@ public sealed partial class ClipTokenizer
         _lowerCase = s.LowerCase;
         ModelMaxLength = s.ModelMaxLength;
         int Id(string token, string role) => vocab.TryGetValue(token, out int id)
-            ? id : throw new InvalidDataException($"{vocabPath}: the {role} token '{token}' is not in the vocabulary");
+            ? id : throw new InvalidInputException($"{vocabPath}: the {role} token '{token}' is not in the vocabulary");
         BosId = Id(s.Bos, "bos");
         EosId = Id(s.Eos, "eos");
         PadId = Id(s.Pad, "pad");
@@ -115,7 +115,7 @@ public sealed partial class ClipTokenizer
             if (token == null) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is not in the vocabulary");
             foreach (char c in token)
                 bytes.Add(ByteLevel.TryDecode(c, out byte b) ? b
-                    : throw new InvalidDataException($"vocabulary token {id} '{token}' is not byte-level text"));
+                    : throw new InvalidInputException($"vocabulary token {id} '{token}' is not byte-level text"));
         }
         // Invalid UTF-8 (a multi-byte char cut between tokens) becomes U+FFFD, like Python's errors="replace".
         return Encoding.UTF8.GetString(bytes.ToArray()).Replace("</w>", " ").Trim();
@@ -236,10 +236,10 @@ public sealed partial class ClipTokenizer
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not a JSON object of token -> id ({e.Message})");
+            throw new InvalidInputException($"{path}: not a JSON object of token -> id ({e.Message})");
         }
-        if (vocab == null || vocab.Count == 0) throw new InvalidDataException($"{path}: the vocabulary is empty");
-        if (vocab.Values.Any(id => id < 0)) throw new InvalidDataException($"{path}: token ids must not be negative");
+        if (vocab == null || vocab.Count == 0) throw new InvalidInputException($"{path}: the vocabulary is empty");
+        if (vocab.Values.Any(id => id < 0)) throw new InvalidInputException($"{path}: token ids must not be negative");
         return vocab;
     }
 
@@ -256,11 +256,11 @@ public sealed partial class ClipTokenizer
             if (rank == MaxMerges) break;
             var parts = line.Split(' ');
             if (parts.Length != 2 || parts[0].Length == 0 || parts[1].Length == 0)
-                throw new InvalidDataException($"{path}:{lineNo}: expected two symbols separated by one space, got '{line}'");
+                throw new InvalidInputException($"{path}:{lineNo}: expected two symbols separated by one space, got '{line}'");
             // Like Python's dict(zip(merges, range(...))), a repeated pair keeps its last rank.
             ranks[(parts[0], parts[1])] = rank++;
         }
-        if (ranks.Count == 0) throw new InvalidDataException($"{path}: no merges");
+        if (ranks.Count == 0) throw new InvalidInputException($"{path}: no merges");
         return ranks;
     }
 
@@ -275,11 +275,11 @@ public sealed partial class ClipTokenizer
             if (!File.Exists(path)) return this;
             JsonDocument doc;
             try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
-            catch (JsonException e) { throw new InvalidDataException($"{path}: malformed JSON ({e.Message})"); }
+            catch (JsonException e) { throw new InvalidInputException($"{path}: malformed JSON ({e.Message})"); }
             using (doc)
             {
                 var root = doc.RootElement;
-                if (root.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: expected a JSON object");
+                if (root.ValueKind != JsonValueKind.Object) throw new InvalidInputException($"{path}: expected a JSON object");
                 return this with
                 {
                     Bos = Token(root, "bos_token", path) ?? Bos,
@@ -300,14 +300,14 @@ public sealed partial class ClipTokenizer
             if (v.ValueKind == JsonValueKind.String) return v.GetString();
             if (v.ValueKind == JsonValueKind.Object && v.TryGetProperty("content", out var c) && c.ValueKind == JsonValueKind.String)
                 return c.GetString();
-            throw new InvalidDataException($"{path}: {name} must be a string or an object with a string \"content\"");
+            throw new InvalidInputException($"{path}: {name} must be a string or an object with a string \"content\"");
         }
 
         // Some configs store a huge sentinel (1e30) for "no limit"; only a usable int is taken.
         private static int? MaxLength(JsonElement root, string path)
         {
             if (!root.TryGetProperty("model_max_length", out var v)) return null;
-            if (v.ValueKind != JsonValueKind.Number) throw new InvalidDataException($"{path}: model_max_length must be a number");
+            if (v.ValueKind != JsonValueKind.Number) throw new InvalidInputException($"{path}: model_max_length must be a number");
             double d = v.GetDouble();
             return d >= 2 && d <= int.MaxValue ? (int)d : null;
         }

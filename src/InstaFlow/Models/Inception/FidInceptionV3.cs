@@ -105,9 +105,9 @@ public sealed class FidInceptionV3 : Module
         {
             string key = name + ".conv.weight";
             if (!file.Contains(key))
-                throw new InvalidDataException($"{path}: no tensor '{key}'; expected the pytorch-fid Inception weights (pt_inception-2015-12-05) with torchvision Inception3 names");
+                throw new InvalidInputException($"{path}: no tensor '{key}'; expected the pytorch-fid Inception weights (pt_inception-2015-12-05) with torchvision Inception3 names");
             var shape = file.Info(key).Shape;
-            if (shape.Length != 4) throw new InvalidDataException($"{path}: '{key}' has shape {ShapeUtil.Format(shape)}; a conv weight is [Cout, Cin, kh, kw]");
+            if (shape.Length != 4) throw new InvalidInputException($"{path}: '{key}' has shape {ShapeUtil.Format(shape)}; a conv weight is [Cout, Cin, kh, kw]");
             return shape[0];
         });
         var ignored = file.Names.Where(IsIgnored).ToList();

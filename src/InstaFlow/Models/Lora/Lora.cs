@@ -46,13 +46,13 @@ public static class Lora
                 int dot = name.IndexOf('.');
                 string module = dot < 0 ? name : name[..dot], rest = dot < 0 ? "" : name[(dot + 1)..];
                 if (!kohya.TryGetValue(module, out var key))
-                    throw new InvalidDataException($"{path}: LoRA module '{module}' matches no linear or conv layer of this model's {(module.StartsWith("lora_te_", StringComparison.Ordinal) ? "text encoder" : "UNet")}");
+                    throw new InvalidInputException($"{path}: LoRA module '{module}' matches no linear or conv layer of this model's {(module.StartsWith("lora_te_", StringComparison.Ordinal) ? "text encoder" : "UNet")}");
                 switch (rest)
                 {
                     case "lora_down.weight": Set(key, down: file.ReadF32(name)); break;
                     case "lora_up.weight": Set(key, up: file.ReadF32(name)); break;
                     case "alpha": Set(key, alpha: file.ReadF32(name).ToArray()[0]); break;
-                    default: throw new InvalidDataException($"{path}: unsupported LoRA tensor '{name}' (only lora_down, lora_up and alpha are known)");
+                    default: throw new InvalidInputException($"{path}: unsupported LoRA tensor '{name}' (only lora_down, lora_up and alpha are known)");
                 }
             }
             else if (DiffusersKey(name) is var (component, module, isDown))
@@ -60,13 +60,13 @@ public static class Lora
                 var key = (component, module);
                 if (isDown) Set(key, down: file.ReadF32(name)); else Set(key, up: file.ReadF32(name));
             }
-            else throw new InvalidDataException($"{path}: '{name}' is neither a kohya (lora_unet_*, lora_te_*) nor a diffusers (unet.*, text_encoder.*) LoRA key");
+            else throw new InvalidInputException($"{path}: '{name}' is neither a kohya (lora_unet_*, lora_te_*) nor a diffusers (unet.*, text_encoder.*) LoRA key");
         }
 
         var updates = new List<LoraUpdate>();
         foreach (var ((component, module), (down, up, alpha)) in parts)
         {
-            if (down == null || up == null) throw new InvalidDataException($"{path}: LoRA for {component} '{module}' lacks its {(down == null ? "down" : "up")} matrix");
+            if (down == null || up == null) throw new InvalidInputException($"{path}: LoRA for {component} '{module}' lacks its {(down == null ? "down" : "up")} matrix");
             updates.Add(new LoraUpdate(component, module, down, up, alpha ?? down.Dim(0)));
         }
         return updates;
@@ -110,17 +110,17 @@ public static class Lora
         foreach (var u in updates)
         {
             if (!modules.TryGetValue((u.Component, u.ModulePath), out var m))
-                throw new InvalidDataException($"LoRA target {u.Component} '{u.ModulePath}' is not a module of this model");
+                throw new InvalidInputException($"LoRA target {u.Component} '{u.ModulePath}' is not a module of this model");
             var weight = m switch
             {
                 Linear l => l.Weight.Value,
                 Conv2d c when c.Kernel == 1 => c.Weight.Value,
                 Conv2d c => throw new NotSupportedException($"LoRA on the {c.Kernel}x{c.Kernel} conv {u.Component} '{u.ModulePath}' (LoCon) is not supported"),
-                _ => throw new InvalidDataException($"LoRA target {u.Component} '{u.ModulePath}' is a {m.GetType().Name}, not a linear layer"),
+                _ => throw new InvalidInputException($"LoRA target {u.Component} '{u.ModulePath}' is a {m.GetType().Name}, not a linear layer"),
             };
             int outF = weight.Dim(0), inF = (int)(weight.Numel / outF);
             if (u.Down.Numel != (long)u.Rank * inF || u.Up.Numel != (long)outF * u.Rank)
-                throw new InvalidDataException($"LoRA for {u.Component} '{u.ModulePath}': down {u.Down.Describe()} and up {u.Up.Describe()} do not fit its weight {weight.Describe()}");
+                throw new InvalidInputException($"LoRA for {u.Component} '{u.ModulePath}': down {u.Down.Describe()} and up {u.Up.Describe()} do not fit its weight {weight.Describe()}");
             using var scope = TensorScope.Begin();
             var delta = Ops.MatMul(u.Up.Reshape(outF, u.Rank), u.Down.Reshape(u.Rank, inF));
             Blas.Axpy((u.Component == Unet ? unetScale : textScale) * u.Factor, delta.Data, weight.Data, weight.Numel);

@@ -136,7 +136,7 @@ public sealed class Lpips : Module
                     {
                         // the same tensor under two names in one state dict (or in two files) is fine when identical
                         if (!first.File.RawBytes(first.Name).SequenceEqual(file.RawBytes(name)))
-                            throw new InvalidDataException($"{file.Path}: '{name}' and {first.File.Path}: '{first.Name}' both give '{key}' but differ");
+                            throw new InvalidInputException($"{file.Path}: '{name}' and {first.File.Path}: '{first.Name}' both give '{key}' but differ");
                         continue;
                     }
                     keyed[key] = (file, name);
@@ -144,7 +144,7 @@ public sealed class Lpips : Module
             var widths = ConvIndices.Select(i =>
             {
                 if (!keyed.TryGetValue($"features.{i}.weight", out var w))
-                    throw new InvalidDataException($"{string.Join(", ", files)}: no VGG16 weight 'features.{i}.weight' (or 'net.slice*.{i}.weight'); pass torchvision's VGG16 features and the lpips lin weights");
+                    throw new InvalidInputException($"{string.Join(", ", files)}: no VGG16 weight 'features.{i}.weight' (or 'net.slice*.{i}.weight'); pass torchvision's VGG16 features and the lpips lin weights");
                 return w.File.Info(w.Name).Shape[0];
             }).ToArray();
             var model = new Lpips(widths);

@@ -15,7 +15,7 @@ public sealed class ControlledDenoiser : IDenoiser
     /// <param name="scale">controlnet_conditioning_scale: multiplies every residual.</param>
     public ControlledDenoiser(UNet2DConditionModel unet, ControlNetModel controlNet, Tensor image, float scale)
     {
-        if (!float.IsFinite(scale)) throw new ArgumentException($"the ControlNet scale must be a finite number, got {scale}");
+        if (!float.IsFinite(scale)) throw new InvalidInputException($"the ControlNet scale must be a finite number, got {scale}");
         if (image.Rank != 4 || image.Dim(1) != 3) throw new ArgumentException($"the control image must be [B, 3, H, W], got {image.Describe()}");
         _unet = unet; _controlNet = controlNet; _image = image; _scale = scale;
     }

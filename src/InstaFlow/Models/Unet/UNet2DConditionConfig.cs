@@ -57,8 +57,8 @@ public sealed record UNet2DConditionConfig
         foreach (var t in cfg.DownBlockTypes) c.Require("down_block_types", t is "CrossAttnDownBlock2D" or "DownBlock2D", $"\"{t}\"", "CrossAttnDownBlock2D, DownBlock2D");
         foreach (var t in cfg.UpBlockTypes) c.Require("up_block_types", t is "CrossAttnUpBlock2D" or "UpBlock2D", $"\"{t}\"", "CrossAttnUpBlock2D, UpBlock2D");
         c.Require("mid_block_type", cfg.MidBlockType == "UNetMidBlock2DCrossAttn", $"\"{cfg.MidBlockType}\"", "UNetMidBlock2DCrossAttn");
-        if (cfg.BlockOutChannels.Length != levels) throw new InvalidDataException($"{c.Path}: block_out_channels has {cfg.BlockOutChannels.Length} entries but down_block_types has {levels}");
-        if (cfg.UpBlockTypes.Length != levels) throw new InvalidDataException($"{c.Path}: up_block_types has {cfg.UpBlockTypes.Length} entries but down_block_types has {levels}");
+        if (cfg.BlockOutChannels.Length != levels) throw new InvalidInputException($"{c.Path}: block_out_channels has {cfg.BlockOutChannels.Length} entries but down_block_types has {levels}");
+        if (cfg.UpBlockTypes.Length != levels) throw new InvalidInputException($"{c.Path}: up_block_types has {cfg.UpBlockTypes.Length} entries but down_block_types has {levels}");
         c.Require("act_fn", c.String("act_fn", "silu") == "silu", $"\"{c.String("act_fn", "silu")}\"", "silu");
         c.Require("time_embedding_type", c.String("time_embedding_type", "positional") == "positional", $"\"{c.String("time_embedding_type", "")}\"", "positional");
         c.Require("resnet_time_scale_shift", c.String("resnet_time_scale_shift", "default") == "default", $"\"{c.String("resnet_time_scale_shift", "")}\"", "default");
@@ -76,7 +76,7 @@ public sealed record UNet2DConditionConfig
         c.Require("resnet_out_scale_factor", c.Float("resnet_out_scale_factor", 1f) == 1f, c.Float("resnet_out_scale_factor", 1f).ToString(System.Globalization.CultureInfo.InvariantCulture), "1.0");
         for (int i = 0; i < levels; i++)
             if (cfg.BlockOutChannels[i] % cfg.AttentionHeads[i] != 0)
-                throw new InvalidDataException($"{c.Path}: block_out_channels[{i}] = {cfg.BlockOutChannels[i]} is not divisible by {cfg.AttentionHeads[i]} attention heads");
+                throw new InvalidInputException($"{c.Path}: block_out_channels[{i}] = {cfg.BlockOutChannels[i]} is not divisible by {cfg.AttentionHeads[i]} attention heads");
         return cfg;
     }
 }

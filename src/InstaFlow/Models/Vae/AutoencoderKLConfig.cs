@@ -37,7 +37,7 @@ public sealed record AutoencoderKLConfig
         foreach (var t in c.Strings("up_block_types", Enumerable.Repeat("UpDecoderBlock2D", levels).ToArray()))
             c.Require("up_block_types", t == "UpDecoderBlock2D", $"\"{t}\"", "UpDecoderBlock2D");
         if (c.Strings("down_block_types", new string[levels]).Length != levels)
-            throw new InvalidDataException($"{c.Path}: down_block_types and block_out_channels have different lengths");
+            throw new InvalidInputException($"{c.Path}: down_block_types and block_out_channels have different lengths");
         c.Require("act_fn", c.String("act_fn", "silu") == "silu", $"\"{c.String("act_fn", "silu")}\"", "silu");
         c.Require("mid_block_add_attention", c.Bool("mid_block_add_attention", true), "false", "true");
         return cfg;

@@ -45,9 +45,9 @@ public sealed record AutoencoderTinyConfig
         };
         c.Require("act_fn", c.String("act_fn", "relu") == "relu", $"\"{c.String("act_fn", "relu")}\"", "relu");
         if (cfg.EncoderBlockOutChannels.Length != cfg.NumEncoderBlocks.Length)
-            throw new InvalidDataException($"{c.Path}: encoder_block_out_channels and num_encoder_blocks have different lengths");
+            throw new InvalidInputException($"{c.Path}: encoder_block_out_channels and num_encoder_blocks have different lengths");
         if (cfg.DecoderBlockOutChannels.Length != cfg.NumDecoderBlocks.Length)
-            throw new InvalidDataException($"{c.Path}: decoder_block_out_channels and num_decoder_blocks have different lengths");
+            throw new InvalidInputException($"{c.Path}: decoder_block_out_channels and num_decoder_blocks have different lengths");
         return cfg;
     }
 }

@@ -48,7 +48,7 @@ public static class TwemojiDataset
                     pngs[Path.GetFileName(e.Name)] = ReadAll(e.DataStream);
             }
         }
-        if (emojiJson == null) throw new InvalidDataException($"{tgz}: no package/emoji.json inside; is this {Package}?");
+        if (emojiJson == null) throw new InvalidInputException($"{tgz}: no package/emoji.json inside; is this {Package}?");
 
         var items = Parse(emojiJson, tgz).Where(i => pngs.ContainsKey(i.File)).OrderBy(i => i.File, StringComparer.Ordinal).ToList();
         var imgDir = Path.Combine(outDir, "images");
@@ -113,7 +113,7 @@ public static class TwemojiDataset
             }
             catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
             {
-                throw new InvalidDataException($"{path}:{line}: malformed caption record ({ex.Message})");
+                throw new InvalidInputException($"{path}:{line}: malformed caption record ({ex.Message})");
             }
         }
         return list;

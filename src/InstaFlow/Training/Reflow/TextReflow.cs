@@ -55,13 +55,13 @@ public static class TextReflow
     /// <summary>Trains (resuming from outDir/checkpoints when present) and writes the student as a diffusers folder in outDir.</summary>
     public static Trainer Run(string teacherDir, string tripletsDir, string promptsPath, string outDir, TextReflowOptions o, Action<string>? log = null)
     {
-        if (o.Steps < 1 || o.BatchSize < 1) throw new ArgumentException($"steps and batch size must be positive (got {o.Steps}, {o.BatchSize})");
+        if (o.Steps < 1 || o.BatchSize < 1) throw new InvalidInputException($"steps and batch size must be positive (got {o.Steps}, {o.BatchSize})");
         using var teacher = SdComponents.Load(teacherDir);
         using var set = TripletSet.Load(tripletsDir, promptsPath);
         var unet = teacher.Unet;
         if (o.FromScratch) unet.InitDefault(o.Seed);
         if (set.Noise.Dim(1) != unet.Config.InChannels)
-            throw new InvalidDataException($"{tripletsDir}: triplets have {set.Noise.Dim(1)} latent channels but the UNet takes {unet.Config.InChannels}");
+            throw new InvalidInputException($"{tripletsDir}: triplets have {set.Noise.Dim(1)} latent channels but the UNet takes {unet.Config.InChannels}");
 
         // 1. frozen text embeddings, one per prompt, plus the empty prompt as the null condition
         var (embeds, nullEmbed) = EncodePrompts(teacher, set.Prompts);

@@ -19,7 +19,7 @@ public sealed class TextToImageVelocity : Module, IVelocityModel
     public TextToImageVelocity(ClipTextModel text, UNet2DConditionModel unet)
     {
         if (text.Config.HiddenSize != unet.Config.CrossAttentionDim)
-            throw new ArgumentException($"text hidden size {text.Config.HiddenSize} differs from the UNet's cross_attention_dim {unet.Config.CrossAttentionDim}");
+            throw new InvalidInputException($"text hidden size {text.Config.HiddenSize} differs from the UNet's cross_attention_dim {unet.Config.CrossAttentionDim}");
         Text = Child("text_encoder", text);
         Unet = Child("unet", unet);
     }

@@ -24,7 +24,7 @@ public static class TrainBench
     /// <summary>Two warm-up steps, then runs timed steps; the FLOPs are counted on the first timed step.</summary>
     public static TrainBenchResult Run(int batch, int runs, int threads, FlowArchitecture? architecture = null)
     {
-        if (batch < 1 || runs < 1) throw new ArgumentException($"batch and runs must be at least 1 (got {batch} and {runs})");
+        if (batch < 1 || runs < 1) throw new InvalidInputException($"batch and runs must be at least 1 (got {batch} and {runs})");
         int saved = Par.Threads;
         Par.Threads = threads;
         try

@@ -31,14 +31,14 @@ public sealed class TwemojiImages
     public static TwemojiImages Load(string dir)
     {
         var items = TwemojiDataset.Load(dir);
-        if (items.Count == 0) throw new InvalidDataException($"{dir}: the dataset has no images");
+        if (items.Count == 0) throw new InvalidInputException($"{dir}: the dataset has no images");
         var first = Png.Read(Path.Combine(dir, "images", items[0].File));
         int h = first.Height, w = first.Width;
         var images = Tensor.EmptyPersistent(items.Count, 3, h, w);
         Parallel.For(0, items.Count, i =>
         {
             var png = Png.Read(Path.Combine(dir, "images", items[i].File)).ToRgbOnWhite();
-            if (png.Width != w || png.Height != h) throw new InvalidDataException($"{items[i].File}: {png.Width}x{png.Height}, expected {w}x{h} like the other images");
+            if (png.Width != w || png.Height != h) throw new InvalidInputException($"{items[i].File}: {png.Width}x{png.Height}, expected {w}x{h} like the other images");
             var dst = images.Span.Slice(i * 3 * h * w, 3 * h * w);
             ImageTensors.FillChwSigned(png.Pixels, dst, 3);
         });

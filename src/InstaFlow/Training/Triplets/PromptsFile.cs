@@ -13,7 +13,7 @@ public static class PromptsFile
         var bytes = File.ReadAllBytes(path);
         string text;
         try { text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes); }
-        catch (DecoderFallbackException) { throw new InvalidDataException($"{path}: not valid UTF-8"); }
+        catch (DecoderFallbackException) { throw new InvalidInputException($"{path}: not valid UTF-8"); }
         if (text.Length > 0 && text[0] == '\uFEFF') text = text[1..];
         var lines = text.Split('\n');
         int n = lines.Length > 0 && lines[^1].Length == 0 ? lines.Length - 1 : lines.Length;
@@ -22,10 +22,10 @@ public static class PromptsFile
         {
             var p = lines[i].TrimEnd('\r');
             // An empty line would silently shift every later prompt index k mod P, so it is refused.
-            if (p.Trim().Length == 0) throw new InvalidDataException($"{path}: line {i + 1} is empty (one prompt per line, no blank lines)");
+            if (p.Trim().Length == 0) throw new InvalidInputException($"{path}: line {i + 1} is empty (one prompt per line, no blank lines)");
             prompts[i] = p;
         }
-        if (n == 0) throw new InvalidDataException($"{path}: no prompts");
+        if (n == 0) throw new InvalidInputException($"{path}: no prompts");
         return (prompts, Convert.ToHexStringLower(SHA256.HashData(bytes)));
     }
 }

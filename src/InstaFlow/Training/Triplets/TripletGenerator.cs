@@ -56,10 +56,10 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
 
     private static TripletSettings Validate(TripletSettings s, IReadOnlyList<string> prompts)
     {
-        if (prompts.Count == 0) throw new ArgumentException("no prompts");
-        if (s.Count < 1) throw new ArgumentException($"count must be at least 1, got {s.Count}");
-        if (s.ShardSize < 1) throw new ArgumentException($"shard size must be at least 1, got {s.ShardSize}");
-        if (s.Batch < 1 || s.Batch > s.ShardSize) throw new ArgumentException($"batch must be between 1 and the shard size {s.ShardSize}, got {s.Batch}");
+        if (prompts.Count == 0) throw new InvalidInputException("no prompts");
+        if (s.Count < 1) throw new InvalidInputException($"count must be at least 1, got {s.Count}");
+        if (s.ShardSize < 1) throw new InvalidInputException($"shard size must be at least 1, got {s.ShardSize}");
+        if (s.Batch < 1 || s.Batch > s.ShardSize) throw new InvalidInputException($"batch must be between 1 and the shard size {s.ShardSize}, got {s.Batch}");
         return s;
     }
 
@@ -97,7 +97,7 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
     /// </summary>
     public TripletRunReport Run(string outDir, int index, int of, Action<string>? log = null, IProgress<JobProgress>? progress = null)
     {
-        if (of < 1 || index < 0 || index >= of) throw new ArgumentException($"shard {index}/{of} is not usable: need 0 <= i < n");
+        if (of < 1 || index < 0 || index >= of) throw new InvalidInputException($"shard {index}/{of} is not usable: need 0 <= i < n");
         Directory.CreateDirectory(outDir);
         var parameters = Parameters();
         string runHash = TripletManifest.ParametersHash(parameters);
@@ -107,7 +107,7 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
         {
             var old = TripletManifest.Load(manifestPath);
             if (TripletManifest.FirstDifference(old.Parameters, parameters) is string diff)
-                throw new InvalidDataException($"{manifestPath}: this folder holds triplets made with other parameters ({diff}); use another output folder");
+                throw new InvalidInputException($"{manifestPath}: this folder holds triplets made with other parameters ({diff}); use another output folder");
             manifest.Shards.AddRange(old.Shards);
         }
 
@@ -157,12 +157,12 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
             fileRun = f.Metadata.GetValueOrDefault("run_sha256");
             fileShard = f.Metadata.GetValueOrDefault("shard");
         }
-        catch (InvalidDataException)
+        catch (InvalidInputException)
         {
             return false; // unreadable: made again
         }
         // Never overwrite another run's data: a different hash means the folder was reused with new parameters.
-        if (fileRun != runHash) throw new InvalidDataException($"{path} was made by a run with other parameters; use another output folder");
+        if (fileRun != runHash) throw new InvalidInputException($"{path} was made by a run with other parameters; use another output folder");
         if (fileShard != s.ToString(CultureInfo.InvariantCulture)) return false;
         sha = TripletManifest.FileSha256(path);
         return listed == null || listed.Sha256 == sha;
@@ -238,7 +238,7 @@ public sealed class TripletGenerator(StableDiffusionPipeline teacher, IReadOnlyL
         foreach (var p in paths)
         {
             try { manifests.Add((p, TripletManifest.Load(p))); }
-            catch (InvalidDataException e) { problems.Add(e.Message); }
+            catch (InvalidInputException e) { problems.Add(e.Message); }
         }
         if (manifests.Count == 0) return problems;
         var reference = manifests[0];

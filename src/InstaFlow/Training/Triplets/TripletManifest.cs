@@ -55,7 +55,7 @@ public sealed class TripletManifest
         try
         {
             var root = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-            if ((string?)root["format"] != Format) throw new InvalidDataException($"{path}: not a triplet manifest (format {(string?)root["format"] ?? "missing"}, expected {Format})");
+            if ((string?)root["format"] != Format) throw new InvalidInputException($"{path}: not a triplet manifest (format {(string?)root["format"] ?? "missing"}, expected {Format})");
             var p = new SortedDictionary<string, string>(StringComparer.Ordinal);
             foreach (var (k, v) in root["parameters"]!.AsObject()) p[k] = (string)v!;
             return new TripletManifest
@@ -68,7 +68,7 @@ public sealed class TripletManifest
         }
         catch (Exception e) when (e is JsonException or NullReferenceException or InvalidOperationException or FormatException)
         {
-            throw new InvalidDataException($"{path}: unreadable manifest ({e.Message})");
+            throw new InvalidInputException($"{path}: unreadable manifest ({e.Message})");
         }
     }
 

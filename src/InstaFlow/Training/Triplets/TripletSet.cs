@@ -18,12 +18,12 @@ public sealed class TripletSet : IDisposable
     public static TripletSet Load(string dir, string promptsPath)
     {
         var problems = TripletGenerator.Verify(dir);
-        if (problems.Count > 0) throw new InvalidDataException($"{dir}: triplets are incomplete or damaged: {problems[0]}{(problems.Count > 1 ? $" (and {problems.Count - 1} more)" : "")}; rerun `instaflow triplets` for the missing shards");
+        if (problems.Count > 0) throw new InvalidInputException($"{dir}: triplets are incomplete or damaged: {problems[0]}{(problems.Count > 1 ? $" (and {problems.Count - 1} more)" : "")}; rerun `instaflow triplets` for the missing shards");
         var manifestPath = Directory.GetFiles(dir, "manifest*.json").Order(StringComparer.Ordinal).First();
         var manifest = TripletManifest.Load(manifestPath);
         var (prompts, sha) = PromptsFile.Read(promptsPath);
         if (manifest.Parameters.GetValueOrDefault("prompts_sha256") != sha)
-            throw new InvalidDataException($"{promptsPath}: sha256 {sha} is not the prompts file these triplets were made from ({manifest.Parameters.GetValueOrDefault("prompts_sha256")})");
+            throw new InvalidInputException($"{promptsPath}: sha256 {sha} is not the prompts file these triplets were made from ({manifest.Parameters.GetValueOrDefault("prompts_sha256")})");
         long count = long.Parse(manifest.Parameters["count"], CultureInfo.InvariantCulture);
         int shardSize = int.Parse(manifest.Parameters["shard_size"], CultureInfo.InvariantCulture);
         int files = TripletGenerator.ShardFileCount(count, shardSize);
@@ -44,7 +44,7 @@ public sealed class TripletSet : IDisposable
             l.Span.CopyTo(latents.Span.Slice((int)(first * row), (int)l.Numel));
             for (int k = 0; k < pi.Length; k++)
             {
-                if (pi[k] < 0 || pi[k] >= prompts.Length) throw new InvalidDataException($"{f.Path}: prompt index {pi[k]} outside the {prompts.Length} prompts");
+                if (pi[k] < 0 || pi[k] >= prompts.Length) throw new InvalidInputException($"{f.Path}: prompt index {pi[k]} outside the {prompts.Length} prompts");
                 index[first + k] = (int)pi[k];
             }
             n.Dispose(); l.Dispose();
