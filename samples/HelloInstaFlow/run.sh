@@ -10,17 +10,16 @@ trap 'rm -rf "$tmp"' EXIT
 version="0.1.0-local.$(date +%s)"
 dotnet pack "$repo/src/InstaFlow/InstaFlow.csproj" -c Release -o "$tmp/nupkgs" -p:Version="$version" --nologo -v quiet
 
-# Only the fresh folder as a source, and a private package cache: the sample must restore from the package just made.
+# The fresh folder beside the machine's usual sources: InstaFlow.Core comes from the package just made (its version is
+# new, so no cache holds it), its dependencies (SkiaSharp) from the usual feed.
 cat > "$tmp/nuget.config" <<XML
 <?xml version="1.0" encoding="utf-8"?>
 <configuration>
   <packageSources>
-    <clear />
     <add key="local" value="$tmp/nupkgs" />
   </packageSources>
 </configuration>
 XML
-export NUGET_PACKAGES="$tmp/packages"
 project="$repo/samples/HelloInstaFlow/HelloInstaFlow.csproj"
 # The sample's bin/obj go to the temp folder too, so a run never reuses assets restored from another package.
 build=(-p:InstaFlowVersion="$version" -p:BaseIntermediateOutputPath="$tmp/obj/" -p:BaseOutputPath="$tmp/bin/")

@@ -11,6 +11,8 @@ public sealed class ControlledDenoiser : IDenoiser
     private readonly Tensor _image;
     private readonly float _scale;
 
+    /// <param name="unet">The UNet whose every call gets the residuals.</param>
+    /// <param name="controlNet">The ControlNet that computes them.</param>
     /// <param name="image">The control image [1 or B, 3, H, W] in [0, 1]; a batch-1 image broadcasts over the batch.</param>
     /// <param name="scale">controlnet_conditioning_scale: multiplies every residual.</param>
     public ControlledDenoiser(UNet2DConditionModel unet, ControlNetModel controlNet, Tensor image, float scale)
