@@ -88,34 +88,18 @@ public static class EvalCommand
         var model = new Option<string?>("--model") { Description = "model folder (default: the embedded model)" };
         var prompts = new Option<string>("--prompts") { Description = "prompts separated by ';' (one grid row each)", Required = true };
         var seeds = new Option<int>("--seeds") { DefaultValueFactory = _ => 4, Description = "images per prompt (seeds 0, 1, ...)" };
-        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 1 };
-        var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 0f };
+        var steps = new Option<int?>("--steps") { Description = "Euler steps (default: the model's)" };
+        var guidance = new Option<float?>("--guidance") { Description = "guidance scale (default: the model's)" };
         var scale = new Option<int>("--scale") { DefaultValueFactory = _ => 2, Description = "nearest-neighbour upscaling of each cell" };
         var output = new Option<string>("--output", "-o") { Description = "grid PNG", Required = true };
         var c = new Command("grid", "A PNG grid of samples: one row per prompt (printed under it), one column per seed") { model, prompts, seeds, steps, guidance, scale, output };
         c.SetAction(r =>
         {
-            using var m = SdComponents.Load(ModelLocator.Resolve(r.GetValue(model)));
-            var pipe = new RectifiedFlowPipeline(m);
             var rows = r.GetValue(prompts)!.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (rows.Length == 0) throw new UserException("--prompts has no prompt; separate prompts with ';'");
-            int cols = r.GetValue(seeds);
-            if (cols < 1) throw new UserException($"--seeds must be at least 1, got {cols}");
-            var cells = new List<IReadOnlyList<byte[]>>();
-            int w = 0, h = 0;
-            foreach (var prompt in rows)
-            {
-                var row = new List<byte[]>();
-                for (int x = 0; x < cols; x++)
-                {
-                    var res = pipe.Generate(new GenerationRequest { Prompts = [prompt], Seed = (ulong)x, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) });
-                    res.FinalLatents.Dispose();
-                    (w, h) = (res.Width, res.Height);
-                    row.Add(res.ImagesHwc[0]);
-                }
-                cells.Add(row);
-            }
-            var grid = ImageGrid.Compose(cells, w, h, r.GetValue(scale), rows);
+            if (r.GetValue(seeds) < 1) throw new UserException($"--seeds must be at least 1, got {r.GetValue(seeds)}");
+            using var m = SdComponents.Load(ModelLocator.Resolve(r.GetValue(model)));
+            var grid = SampleSets.Grid(m, rows, r.GetValue(seeds), r.GetValue(scale), r.GetValue(steps), r.GetValue(guidance));
             Png.Write(r.GetValue(output)!, grid.Width, grid.Height, 3, grid.Rgb);
             for (int y = 0; y < rows.Length; y++) CliIO.Out.WriteLine($"row {y + 1}: {rows[y]}");
             return 0;
@@ -129,8 +113,8 @@ public static class EvalCommand
         var classifier = new Option<string?>("--classifier") { Description = "classifier folder (default: the model's eval_classifier/)" };
         var prompts = new Option<string>("--prompts") { Description = "prompts separated by ';'", Required = true };
         var seeds = new Option<int>("--seeds") { DefaultValueFactory = _ => 3, Description = "images per prompt (seeds 0, 1, ...)" };
-        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 1 };
-        var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 0f };
+        var steps = new Option<int?>("--steps") { Description = "Euler steps (default: the model's)" };
+        var guidance = new Option<float?>("--guidance") { Description = "guidance scale (default: the model's)" };
         var c = new Command("prompts", "Generate each prompt with seeds 0..N-1 and print the subcategory the classifier puts each image in")
             { model, classifier, prompts, seeds, steps, guidance };
         c.SetAction(r =>
@@ -144,18 +128,11 @@ public static class EvalCommand
             if (!Directory.Exists(clfDir)) throw new UserException($"{clfDir}: no classifier folder; pass --classifier (train one with instaflow eval classifier)");
             var clf = TwemojiClassifier.Load(clfDir);
             using var m = SdComponents.Load(modelDir);
-            var pipe = new RectifiedFlowPipeline(m);
+            var verdicts = SampleSets.Classify(m, clf, list, n, r.GetValue(steps), r.GetValue(guidance));
             CliIO.Out.WriteLine("| prompt | seed | subcategory | probability |");
             CliIO.Out.WriteLine("|---|---|---|---|");
-            foreach (var prompt in list)
-                for (int seed = 0; seed < n; seed++)
-                {
-                    using var scope = TensorScope.Begin();
-                    var res = pipe.Generate(new GenerationRequest { Prompts = [prompt], Seed = (ulong)seed, Steps = r.GetValue(steps), Guidance = r.GetValue(guidance) });
-                    res.FinalLatents.Dispose();
-                    var (cls, p) = clf.Classify(ImageTensors.ToTensorSigned(res.ImagesHwc, res.Width, res.Height))[0];
-                    CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {prompt} | {seed} | {clf.Classes[cls]} | {p:F3} |"));
-                }
+            foreach (var v in verdicts)
+                CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {v.Prompt} | {v.Seed} | {v.Class} | {v.Probability:F3} |"));
             return 0;
         });
         return c;
@@ -177,21 +154,7 @@ public static class EvalCommand
             var tok = Models.Clip.ClipTokenizer.FromDirectory(r.GetValue(tokenizer) ?? dir);
             var files = ImageFile.ListImages(r.GetValue(images)!).ToArray();
             if (files.Length == 0) throw new UserException($"{string.Join(" ", r.GetValue(images)!)}: no images (looked for {string.Join(", ", ImageFile.Extensions)})");
-            var texts = new string[files.Length];
-            int plane = 3 * processor.CropHeight * processor.CropWidth;
-            var pixels = new float[files.Length * plane];
-            for (int i = 0; i < files.Length; i++)
-            {
-                // PNGs written by generate carry their prompt in a text chunk; other formats cannot, so they need --prompt.
-                var png = ImageFile.Read(files[i]);
-                texts[i] = r.GetValue(prompt) ?? (png.Text.TryGetValue("prompt", out var t) ? t
-                    : throw new UserException($"{files[i]}: no \"prompt\" text chunk (only PNGs written by generate have one; JPEG, WebP, BMP and GIF files never do); pass --prompt"));
-                ClipScore.Preprocess(png.Pixels, png.Width, png.Height, processor).Chw.CopyTo(pixels, i * plane);
-            }
-            var (ids, _) = ClipScore.Tokenize(tok, texts, model.TextConfig.MaxPositionEmbeddings);
-            using var scope = TensorScope.Begin();
-            var (per, score) = ProgressDisplay.Run("clip score", p =>
-                ClipScore.Compute(model, Tensor.FromArray(pixels, files.Length, 3, processor.CropHeight, processor.CropWidth), ids, files.Length, progress: p));
+            var (texts, per, score) = ProgressDisplay.Run("clip score", p => ClipScore.ScoreFiles(model, tok, processor, files, r.GetValue(prompt), p));
             for (int i = 0; i < files.Length; i++) CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{files[i]}\t{per[i]:F4}\t{texts[i]}"));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"CLIP score: {score:F4} ({files.Length} images)"));
             return 0;

@@ -108,4 +108,29 @@ public static class ClipScore
         }
         return (per, Math.Max(per.Average(), 0f));
     }
+
+    /// <summary>
+    /// CLIP score of image files against a prompt each: the given prompt, or each PNG's own "prompt" text chunk (as
+    /// generate writes it; JPEG, WebP, BMP and GIF files have none, so they need one). Returns every file's prompt and
+    /// score and the metric.
+    /// </summary>
+    public static (string[] Prompts, float[] PerImage, float Score) ScoreFiles(ClipModel model, ClipTokenizer tokenizer, ClipImageProcessorConfig processor,
+        IReadOnlyList<string> files, string? prompt = null, IProgress<JobProgress>? progress = null)
+    {
+        if (files.Count == 0) throw new InvalidInputException("no images to score");
+        var texts = new string[files.Count];
+        int plane = 3 * processor.CropHeight * processor.CropWidth;
+        var pixels = new float[(long)files.Count * plane];
+        for (int i = 0; i < files.Count; i++)
+        {
+            var image = ImageFile.Read(files[i]);
+            texts[i] = prompt ?? (image.Text.TryGetValue("prompt", out var t) ? t
+                : throw new InvalidInputException($"{files[i]}: no \"prompt\" text chunk (only PNGs written by generate have one; JPEG, WebP, BMP and GIF files never do); pass a prompt (--prompt)"));
+            Preprocess(image.Pixels, image.Width, image.Height, processor).Chw.CopyTo(pixels, (long)i * plane);
+        }
+        var (ids, _) = Tokenize(tokenizer, texts, model.TextConfig.MaxPositionEmbeddings);
+        using var scope = TensorScope.Begin();
+        var (per, score) = Compute(model, Tensor.FromArray(pixels, files.Count, 3, processor.CropHeight, processor.CropWidth), ids, files.Count, progress: progress);
+        return (texts, per, score);
+    }
 }
