@@ -87,21 +87,28 @@ public static class DiffusersWriter
         }
     }
 
-    /// <summary>A complete text-to-image folder: model_index.json (written last, so a folder that has it is whole).</summary>
-    public static void WritePipeline(string dir, ClipTextModel text, UNet2DConditionModel unet, AutoencoderKL vae, string tokenizerDir, SafeTensorDType dtype = SafeTensorDType.F16)
+    /// <summary>
+    /// A complete text-to-image folder: model_index.json (written last, so a folder that has it is whole). defaults, when
+    /// given, are recorded as "_instaflow_defaults" (diffusers ignores keys that start with "_"), so generate and serve
+    /// sample the model as it is meant to be.
+    /// </summary>
+    public static void WritePipeline(string dir, ClipTextModel text, UNet2DConditionModel unet, AutoencoderKL vae, string tokenizerDir,
+        SafeTensorDType dtype = SafeTensorDType.F16, (int Steps, float Guidance)? defaults = null)
     {
         WriteTextEncoder(Path.Combine(dir, "text_encoder"), text, dtype);
         WriteUnet(Path.Combine(dir, "unet"), unet, dtype);
         WriteVae(Path.Combine(dir, "vae"), vae, dtype);
         CopyTokenizer(tokenizerDir, Path.Combine(dir, "tokenizer"));
-        WriteJson(Path.Combine(dir, "model_index.json"), new Dictionary<string, object?>
+        var index = new Dictionary<string, object?>
         {
             ["_class_name"] = "StableDiffusionPipeline", ["_diffusers_version"] = "0.21.4",
             ["text_encoder"] = new[] { "transformers", "CLIPTextModel" }, ["tokenizer"] = new[] { "transformers", "CLIPTokenizer" },
             ["unet"] = new[] { "diffusers", "UNet2DConditionModel" }, ["vae"] = new[] { "diffusers", "AutoencoderKL" },
             ["scheduler"] = new object?[] { null, null }, ["safety_checker"] = new object?[] { null, null },
             ["feature_extractor"] = new object?[] { null, null }, ["requires_safety_checker"] = false,
-        });
+        };
+        if (defaults is var (steps, guidance)) index["_instaflow_defaults"] = new Dictionary<string, object> { ["steps"] = steps, ["guidance"] = guidance };
+        WriteJson(Path.Combine(dir, "model_index.json"), index);
     }
 
     /// <summary>Copies every component of srcDir except the UNet weights into dstDir, then saves unet's weights (F32).</summary>

@@ -73,7 +73,7 @@ public static class TextToImageTraining
         });
         var flow = new FlowModel(net, FlowConvention.InstaFlow);
         var objective = new RectifiedFlowObjective(flow, pairs, new UniformTime(), o.BatchSize, new CondDropout(ConditionDropout, captions.NullIds));
-        return TrainAndWrite(net, vae, tokenizerDir, objective, o, "1-rf", clock, log);
+        return TrainAndWrite(net, vae, tokenizerDir, objective, o, "1-rf", clock, log, (25, 2f));
     }
 
     /// <summary>The from-scratch networks: CLIP text encoder (real CLIP vocabulary) and cross-attention UNet.</summary>
@@ -153,7 +153,7 @@ public static class TextToImageTraining
         var pairs = new StoredPairs(PairGenerator.Load(pairsDir), captions.Lookup);
         var flow = new FlowModel(net, FlowConvention.InstaFlow);
         var objective = new RectifiedFlowObjective(flow, pairs, new UniformTime(), o.BatchSize, dropout > 0 ? new CondDropout(dropout, captions.NullIds) : null);
-        return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, "reflow", clock, log);
+        return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, "reflow", clock, log, (4, 0f));
     }
 
     /// <summary>
@@ -174,11 +174,14 @@ public static class TextToImageTraining
             loss = new LpipsLatentLoss(parts.Vae, lpips).Loss;
         }
         var objective = new DistillationObjective(new FlowModel(net, FlowConvention.InstaFlow), pairs, [0f, 1f], o.BatchSize, loss);
-        return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, loss == null ? "distill" : "distill-lpips", clock, log);
+        return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, loss == null ? "distill" : "distill-lpips", clock, log, (1, 0f));
     }
 
+    /// <summary>Trains, then writes the model folder with the steps and guidance the stage's model is meant for
+    /// (1-RF: 25 guided steps, as its pairs are made; 2-RF: 4 steps; distilled: 1 step).</summary>
     private static StageResult TrainAndWrite(TextToImageVelocity net, AutoencoderKL vae, string tokenizerDir, ITrainingObjective objective,
-        StageOptions o, string label, Stopwatch clock, Action<string>? log)
+        StageOptions o, string label, Stopwatch clock, Action<string>? log,
+        (int Steps, float Guidance) defaults)
     {
         Directory.CreateDirectory(o.OutDir);
         var trainer = new Trainer(net, objective, new TrainerOptions
@@ -192,7 +195,7 @@ public static class TextToImageTraining
         trainer.Train(o.Steps);
         trainer.Ema?.CopyTo();
         var modelDir = Path.Combine(o.OutDir, "model");
-        DiffusersWriter.WritePipeline(modelDir, net.Text, net.Unet, vae, tokenizerDir);
+        DiffusersWriter.WritePipeline(modelDir, net.Text, net.Unet, vae, tokenizerDir, defaults: defaults);
         var result = new StageResult(modelDir, clock.Elapsed.TotalSeconds, trainer.LastLoss, net.ParameterCount);
         DiffusersWriter.WriteJson(Path.Combine(o.OutDir, "result.json"), new
         {
