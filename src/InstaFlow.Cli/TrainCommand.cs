@@ -142,7 +142,7 @@ public static class TrainCommand
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var gen = TextToImageTraining.PairGeneratorFor(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(steps), r.GetValue(guidance), r.GetValue(seed), r.GetValue(batch));
             int total = r.GetValue(count);
-            ProgressDisplay.Run("train pairs", p => gen.WriteShards(r.GetValue(outDir)!, total, r.GetValue(shard), done => p.Report(new JobProgress(done, total))));
+            ProgressDisplay.Run("train pairs", p => PairShards.Write(gen, r.GetValue(outDir)!, total, r.GetValue(shard), done => p.Report(new JobProgress(done, total))));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{total} pairs in {r.GetValue(outDir)}, {clock.Elapsed.TotalSeconds:F0} s"));
             return 0;
         });

@@ -116,8 +116,8 @@ public static class Toy2d
             using (var s = TensorScope.Begin()) points.CopyFrom(gen.Generate(0, Pairs));
             return new PairSet(points, gen.Grid);
         }
-        gen.WriteShards(dir, Pairs, 2048, done => o.Progress?.Report(new JobProgress(done, Pairs, Stage: "pairs")));
-        return PairGenerator.Load(dir);
+        PairShards.Write(gen, dir, Pairs, 2048, done => o.Progress?.Report(new JobProgress(done, Pairs, Stage: "pairs")));
+        return PairShards.Load(dir);
     }
 
     private static Toy2dRow Evaluate(string name, FlowModel flow, Tensor noise, Tensor reference)

@@ -1,7 +1,6 @@
 // Reflow couplings: (Z0, Z1) pairs from solving a trained flow's ODE from fresh noise. Pair k's noise comes from a
-// generator seeded by hash(base seed, k), so pairs can be made in any order, in shards, on any machine, and resumed.
-using System.Globalization;
-using InstaFlow.IO;
+// generator seeded by hash(base seed, k), so pairs can be made in any order, in shards, on any machine, and resumed
+// (their files: Training/PairShards.cs).
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Random;
 
@@ -151,91 +150,6 @@ public sealed class PairGenerator
         return _teacher.Field(_conditions.Lookup(idx), _conditions.Guidance, _conditions.NullCond);
     }
 
-    /// <summary>
-    /// Writes pairs [0, total) as shards of shardSize under dir, skipping shards already there (each is written
-    /// atomically, so an existing file is complete): an interrupted run resumes where it stopped.
-    /// </summary>
-    public void WriteShards(string dir, long total, int shardSize, Action<long>? progress = null)
-    {
-        if (shardSize < 1) throw new InvalidInputException($"shard size must be positive, got {shardSize}");
-        Directory.CreateDirectory(dir);
-        for (long s = 0; s < total; s += shardSize)
-        {
-            long n = Math.Min(shardSize, total - s);
-            string path = ShardPath(dir, s);
-            if (File.Exists(path))
-            {
-                using var f = SafeTensors.Open(path);
-                CheckCompatible(f, path);
-            }
-            else
-            {
-                using var scope = TensorScope.Begin();
-                var tensors = new Dictionary<string, Tensor> { ["points"] = Generate(s, n) };
-                // condition indices below 2^24 are exact in float32, the only integer-free storage Save offers
-                if (_conditions != null) tensors["conditions"] = Tensor.FromArray(Enumerable.Range(0, (int)n).Select(i => (float)ConditionIndex(s + i)).ToArray(), (int)n);
-                SafeTensors.Save(path, tensors, metadata: Metadata(s, n));
-            }
-            progress?.Invoke(s + n);
-        }
-    }
-
-    private Dictionary<string, string> Metadata(long start, long count) => new()
-    {
-        ["start"] = start.ToString(CultureInfo.InvariantCulture),
-        ["count"] = count.ToString(CultureInfo.InvariantCulture),
-        ["base_seed"] = BaseSeed.ToString(CultureInfo.InvariantCulture),
-        ["grid"] = FormatGrid(Grid),
-    };
-
-    private void CheckCompatible(SafeTensorsFile f, string path)
-    {
-        f.Metadata.TryGetValue("base_seed", out var seed);
-        f.Metadata.TryGetValue("grid", out var grid);
-        if (seed != BaseSeed.ToString(CultureInfo.InvariantCulture) || grid != FormatGrid(Grid))
-            throw new InvalidInputException($"{path}: shard was made with base seed {seed} and grid [{grid}], not {BaseSeed} and [{FormatGrid(Grid)}]; use an empty directory");
-    }
-
-    public static string ShardPath(string dir, long start) => Path.Combine(dir, $"pairs-{start:D10}.safetensors");
-
-    private static string FormatGrid(float[] grid) => string.Join(",", grid.Select(x => x.ToString("R", CultureInfo.InvariantCulture)));
-
-    /// <summary>Loads every shard under dir into one persistent pair set; the shards must cover [0, N) without gaps.</summary>
-    public static PairSet Load(string dir)
-    {
-        var files = Directory.Exists(dir) ? Directory.GetFiles(dir, "pairs-*.safetensors").OrderBy(p => p, StringComparer.Ordinal).ToList() : [];
-        if (files.Count == 0) throw new FileNotFoundException($"no pair shards (pairs-*.safetensors) in {dir}");
-        using var scope = TensorScope.Begin();
-        var parts = new List<Tensor>();
-        var conditions = new List<int>();
-        bool conditional = false;
-        long next = 0;
-        string? grid = null;
-        foreach (var path in files)
-        {
-            using var f = SafeTensors.Open(path);
-            long start = long.Parse(f.Metadata["start"], CultureInfo.InvariantCulture);
-            if (start != next) throw new InvalidInputException($"{path}: shard starts at pair {start} but the shards before it end at {next}; a shard is missing");
-            if (grid != null && f.Metadata["grid"] != grid) throw new InvalidInputException($"{path}: grid [{f.Metadata["grid"]}] differs from the other shards' [{grid}]");
-            grid = f.Metadata["grid"];
-            var t = f.ReadF32("points");
-            parts.Add(t.Clone());
-            t.Dispose();
-            bool hasCond = f.Names.Contains("conditions");
-            if (parts.Count > 1 && hasCond != conditional) throw new InvalidInputException($"{path}: some shards store condition indices and some do not");
-            conditional = hasCond;
-            if (hasCond)
-            {
-                var c = f.ReadF32("conditions");
-                conditions.AddRange(c.ToArray().Select(v => (int)v));
-                c.Dispose();
-            }
-            next += parts[^1].Dim(0);
-        }
-        var shape = parts[0].ShapeArray();
-        shape[0] = checked((int)next);
-        var all = Tensor.EmptyPersistent(shape);
-        all.CopyFrom(Ops.Concat(parts.ToArray(), 0));
-        return new PairSet(all, grid!.Split(',').Select(x => float.Parse(x, CultureInfo.InvariantCulture)).ToArray(), conditional ? conditions.ToArray() : null);
-    }
+    /// <summary>True when pairs carry condition indices (ConditionIndex).</summary>
+    public bool Conditional => _conditions != null;
 }

@@ -3,6 +3,7 @@
 using InstaFlow.Flow;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
+using InstaFlow.Training;
 using InstaFlow.Tensors.Random;
 
 namespace InstaFlow.Tests.Flow;
@@ -43,8 +44,8 @@ public class PairConditionTests
         try
         {
             var gen = Generator(guidance);
-            gen.WriteShards(dir, 10, 3);
-            var set = PairGenerator.Load(dir);
+            PairShards.Write(gen, dir, 10, 3);
+            var set = PairShards.Load(dir);
             Assert.NotNull(set.Conditions);
             Assert.Equal(Enumerable.Range(0, 10).Select(k => gen.ConditionIndex(k)), set.Conditions!);
             Assert.True(set.Conditions!.Distinct().Count() > 1, "condition indices should vary between pairs");
@@ -67,9 +68,9 @@ public class PairConditionTests
         var a = TempDir(); var b = TempDir();
         try
         {
-            Generator(1f).WriteShards(a, 9, 9);
-            Generator(1f).WriteShards(b, 9, 2);
-            var sa = PairGenerator.Load(a); var sb = PairGenerator.Load(b);
+            PairShards.Write(Generator(1f), a, 9, 9);
+            PairShards.Write(Generator(1f), b, 9, 2);
+            var sa = PairShards.Load(a); var sb = PairShards.Load(b);
             Assert.Equal(sa.Conditions!, sb.Conditions!);
             Assert.Equal(sa.Points.ToArray(), sb.Points.ToArray());
 

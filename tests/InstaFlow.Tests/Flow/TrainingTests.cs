@@ -121,14 +121,14 @@ public class TrainingTests
         string dir = TempDir();
         try
         {
-            gen.WriteShards(dir, 11, 3);
-            File.Delete(PairGenerator.ShardPath(dir, 6));
-            gen.WriteShards(dir, 11, 3); // resumes: only the missing shard is made again
-            var set = PairGenerator.Load(dir);
+            PairShards.Write(gen, dir, 11, 3);
+            File.Delete(PairShards.Path(dir, 6));
+            PairShards.Write(gen, dir, 11, 3); // resumes: only the missing shard is made again
+            var set = PairShards.Load(dir);
             Assert.Equal([0f, 0.5f, 1f], set.Grid);
             Assert.True(whole.Span.SequenceEqual(set.Points.Span), $"sharded pairs differ: max diff {TestUtil.MaxAbsDiff(whole.Span, set.Points.Span)}");
             var other = new PairGenerator(flow, new EulerSampler(2), [2], baseSeed: 6, batchSize: 4);
-            Assert.Throws<InvalidInputException>(() => other.WriteShards(dir, 11, 3));
+            Assert.Throws<InvalidInputException>(() => PairShards.Write(other, dir, 11, 3));
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -9,6 +9,7 @@ using InstaFlow.Models;
 using InstaFlow.Nn;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
+using InstaFlow.Training;
 using InstaFlow.Training.Data;
 
 namespace InstaFlow.Training.TextToImage;
@@ -150,7 +151,7 @@ public static class TextToImageTraining
         var clock = Stopwatch.StartNew();
         var (net, parts) = LoadNetwork(modelDir);
         var captions = TrainCaptions(o.DataDir, parts);
-        var pairs = new StoredPairs(PairGenerator.Load(pairsDir), captions.Lookup);
+        var pairs = new StoredPairs(PairShards.Load(pairsDir), captions.Lookup);
         var flow = new FlowModel(net, FlowConvention.InstaFlow);
         var objective = new RectifiedFlowObjective(flow, pairs, new UniformTime(), o.BatchSize, dropout > 0 ? new CondDropout(dropout, captions.NullIds) : null);
         return TrainAndWrite(net, parts.Vae, Path.Combine(modelDir, "tokenizer"), objective, o, "reflow", clock, log, (4, 0f));
@@ -165,7 +166,7 @@ public static class TextToImageTraining
         var clock = Stopwatch.StartNew();
         var (net, parts) = LoadNetwork(modelDir);
         var captions = TrainCaptions(o.DataDir, parts);
-        var pairs = new StoredPairs(PairGenerator.Load(pairsDir), captions.Lookup);
+        var pairs = new StoredPairs(PairShards.Load(pairsDir), captions.Lookup);
         DistillationLoss? loss = null;
         if (lpipsWeights is { Length: > 0 })
         {
