@@ -31,7 +31,7 @@ public sealed partial class SdComponents
                 throw new InvalidInputException($"--variant picks a weights file inside a diffusers folder; {path} is a single file (drop --variant)");
             model = LoadSingleFile(path, source.ConfigDir, source.Ema);
         }
-        else throw new FileNotFoundException($"model not found: {path} (expected a diffusers folder or a checkpoint file)", path);
+        else throw new FileNotFoundException($"model folder not found: {path} (nor a checkpoint file of that name; --model takes a diffusers folder or a single-file checkpoint)", path);
 
         if (source.UnetFile != null)
         {
