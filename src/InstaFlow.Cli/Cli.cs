@@ -83,6 +83,7 @@ public static class Cli
         yield return SampleCommand.Create();
         yield return TripletsCommand.Create();
         yield return ReflowCommand.Create();
+        yield return ConvertCommand.Create();
         yield return TokenizeCommand.Create();
         yield return DataCommand.Create();
         yield return ExperimentCommand.Create();

@@ -14,7 +14,8 @@ public static class GenerateCommand
 
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "diffusers model folder (InstaFlow-0.9B, 2-Rectified-Flow, SD 1.5 layout); default: the embedded model" };
+        var model = new ModelOptions();
+        var merge = new MergeOptions();
         var steps = new Option<int?>("--steps") { Description = "Euler steps (default: the model's, 1 for InstaFlow)" };
         var guidance = new Option<float?>("--guidance") { Description = "classifier-free guidance scale, on when > 1 (default: the model's, 0 for InstaFlow)" };
         var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder (diffusers AutoencoderTiny) instead of the VAE: much faster, slightly softer" };
@@ -27,7 +28,8 @@ public static class GenerateCommand
         var io = new ImageOptions();
 
         var cmd = new Command("generate", "Generate an image from a text prompt");
-        cmd.Options.Add(model);
+        model.AddTo(cmd);
+        merge.AddTo(cmd);
         cmd.Options.Add(steps);
         cmd.Options.Add(guidance);
         cmd.Options.Add(taesd);
@@ -47,14 +49,14 @@ public static class GenerateCommand
             if (!float.IsFinite(r.GetValue(controlScale))) throw new UserException($"--control-scale must be a finite number, got {r.GetValue(controlScale)}");
             if ((r.GetValue(controlnet) == null) != (r.GetValue(controlImage) == null))
                 throw new UserException("--controlnet and --control-image go together: pass both or neither");
-            var dir = ModelLocator.Resolve(r.GetValue(model));
+            var source = model.Source(r, r.GetValue(io.Variant));
 
             var load = Stopwatch.StartNew();
-            using var components = SdComponents.Load(dir, r.GetValue(io.Variant));
-            new ModelAdditions
+            using var components = SdComponents.Open(source);
+            merge.ApplyTo(new ModelAdditions
             {
                 TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale), ControlNetDir = r.GetValue(controlnet),
-            }.ApplyTo(components, CliIO.Err.WriteLine);
+            }, r, source.ConfigDir).ApplyTo(components, CliIO.Err.WriteLine);
             CliIO.Err.WriteLine($"loaded {components.Description} in {load.Elapsed.TotalSeconds:F2} s");
             ControlImage? control = null;
             if (r.GetValue(controlImage) is string ci)

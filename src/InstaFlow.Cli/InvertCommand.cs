@@ -12,7 +12,7 @@ public static class InvertCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "diffusers model folder; default: the embedded model" };
+        var model = new ModelOptions();
         var image = new Option<string>("--image") { Description = "image to invert: PNG, JPEG, WebP, BMP or GIF (sides multiples of 8)", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "the prompt the image is inverted under", Required = true };
         var negative = new Option<string?>("--negative-prompt") { Description = "negative prompt (with --guidance > 1)" };
@@ -21,11 +21,12 @@ public static class InvertCommand
         var iterations = new Option<int>("--iterations") { Description = "fixed-point iterations per step (1: z0 = x1 - v(x1); more: closer to the exact inverse)", DefaultValueFactory = _ => 10 };
         var output = new Option<string>("--output", "-o") { Description = "latents file (safetensors) for generate --init-latents", Required = true };
         var c = new Command("invert", "Find the noise that generate maps onto an image (for reconstruction and prompt edits)")
-            { model, image, prompt, negative, steps, guidance, iterations, output };
+            { image, prompt, negative, steps, guidance, iterations, output };
+        model.AddTo(c);
         c.SetAction(r =>
         {
             if (r.GetValue(iterations) < 1) throw new UserException($"--iterations must be at least 1, got {r.GetValue(iterations)}");
-            using var parts = SdComponents.Load(ModelLocator.Resolve(r.GetValue(model)));
+            using var parts = SdComponents.Open(model.Source(r));
             var png = ImageFile.Read(r.GetValue(image)!);
             using var scope = TensorScope.Begin();
             var latents = RectifiedFlowInversion.EncodeImage(parts, png.Pixels, png.Width, png.Height);

@@ -11,14 +11,14 @@ public static class SampleCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "diffusers SD-1.5-family model folder (the teacher)", Required = true };
+        var model = new ModelOptions(required: true, what: "the SD-1.5-family teacher");
         var steps = new Option<int>("--steps") { Description = "sampler steps", DefaultValueFactory = _ => 25 };
         var guidance = new Option<float>("--guidance") { Description = "classifier-free guidance scale; on when > 1", DefaultValueFactory = _ => 7.5f };
         var sched = new SchedulerOptions();
         var io = new ImageOptions();
 
         var cmd = new Command("sample", "Sample an image with the Stable Diffusion teacher (epsilon prediction, DPM-Solver++/DDIM/Euler)");
-        cmd.Options.Add(model);
+        model.AddTo(cmd);
         cmd.Options.Add(steps);
         cmd.Options.Add(guidance);
         sched.AddTo(cmd);
@@ -26,11 +26,12 @@ public static class SampleCommand
         cmd.SetAction(r =>
         {
             var (prompt, outDir) = io.Validate(r);
-            var dir = r.GetValue(model)!;
-            var scheduler = sched.Resolve(r, dir);
+            var source = model.Source(r, r.GetValue(io.Variant));
+            // a single file has no scheduler config: --config's, else SD-1.5's
+            var scheduler = sched.Resolve(r, source.ConfigDir ?? source.Path);
 
             var load = Stopwatch.StartNew();
-            using var components = SdComponents.Load(dir, r.GetValue(io.Variant));
+            using var components = SdComponents.Open(source);
             CliIO.Err.WriteLine($"loaded {components.Name} in {load.Elapsed.TotalSeconds:F2} s; scheduler {scheduler.Config.ClassName} ({scheduler.Config.TimestepSpacing} spacing)");
             var pipe = new StableDiffusionPipeline(components, scheduler);
             foreach (var w in pipe.TruncationWarnings(new[] { prompt, r.GetValue(io.Negative) ?? "" })) CliIO.Err.WriteLine($"warning: {w}");

@@ -8,7 +8,8 @@ public static class ServeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "diffusers model folder; default: the embedded model" };
+        var model = new ModelOptions();
+        var merge = new MergeOptions();
         var variant = new Option<string?>("--variant") { Description = "weights variant, e.g. fp16" };
         var host = new Option<string>("--host") { Description = "address to listen on; anything but loopback needs --api-key", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one)", DefaultValueFactory = _ => 7860 };
@@ -20,17 +21,20 @@ public static class ServeCommand
         var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder: requests may then send a control_image" };
 
         var cmd = new Command("serve", "Serve the web UI and REST API (POST /api/generate)");
-        foreach (var o in new Option[] { model, variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet }) cmd.Options.Add(o);
+        model.AddTo(cmd);
+        merge.AddTo(cmd);
         cmd.SetAction(async (r, cancellation) =>
         {
+            var source = model.Source(r, r.GetValue(variant));
             var options = new ServerOptions
             {
-                ModelDir = Pipelines.ModelLocator.Resolve(r.GetValue(model)), Variant = r.GetValue(variant), Host = r.GetValue(host)!,
+                ModelDir = source.Path, Source = source, Variant = r.GetValue(variant), Host = r.GetValue(host)!,
                 Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true,
-                Additions = new Pipelines.ModelAdditions
+                Additions = merge.ApplyTo(new Pipelines.ModelAdditions
                 {
                     TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale), ControlNetDir = r.GetValue(controlnet),
-                },
+                }, r, source.ConfigDir),
             };
             await using var server = await InstaFlowServer.StartAsync(options, cancellation);
             CliIO.Err.WriteLine($"InstaFlow web UI: {server.Address} (API: POST {server.Address}api/generate); Ctrl+C stops");

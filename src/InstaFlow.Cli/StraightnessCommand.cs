@@ -10,19 +10,20 @@ public static class StraightnessCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "diffusers model folder; default: the embedded model" };
+        var model = new ModelOptions();
         var prompts = new Option<string>("--prompts") { Description = "prompts separated by ';'", Required = true };
         var steps = new Option<int>("--steps") { Description = "Euler steps of the measured trajectory", DefaultValueFactory = _ => 25 };
         var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 0f };
         var negative = new Option<string?>("--negative-prompt");
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
         var c = new Command("straightness", "Straightness S(Z) and x1-extrapolation errors per prompt (0 = straight: one Euler step is exact)")
-            { model, prompts, steps, guidance, negative, seed };
+            { prompts, steps, guidance, negative, seed };
+        model.AddTo(c);
         c.SetAction(r =>
         {
             var list = r.GetValue(prompts)!.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (list.Length == 0) throw new UserException("--prompts has no prompt; separate prompts with ';'");
-            using var parts = SdComponents.Load(ModelLocator.Resolve(r.GetValue(model)));
+            using var parts = SdComponents.Open(model.Source(r));
             var rows = PipelineStraightness.Measure(parts, list, r.GetValue(steps), r.GetValue(guidance), r.GetValue(negative), r.GetValue(seed));
             var inv = CultureInfo.InvariantCulture;
             CliIO.Out.WriteLine("| prompt | S | transport cost E|Z1-Z0|^2 | x1 extrapolation error at t = 0, 1/4, 1/2, 3/4 |");

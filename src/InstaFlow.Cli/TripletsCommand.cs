@@ -19,7 +19,7 @@ public static class TripletsCommand
 
     public static Command Create()
     {
-        var teacher = new Option<string?>("--teacher") { Description = "diffusers SD-1.5-family model folder used as the teacher" };
+        var teacher = new ModelOptions("--teacher", what: "the SD-1.5-family teacher");
         var promptsOpt = new Option<string?>("--prompts") { Description = "UTF-8 text file, one prompt per line (no blank lines); triplet k uses line k mod (number of lines)" };
         var count = new Option<long>("--count") { Description = "total number of triplets in the data set (all shards)", DefaultValueFactory = _ => 0 };
         var steps = new Option<int>("--steps") { Description = "teacher sampler steps", DefaultValueFactory = _ => 25 };
@@ -41,7 +41,8 @@ public static class TripletsCommand
             "Generate InstaFlow stage-1 triplets (noise, teacher final latents, prompt index) with the SD teacher, sharded for many machines. " +
             "Each shard file holds noise [K,4,h,w], final_latents [K,4,h,w] and prompt_index I64 [K]; the manifest records every parameter, " +
             "the prompts file's sha256 and each shard's sha256. --shard: " + ShardHelp + ".");
-        foreach (var o in new Option[] { teacher, promptsOpt, count, steps, guidance, seed, shard, shardSize, batch, negative, width, height, variant, threads, outDir, verify }) cmd.Options.Add(o);
+        teacher.AddTo(cmd);
+        foreach (var o in new Option[] { promptsOpt, count, steps, guidance, seed, shard, shardSize, batch, negative, width, height, variant, threads, outDir, verify }) cmd.Options.Add(o);
         sched.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -49,7 +50,9 @@ public static class TripletsCommand
             if (r.GetValue(verify)) return Verify(dir);
 
             var (index, of) = ParseShard(r.GetValue(shard)!);
-            var teacherDir = r.GetValue(teacher) ?? throw new UserException("--teacher is required (the SD model folder)");
+            if (r.GetValue(teacher.Model) == null) throw new UserException("--teacher is required (the SD model folder or single file)");
+            var source = teacher.Source(r, r.GetValue(variant));
+            var teacherDir = source.ConfigDir ?? source.Path;
             var promptsPath = r.GetValue(promptsOpt) ?? throw new UserException("--prompts is required (one prompt per line)");
             if (r.GetValue(count) < 1) throw new UserException("--count is required and must be at least 1");
             ImageOptions.CheckSize(r.GetValue(width), r.GetValue(height));
@@ -57,7 +60,7 @@ public static class TripletsCommand
             var (prompts, sha) = PromptsFile.Read(promptsPath);
             var scheduler = sched.Resolve(r, teacherDir);
 
-            using var components = SdComponents.Load(teacherDir, r.GetValue(variant));
+            using var components = SdComponents.Open(source);
             var pipe = new StableDiffusionPipeline(components, scheduler);
             var settings = new TripletSettings
             {

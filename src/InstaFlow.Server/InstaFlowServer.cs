@@ -34,8 +34,8 @@ public sealed class InstaFlowServer : IAsyncDisposable
     public static async Task<InstaFlowServer> StartAsync(ServerOptions options, CancellationToken cancellation = default)
     {
         var ip = options.Validate();
-        var components = DiffusersFolder.Open(options.ModelDir).Components;
-        var model = SdComponents.Load(options.ModelDir, options.Variant);
+        var model = options.Source is { } source ? SdComponents.Open(source) : SdComponents.Load(options.ModelDir, options.Variant);
+        var components = Directory.Exists(options.ModelDir) ? DiffusersFolder.Open(options.ModelDir).Components : SdComponents.SingleFileComponents;
         try
         {
             options.Additions.ApplyTo(model, options.ConsoleLog ? Console.Error.WriteLine : null);

@@ -8,6 +8,8 @@ public sealed record ServerOptions
 {
     public required string ModelDir { get; init; }
     public string? Variant { get; init; }
+    /// <summary>The model with its single-file options (--config, --ema, --unet); when set it is loaded instead of ModelDir.</summary>
+    public ModelSource? Source { get; init; }
     /// <summary>TAESD decoder and LoRA files applied after loading.</summary>
     public ModelAdditions Additions { get; init; } = new();
     /// <summary>An IP address, or "localhost" for the IPv4 loopback.</summary>

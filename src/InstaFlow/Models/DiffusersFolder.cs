@@ -69,15 +69,18 @@ public sealed class DiffusersFolder
         return d;
     }
 
-    /// <summary>Picks `{stem}.{variant}.safetensors` or `{stem}.safetensors`; errors list what the folder holds.</summary>
+    /// <summary>Picks `{stem}[.{variant}].safetensors`, else the PyTorch `.bin` of that name; errors list what the folder holds.</summary>
     public string Weights(string component, string stem, string? variant)
     {
         var dir = Component(component);
         var name = variant is null ? $"{stem}.safetensors" : $"{stem}.{variant}.safetensors";
         var path = Path.Combine(dir, name);
         if (File.Exists(path)) return path;
-        var have = Directory.GetFiles(dir, "*.safetensors").Select(Path.GetFileName);
-        var bin = Directory.GetFiles(dir, "*.bin").Any() ? " (PyTorch .bin pickles are not supported: convert them to safetensors)" : "";
-        throw new FileNotFoundException($"{dir}: weights file {name} not found; the folder has [{string.Join(", ", have)}]{bin}", path);
+        // Older folders hold PyTorch pickles (transformers names the text encoder's pytorch_model.bin); IO.WeightsFile reads them safely.
+        var binStem = stem == "model" ? "pytorch_model" : stem;
+        var bin = Path.Combine(dir, variant is null ? $"{binStem}.bin" : $"{binStem}.{variant}.bin");
+        if (File.Exists(bin)) return bin;
+        var have = Directory.GetFiles(dir, "*.safetensors").Concat(Directory.GetFiles(dir, "*.bin")).Select(Path.GetFileName);
+        throw new FileNotFoundException($"{dir}: weights file {name} not found; the folder has [{string.Join(", ", have)}]", path);
     }
 }

@@ -1,5 +1,6 @@
-// Loads safetensors weights into a module by diffusers/transformers key names, with optional key renaming (for
-// legacy checkpoints) and a report of missing and unexpected keys.
+// Loads weights into a module by diffusers/transformers key names from any weights file (safetensors or a PyTorch
+// checkpoint, see IO/WeightsFile), with optional key renaming (for legacy checkpoints) and a report of missing and
+// unexpected keys.
 using InstaFlow.IO;
 using InstaFlow.Tensors;
 
@@ -13,33 +14,49 @@ public static class StateDictLoader
     /// </summary>
     public static LoadReport Load(Module module, string path, Func<string, string>? rename = null, IEnumerable<string>? ignoredKeys = null, bool strict = true)
     {
-        using var file = SafeTensors.Open(path);
+        using var file = WeightsFile.Open(path);
+        return Load(module, file, rename, ignoredKeys, strict);
+    }
+
+    /// <summary>Loads from an open weights file (e.g. a renamed view of a single-file checkpoint); the file stays open.</summary>
+    public static LoadReport Load(Module module, IWeightsFile file, Func<string, string>? rename = null, IEnumerable<string>? ignoredKeys = null, bool strict = true)
+    {
+        var path = file.Path;
         var ignore = new HashSet<string>(ignoredKeys ?? Array.Empty<string>());
         var state = new Dictionary<string, Tensor>();
         var expected = module.NamedParameters().ToDictionary(x => x.Name, x => x.Param.Shape);
-        foreach (var info in file.Tensors)
+        try
         {
-            if (ignore.Contains(info.Name)) continue;
-            var key = rename?.Invoke(info.Name) ?? info.Name;
-            if (state.ContainsKey(key)) throw new InvalidInputException($"{path}: two tensors map to the key '{key}'");
-            if (expected.TryGetValue(key, out var shape) && !ShapeUtil.SameShape(info.Shape, shape))
+            foreach (var info in file.Tensors)
             {
-                // Old checkpoints store attention projections as 1x1 convs [C, C, 1, 1] where a linear [C, C] is expected.
-                if (ShapeUtil.Numel(info.Shape) == ShapeUtil.Numel(shape) && info.Shape.Length == 4 && shape.Length == 2 && info.Shape[2] == 1 && info.Shape[3] == 1)
+                if (ignore.Contains(info.Name)) continue;
+                var key = rename?.Invoke(info.Name) ?? info.Name;
+                if (state.ContainsKey(key)) throw new InvalidInputException($"{path}: two tensors map to the key '{key}'");
+                if (expected.TryGetValue(key, out var shape) && !ShapeUtil.SameShape(info.Shape, shape))
                 {
-                    state[key] = file.ReadF32(info.Name).Reshape(shape);
-                    continue;
+                    // Old checkpoints store attention projections as 1x1 convs [C, C, 1, 1] where a linear [C, C] is expected.
+                    if (info.IsFloat && ShapeUtil.Numel(info.Shape) == ShapeUtil.Numel(shape) && info.Shape.Length == 4 && shape.Length == 2 && info.Shape[2] == 1 && info.Shape[3] == 1)
+                    {
+                        state[key] = file.ReadF32(info.Name).Reshape(shape);
+                        continue;
+                    }
+                    throw new InvalidInputException($"{path}: tensor '{info.Name}' has shape {ShapeUtil.Format(info.Shape)} but the model built from config.json expects {ShapeUtil.Format(shape)}; the weights do not belong to this config");
                 }
-                throw new InvalidInputException($"{path}: tensor '{info.Name}' has shape {ShapeUtil.Format(info.Shape)} but the model built from config.json expects {ShapeUtil.Format(shape)}; the weights do not belong to this config");
+                if (!info.IsFloat)
+                {
+                    if (!strict || !expected.ContainsKey(key)) { state[key] = null!; continue; }
+                    throw new InvalidInputException($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected a floating-point type");
+                }
+                state[key] = file.ReadF32(info.Name);
             }
-            if (info.DType is not (SafeTensorDType.F32 or SafeTensorDType.F16 or SafeTensorDType.BF16 or SafeTensorDType.F64))
-            {
-                if (!strict || !expected.ContainsKey(key)) { state[key] = null!; continue; }
-                throw new InvalidInputException($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected a floating-point type");
-            }
-            state[key] = file.ReadF32(info.Name);
+            foreach (var k in state.Where(kv => kv.Value == null).Select(kv => kv.Key).ToList()) state.Remove(k);
+            return module.LoadStateDict(state, strict, path);
         }
-        foreach (var k in state.Where(kv => kv.Value == null).Select(kv => kv.Key).ToList()) state.Remove(k);
-        return module.LoadStateDict(state, strict, path);
+        catch
+        {
+            // The module did not take them: give back what was read (zero-copy views hold the file's mapping).
+            foreach (var t in state.Values) t?.Dispose();
+            throw;
+        }
     }
 }

@@ -10,7 +10,7 @@ using InstaFlow.Tensors;
 namespace InstaFlow.Pipelines;
 
 /// <summary>The four SD-1.5-family components a text-to-image pipeline needs, and what was added on top of them.</summary>
-public sealed class SdComponents : ITextToImageModel, IDisposable
+public sealed partial class SdComponents : ITextToImageModel, IDisposable
 {
     public required string Name { get; init; }
     public required ClipTokenizer Tokenizer { get; init; }

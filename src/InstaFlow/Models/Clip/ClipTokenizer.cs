@@ -228,10 +228,15 @@ public sealed partial class ClipTokenizer
     private static Dictionary<string, int> ReadVocab(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer vocabulary not found: {path}", path);
+        using var stream = File.OpenRead(path);
+        return ReadVocab(stream, path);
+    }
+
+    private static Dictionary<string, int> ReadVocab(Stream stream, string path)
+    {
         Dictionary<string, int>? vocab;
         try
         {
-            using var stream = File.OpenRead(path);
             vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(stream);
         }
         catch (JsonException e)
@@ -246,9 +251,15 @@ public sealed partial class ClipTokenizer
     private static Dictionary<(string, string), int> ReadMerges(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer merges not found: {path}", path);
+        using var reader = new StreamReader(path);
+        return ReadMerges(reader, path);
+    }
+
+    private static Dictionary<(string, string), int> ReadMerges(TextReader reader, string path)
+    {
         var ranks = new Dictionary<(string, string), int>();
         int lineNo = 0, rank = 0;
-        foreach (var line in File.ReadLines(path))
+        for (var line = reader.ReadLine(); line != null; line = reader.ReadLine())
         {
             lineNo++;
             if (lineNo == 1 && line.StartsWith("#version", StringComparison.Ordinal)) continue;
