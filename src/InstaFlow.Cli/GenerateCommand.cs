@@ -24,6 +24,10 @@ public static class GenerateCommand
         var controlImage = new Option<string?>("--control-image") { Description = "control image (the output takes its size)" };
         var controlScale = new Option<float>("--control-scale") { Description = "ControlNet conditioning scale", DefaultValueFactory = _ => 1f };
         var lowMemory = new Option<bool>("--low-memory") { Description = $"keep at most {LowMemoryPoolBytes >> 20} MB of idle buffers for reuse: lower peak memory, slightly slower steps" };
+        var refiner = new Option<string?>("--refiner") { Description = "SDXL-Refiner folder: refine each image as InstaFlow's demo (same prompt and seed); the one-step image is kept as NAME-onestep.png" };
+        var refineStrength = new Option<float>("--refine-strength") { Description = "refiner strength", DefaultValueFactory = _ => 0.3f };
+        var refineSteps = new Option<int>("--refine-steps") { Description = "refiner Euler schedule length (int(steps * strength) run)", DefaultValueFactory = _ => 50 };
+        var refineGuidance = new Option<float>("--refine-guidance") { Description = "refiner guidance scale", DefaultValueFactory = _ => 5f };
         var io = new ImageOptions();
 
         var cmd = new Command("generate", "Generate an image from a text prompt");
@@ -37,6 +41,7 @@ public static class GenerateCommand
         cmd.Options.Add(controlImage);
         cmd.Options.Add(controlScale);
         cmd.Options.Add(lowMemory);
+        foreach (var o in new Option[] { refiner, refineStrength, refineSteps, refineGuidance }) cmd.Options.Add(o);
         io.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -47,6 +52,8 @@ public static class GenerateCommand
             if (!float.IsFinite(r.GetValue(controlScale))) throw new UserException($"--control-scale must be a finite number, got {r.GetValue(controlScale)}");
             if ((r.GetValue(controlnet) == null) != (r.GetValue(controlImage) == null))
                 throw new UserException("--controlnet and --control-image go together: pass both or neither");
+            var refine = r.GetValue(refiner) is string rd ? new RefineSettings(rd, r.GetValue(refineStrength), r.GetValue(refineSteps), r.GetValue(refineGuidance), r.GetValue(io.Variant)) : null;
+            refine?.Check();
             var dir = ModelLocator.Resolve(r.GetValue(model));
 
             var load = Stopwatch.StartNew();
@@ -79,6 +86,7 @@ public static class GenerateCommand
                 return pipe.GenerateImages(req, r.GetValue(io.Batch));
             });
             req.InitLatents?.Dispose();
+            if (refine != null) res = RefineChain.Apply(refine, res, r.GetValue(io.Output)!);
             io.WriteResults(r, res, outDir);
             return 0;
         });
