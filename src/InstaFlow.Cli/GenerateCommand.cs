@@ -28,6 +28,8 @@ public static class GenerateCommand
         var refineStrength = new Option<float>("--refine-strength") { Description = "refiner strength", DefaultValueFactory = _ => 0.3f };
         var refineSteps = new Option<int>("--refine-steps") { Description = "refiner Euler schedule length (int(steps * strength) run)", DefaultValueFactory = _ => 50 };
         var refineGuidance = new Option<float>("--refine-guidance") { Description = "refiner guidance scale", DefaultValueFactory = _ => 5f };
+        var initImage = new Option<string?>("--init-image") { Description = "image-to-image: start the flow from this image's encoding (the output takes its size)" };
+        var strength = new Option<float>("--strength") { Description = "with --init-image: 1 = ignore the image (text-to-image), 0 = return it; the Euler steps cover [1 - s, 1]", DefaultValueFactory = _ => 0.5f };
         var io = new ImageOptions();
 
         var cmd = new Command("generate", "Generate an image from a text prompt");
@@ -41,7 +43,7 @@ public static class GenerateCommand
         cmd.Options.Add(controlImage);
         cmd.Options.Add(controlScale);
         cmd.Options.Add(lowMemory);
-        foreach (var o in new Option[] { refiner, refineStrength, refineSteps, refineGuidance }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { refiner, refineStrength, refineSteps, refineGuidance, initImage, strength }) cmd.Options.Add(o);
         io.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -54,6 +56,8 @@ public static class GenerateCommand
                 throw new UserException("--controlnet and --control-image go together: pass both or neither");
             var refine = r.GetValue(refiner) is string rd ? new RefineSettings(rd, r.GetValue(refineStrength), r.GetValue(refineSteps), r.GetValue(refineGuidance), r.GetValue(io.Variant)) : null;
             refine?.Check();
+            if (!(r.GetValue(strength) is >= 0f and <= 1f)) throw new UserException($"--strength must be between 0 and 1, got {r.GetValue(strength)}");
+            if (r.GetValue(initImage) != null && r.GetValue(controlImage) != null) throw new UserException("--init-image and --control-image cannot be combined");
             var dir = ModelLocator.Resolve(r.GetValue(model));
 
             var load = Stopwatch.StartNew();
@@ -78,7 +82,13 @@ public static class GenerateCommand
             foreach (var w in pipe.TruncationWarnings(new[] { prompt, r.GetValue(io.Negative) ?? "" })) CliIO.Err.WriteLine($"warning: {w}");
 
             var defaults = components.Defaults;
-            var req = io.Request(r, prompt, r.GetValue(steps) ?? defaults.Steps, r.GetValue(guidance) ?? defaults.Guidance) with { Control = control };
+            InitImage? init = null;
+            if (r.GetValue(initImage) is string ii)
+            {
+                var img = ImageFile.Read(ii);
+                init = new InitImage(img.Pixels, img.Width, img.Height);
+            }
+            var req = io.Request(r, prompt, r.GetValue(steps) ?? defaults.Steps, r.GetValue(guidance) ?? defaults.Guidance) with { Control = control, InitImage = init, Strength = r.GetValue(strength) };
             var res = ProgressDisplay.Run("generate", p =>
             {
                 // steps of all images as one count, so the bar's ETA covers the whole batch
