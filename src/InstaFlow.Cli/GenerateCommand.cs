@@ -30,6 +30,8 @@ public static class GenerateCommand
         var refineGuidance = new Option<float>("--refine-guidance") { Description = "refiner guidance scale", DefaultValueFactory = _ => 5f };
         var initImage = new Option<string?>("--init-image") { Description = "image-to-image: start the flow from this image's encoding (the output takes its size)" };
         var strength = new Option<float>("--strength") { Description = "with --init-image: 1 = ignore the image (text-to-image), 0 = return it; the Euler steps cover [1 - s, 1]", DefaultValueFactory = _ => 0.5f };
+        var interpolate = new Option<string[]>("--interpolate") { Description = "two prompts: write --frames frames between them (slerp of noise, lerp of text embeddings) as NAME-000.png ... and NAME.gif", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        var frames = new Option<int>("--frames") { Description = "frames of --interpolate, both ends included", DefaultValueFactory = _ => 8 };
         var io = new ImageOptions();
 
         var cmd = new Command("generate", "Generate an image from a text prompt");
@@ -43,10 +45,16 @@ public static class GenerateCommand
         cmd.Options.Add(controlImage);
         cmd.Options.Add(controlScale);
         cmd.Options.Add(lowMemory);
-        foreach (var o in new Option[] { refiner, refineStrength, refineSteps, refineGuidance, initImage, strength }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { refiner, refineStrength, refineSteps, refineGuidance, initImage, strength, interpolate, frames }) cmd.Options.Add(o);
         io.AddTo(cmd);
         cmd.SetAction(r =>
         {
+            if (r.GetValue(interpolate) is { Length: > 0 } pair)
+            {
+                if (r.GetValue(io.PromptOpt) != null || r.GetValue(io.PromptArg) != null) throw new UserException("--interpolate takes the two prompts itself: drop the other prompt");
+                using var m = SdComponents.Load(ModelLocator.Resolve(r.GetValue(model)), r.GetValue(io.Variant));
+                return InterpolateRun.Run(r, io, pair, r.GetValue(frames), m, r.GetValue(steps), r.GetValue(guidance));
+            }
             var (prompt, outDir) = io.Validate(r);
             if (r.GetValue(steps) is int n && (n < 1 || n > 1000)) throw new UserException($"--steps must be between 1 and 1000, got {n}");
             if (r.GetValue(guidance) is float g && !(g >= 0 && g <= 100)) throw new UserException($"--guidance must be between 0 and 100, got {g}");
