@@ -17,6 +17,7 @@ public sealed class InstaFlowServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly SdComponents _model;
+    private RefinerComponents? _refiner;
 
     /// <summary>The bound base address, e.g. http://127.0.0.1:7860/.</summary>
     public Uri Address { get; }
@@ -36,11 +37,14 @@ public sealed class InstaFlowServer : IAsyncDisposable
         var ip = options.Validate();
         var components = DiffusersFolder.Open(options.ModelDir).Components;
         var model = SdComponents.Load(options.ModelDir, options.Variant);
+        RefinerComponents? refiner = null;
         try
         {
             options.Additions.ApplyTo(model, options.ConsoleLog ? Console.Error.WriteLine : null);
             // a control image travels in the body as base64: allow room for one when a ControlNet is attached
-            long maxBody = model.ControlNet != null ? Math.Max(options.MaxRequestBodyBytes, ControlBodyBytes) : options.MaxRequestBodyBytes;
+            refiner = options.RefinerDir == null ? null : RefinerComponents.Load(options.RefinerDir, options.Variant);
+            // a control, init or refine image travels in the body as base64: allow room for one
+            long maxBody = model.ControlNet != null || refiner != null ? Math.Max(options.MaxRequestBodyBytes, ControlBodyBytes) : options.MaxRequestBodyBytes;
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
             builder.Logging.ClearProviders();
             if (options.ConsoleLog) builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
@@ -54,14 +58,16 @@ public sealed class InstaFlowServer : IAsyncDisposable
             if (options.ApiKey is { } key) RequireApiKey(app, new ApiKeyCheck(key));
             var queue = new GenerationQueue(options.MaxQueue);
             new GenerationApi(model, components, queue, maxBody).Map(app);
+            new RefineApi(refiner, queue).Map(app);
             StaticPage.Map(app);
             await app.StartAsync(cancellation);
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            return new InstaFlowServer(app, model, queue, new Uri(bound.TrimEnd('/') + "/"));
+            return new InstaFlowServer(app, model, queue, new Uri(bound.TrimEnd('/') + "/")) { _refiner = refiner };
         }
         catch
         {
             model.Dispose();
+            refiner?.Dispose();
             throw;
         }
     }
@@ -86,5 +92,6 @@ public sealed class InstaFlowServer : IAsyncDisposable
         await Queue.CloseAsync();
         await _app.DisposeAsync();
         _model.Dispose();
+        _refiner?.Dispose();
     }
 }

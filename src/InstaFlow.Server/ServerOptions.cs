@@ -10,6 +10,8 @@ public sealed record ServerOptions
     public string? Variant { get; init; }
     /// <summary>TAESD decoder and LoRA files applied after loading.</summary>
     public ModelAdditions Additions { get; init; } = new();
+    /// <summary>An SDXL-Refiner folder: the page then offers Refine on each image (POST /api/refine).</summary>
+    public string? RefinerDir { get; init; }
     /// <summary>An IP address, or "localhost" for the IPv4 loopback.</summary>
     public string Host { get; init; } = "127.0.0.1";
     /// <summary>0 lets the system pick a free port (tests read it back from InstaFlowServer.Address).</summary>
