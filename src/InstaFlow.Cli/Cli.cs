@@ -77,6 +77,7 @@ public static class Cli
     private static IEnumerable<Command> Commands()
     {
         yield return GenerateCommand.Create();
+        yield return RefineCommand.Create();
         yield return InvertCommand.Create();
         yield return StraightnessCommand.Create();
         yield return ServeCommand.Create();

@@ -20,8 +20,9 @@ public static class ServeCommand
         var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s)", DefaultValueFactory = _ => 1f };
         var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder: requests may then send a control_image" };
 
+        var refiner = new Option<string?>("--refiner") { Description = "SDXL-Refiner folder: the page offers Refine on each image (POST /api/refine)" };
         var cmd = new Command("serve", "Serve the web UI and REST API (POST /api/generate)");
-        foreach (var o in new Option[] { variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet, refiner }) cmd.Options.Add(o);
         model.AddTo(cmd);
         merge.AddTo(cmd);
         cmd.SetAction(async (r, cancellation) =>
@@ -30,7 +31,7 @@ public static class ServeCommand
             var options = new ServerOptions
             {
                 ModelDir = source.Path, Source = source, Variant = r.GetValue(variant), Host = r.GetValue(host)!,
-                Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true,
+                Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true, RefinerDir = r.GetValue(refiner),
                 Additions = merge.ApplyTo(new Pipelines.ModelAdditions
                 {
                     TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale), ControlNetDir = r.GetValue(controlnet),

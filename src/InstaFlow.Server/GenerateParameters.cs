@@ -13,8 +13,11 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
 
     /// <summary>A decoded control image (RGB), when the request carried one for the server's ControlNet.</summary>
     public ControlImage? Control { get; init; }
+    /// <summary>Image-to-image: the decoded init_image (the output takes its size) and the strength (default 0.5).</summary>
+    public InitImage? InitImage { get; init; }
+    public float Strength { get; init; } = 1f;
 
-    private static readonly string[] Fields = ["prompt", "negative_prompt", "steps", "guidance", "seed", "width", "height", "batch", "control_image", "control_scale"];
+    private static readonly string[] Fields = ["prompt", "negative_prompt", "steps", "guidance", "seed", "width", "height", "batch", "control_image", "control_scale", "init_image", "strength"];
 
     /// <summary>
     /// Parses and checks a request against the model: its default steps, guidance and size, its size multiple, and
@@ -45,12 +48,23 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
             if (body.TryGetProperty("height", out var hv) && hv.ValueKind != JsonValueKind.Null && height != control.Height) throw new ApiError("height", $"must equal the control image's height {control.Height} (or be left out), got {height}");
             width = control.Width; height = control.Height;
         }
+        InitImage? init = null;
+        float strength = 1f;
+        if (String(body, "init_image") is string ib64)
+        {
+            if (control != null) throw new ApiError("init_image", "cannot be combined with control_image");
+            var im = DecodeImage(ib64, "init_image", multiple);
+            init = new InitImage(im.Pixels, im.Width, im.Height);
+            (width, height) = (im.Width, im.Height);
+            strength = Number(body, "strength", 0.5f, 0f, 1f);
+        }
+        else if (body.TryGetProperty("strength", out var sv) && sv.ValueKind != JsonValueKind.Null) throw new ApiError("strength", "needs an init_image");
         ulong seed = SeedPolicy.NewSeed();
         if (body.TryGetProperty("seed", out var s) && s.ValueKind != JsonValueKind.Null)
         {
             if (s.ValueKind != JsonValueKind.Number || !s.TryGetUInt64(out seed)) throw new ApiError("seed", "must be a whole number from 0 to 18446744073709551615");
         }
-        return new GenerateParameters(prompt, negative, steps, guidance, seed, width, height, batch) { Control = control };
+        return new GenerateParameters(prompt, negative, steps, guidance, seed, width, height, batch) { Control = control, InitImage = init, Strength = strength };
     }
 
     /// <summary>"control_image": a base64 image (PNG, JPEG, WebP, BMP, GIF) for the server's ControlNet; "control_scale": its strength (default 1).</summary>
@@ -75,6 +89,20 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
         foreach (var (name, v) in new[] { ("width", png.Width), ("height", png.Height) })
             if (v % multiple != 0 || v > MaxSize) throw new ApiError("control_image", $"its {name} {v} must be a multiple of {multiple}, at most {MaxSize}");
         return new ControlImage(png.Pixels, png.Width, png.Height, scale);
+    }
+
+    /// <summary>A base64 image field decoded to RGB; its sides must be multiples of `multiple`, at most MaxSize.</summary>
+    internal static PngImage DecodeImage(string b64, string field, int multiple)
+    {
+        byte[] bytes;
+        try { bytes = Convert.FromBase64String(b64); }
+        catch (FormatException) { throw new ApiError(field, "must be a base64-encoded image (PNG, JPEG, WebP, BMP or GIF)"); }
+        PngImage png;
+        try { png = ImageFile.Decode(bytes, field); }
+        catch (InvalidInputException e) { throw new ApiError(field, $"is not a usable image ({e.Message})"); }
+        foreach (var (name, v) in new[] { ("width", png.Width), ("height", png.Height) })
+            if (v % multiple != 0 || v > MaxSize) throw new ApiError(field, $"its {name} {v} must be a multiple of {multiple}, at most {MaxSize}");
+        return png;
     }
 
     private static string? String(JsonElement body, string name)

@@ -182,6 +182,7 @@ public sealed class GenerationApi(ITextToImageModel model, IReadOnlyDictionary<s
         {
             Prompts = [p.Prompt], NegativePrompts = p.NegativePrompt == null ? null : [p.NegativePrompt],
             Steps = p.Steps, Guidance = p.Guidance, Seed = p.Seed, Width = p.Width, Height = p.Height, Control = p.Control,
+            InitImage = p.InitImage, Strength = p.Strength,
         }, p.Batch, cancellation);
         res.FinalLatents.Dispose();
         foreach (var t in res.Timings) timings[t.Stage] = t.Seconds;

@@ -17,6 +17,7 @@ public sealed class InstaFlowServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly SdComponents _model;
+    private RefinerComponents? _refiner;
 
     /// <summary>The bound base address, e.g. http://127.0.0.1:7860/.</summary>
     public Uri Address { get; }
@@ -27,20 +28,18 @@ public sealed class InstaFlowServer : IAsyncDisposable
         _app = app; _model = model; Queue = queue; Address = address;
     }
 
-    /// <summary>Request body limit when a ControlNet is attached (a base64 control image of up to 2048x2048).</summary>
-    public const long ControlBodyBytes = 24L << 20;
-
     /// <summary>Checks the options (before the slow model load), loads the model and starts listening.</summary>
     public static async Task<InstaFlowServer> StartAsync(ServerOptions options, CancellationToken cancellation = default)
     {
         var ip = options.Validate();
         var model = options.Source is { } source ? SdComponents.Open(source) : SdComponents.Load(options.ModelDir, options.Variant);
         var components = Directory.Exists(options.ModelDir) ? DiffusersFolder.Open(options.ModelDir).Components : SdComponents.SingleFileComponents;
+        RefinerComponents? refiner = null;
         try
         {
             options.Additions.ApplyTo(model, options.ConsoleLog ? Console.Error.WriteLine : null);
-            // a control image travels in the body as base64: allow room for one when a ControlNet is attached
-            long maxBody = model.ControlNet != null ? Math.Max(options.MaxRequestBodyBytes, ControlBodyBytes) : options.MaxRequestBodyBytes;
+            refiner = options.RefinerDir == null ? null : RefinerComponents.Load(options.RefinerDir, options.Variant);
+            long maxBody = options.MaxRequestBodyBytes;
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
             builder.Logging.ClearProviders();
             if (options.ConsoleLog) builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
@@ -54,14 +53,16 @@ public sealed class InstaFlowServer : IAsyncDisposable
             if (options.ApiKey is { } key) RequireApiKey(app, new ApiKeyCheck(key));
             var queue = new GenerationQueue(options.MaxQueue);
             new GenerationApi(model, components, queue, maxBody).Map(app);
+            new RefineApi(refiner, queue).Map(app);
             StaticPage.Map(app);
             await app.StartAsync(cancellation);
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            return new InstaFlowServer(app, model, queue, new Uri(bound.TrimEnd('/') + "/"));
+            return new InstaFlowServer(app, model, queue, new Uri(bound.TrimEnd('/') + "/")) { _refiner = refiner };
         }
         catch
         {
             model.Dispose();
+            refiner?.Dispose();
             throw;
         }
     }
@@ -86,5 +87,6 @@ public sealed class InstaFlowServer : IAsyncDisposable
         await Queue.CloseAsync();
         await _app.DisposeAsync();
         _model.Dispose();
+        _refiner?.Dispose();
     }
 }

@@ -12,6 +12,8 @@ public sealed record ServerOptions
     public ModelSource? Source { get; init; }
     /// <summary>TAESD decoder and LoRA files applied after loading.</summary>
     public ModelAdditions Additions { get; init; } = new();
+    /// <summary>An SDXL-Refiner folder: the page then offers Refine on each image (POST /api/refine).</summary>
+    public string? RefinerDir { get; init; }
     /// <summary>An IP address, or "localhost" for the IPv4 loopback.</summary>
     public string Host { get; init; } = "127.0.0.1";
     /// <summary>0 lets the system pick a free port (tests read it back from InstaFlowServer.Address).</summary>
@@ -19,7 +21,8 @@ public sealed record ServerOptions
     public string? ApiKey { get; init; }
     /// <summary>How many requests may wait while one generates; more get 429.</summary>
     public int MaxQueue { get; init; } = 8;
-    public long MaxRequestBodyBytes { get; init; } = 64 * 1024;
+    /// <summary>Largest request body: an init, control or refine image travels in it as base64 (a PNG of up to 2048x2048).</summary>
+    public long MaxRequestBodyBytes { get; init; } = 24L << 20;
     /// <summary>Warnings and errors of the web host on the console (the CLI turns this on; tests keep it quiet).</summary>
     public bool ConsoleLog { get; init; }
 

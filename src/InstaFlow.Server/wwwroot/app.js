@@ -1,6 +1,6 @@
 // The page's behaviour: fills the size list from /api/model, sends the form to /api/generate/stream, shows the
-// step progress and a Cancel button, errors from the API, and each result (images, parameters, timings, download
-// links) at the top of the gallery.
+// step progress and a Cancel button, errors from the API, and each result (images, seeds to reuse, stage timings,
+// download links) at the top of the gallery; with a refiner (GET /api/refiner) each image gets a Refine button.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -44,20 +44,74 @@ async function loadModel() {
   }
 }
 
-function readForm() {
+let refiner = false;
+
+async function loadRefiner() {
+  const response = await fetch("api/refiner", { headers: headers() });
+  if (response.ok) refiner = (await response.json()).available;
+}
+
+// A chosen file as base64 (without the data: prefix), or null.
+function fileBase64(input) {
+  const file = input.files[0];
+  if (!file) return Promise.resolve(null);
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result.slice(reader.result.indexOf(",") + 1));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function readForm() {
   const [width, height] = $("size").value.split("x").map(Number);
   const body = {
     prompt: $("prompt").value,
     steps: Number($("steps").value),
     guidance: Number($("guidance").value),
-    seed: Number($("seed").value),
     batch: Number($("batch").value),
     width,
     height,
   };
+  // random seed: the server draws one and the result shows it; otherwise the typed seed
+  if (!$("random").checked) body.seed = Number($("seed").value);
   const negative = $("negative").value;
   if (negative) body.negative_prompt = negative;
+  const init = await fileBase64($("init-image"));
+  if (init) {
+    body.init_image = init;
+    body.strength = Number($("strength").value);
+    delete body.width; delete body.height; // the output takes the image's size
+  }
   return body;
+}
+
+const timingText = (timings) => Object.entries(timings).map(([stage, s]) => `${stage} ${s.toFixed(3)} s`).join(", ");
+const totalSeconds = (timings) => Object.entries(timings).filter(([stage]) => stage !== "queue").reduce((a, [, s]) => a + s, 0);
+
+// Sends one image to /api/refine and shows the refined image with its own times next to the original.
+async function refine(fig, b64, r, seed, button) {
+  button.disabled = true;
+  showError("");
+  try {
+    const body = { image: b64, prompt: r.prompt, seed };
+    if (r.negative_prompt) body.negative_prompt = r.negative_prompt;
+    const response = await fetch("api/refine", { method: "POST", headers: headers(), body: JSON.stringify(body) });
+    if (!response.ok) { showError(await errorText(response)); return; }
+    const out = await response.json();
+    const img = new Image();
+    img.src = "data:image/png;base64," + out.image;
+    img.className = "refined";
+    img.alt = "refined: " + r.prompt;
+    const note = document.createElement("figcaption");
+    note.className = "refine-time";
+    note.textContent = `refined in ${totalSeconds(out.timings).toFixed(2)} s (${timingText(out.timings)})`;
+    fig.append(img, note);
+  } catch (e) {
+    showError("the server did not answer: " + e.message);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function showResult(r) {
@@ -77,16 +131,36 @@ function showResult(r) {
     link.download = `instaflow-${r.seeds[i]}.png`;
     link.textContent = "download";
     const caption = document.createElement("figcaption");
-    caption.append(`seed ${r.seeds[i]} · `, link);
+    const seed = document.createElement("span");
+    seed.className = "seed";
+    seed.textContent = `seed ${r.seeds[i]}`;
+    // reuse: put this seed in the form and turn the random seed off
+    const reuse = document.createElement("button");
+    reuse.type = "button";
+    reuse.className = "reuse";
+    reuse.textContent = "reuse seed";
+    reuse.addEventListener("click", () => { $("random").checked = false; $("seed").disabled = false; $("seed").value = r.seeds[i]; });
+    caption.append(seed, " · ", reuse, " · ", link);
+    if (refiner) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "refine";
+      button.textContent = "Refine";
+      button.addEventListener("click", () => refine(fig, b64, r, r.seeds[i], button));
+      caption.append(" · ", button);
+    }
     fig.append(img, caption);
     images.append(fig);
   });
-  const timings = Object.entries(r.timings).map(([stage, s]) => `${stage} ${s.toFixed(3)} s`).join(", ");
+  const timings = timingText(r.timings);
   const params = document.createElement("p");
   params.className = "params";
   params.textContent = `${r.prompt}\n` + (r.negative_prompt ? `negative: ${r.negative_prompt}\n` : "") +
-    `${r.width}×${r.height}, steps ${r.steps}, guidance ${r.guidance}, model ${r.model}\n${timings}`;
-  card.append(images, params);
+    `${r.width}×${r.height}, steps ${r.steps}, guidance ${r.guidance}, model ${r.model}`;
+  const time = document.createElement("p");
+  time.className = "time";
+  time.textContent = `generated in ${totalSeconds(r.timings).toFixed(2)} s: ${timings}`;
+  card.append(images, params, time);
   $("gallery").prepend(card);
 }
 
@@ -130,7 +204,7 @@ async function generate(event) {
   const started = performance.now();
   const timer = setInterval(() => { $("elapsed").textContent = ((performance.now() - started) / 1000).toFixed(1) + " s"; }, 100);
   try {
-    const response = await fetch("api/generate/stream", { method: "POST", headers: headers(), body: JSON.stringify(readForm()), signal: running.signal });
+    const response = await fetch("api/generate/stream", { method: "POST", headers: headers(), body: JSON.stringify(await readForm()), signal: running.signal });
     if (response.ok) await readEvents(response);
     else showError(await errorText(response));
   } catch (e) {
@@ -143,7 +217,7 @@ async function generate(event) {
   }
 }
 
-$("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2 ** 32); });
+$("random").addEventListener("change", () => { $("seed").disabled = $("random").checked; });
 $("form").addEventListener("submit", generate);
 $("cancel").addEventListener("click", () => running?.abort());
 // With --api-key the first model request fails; entering the key loads the model's sizes.
@@ -151,5 +225,7 @@ $("api-key").addEventListener("change", () => {
   showError("");
   $("size").length = 0;
   loadModel().catch((e) => showError("the server did not answer: " + e.message));
+loadRefiner().catch(() => {});
 });
 loadModel().catch((e) => showError("the server did not answer: " + e.message));
+loadRefiner().catch(() => {});

@@ -28,7 +28,14 @@ public sealed record GenerationRequest
     public Tensor? InitLatents { get; init; }
     /// <summary>A control image for the model's ControlNet; the output takes its size.</summary>
     public ControlImage? Control { get; init; }
+    /// <summary>Image-to-image: an RGB uint8 HWC image whose encoding the flow starts from (PartialFlow); the output takes its size.</summary>
+    public InitImage? InitImage { get; init; }
+    /// <summary>With InitImage: the integration runs over [1 - Strength, 1] from Strength * noise + (1 - Strength) * encode(image).</summary>
+    public float Strength { get; init; } = 1f;
 }
+
+/// <summary>An RGB uint8 HWC image to start image-to-image generation from.</summary>
+public sealed record InitImage(byte[] Hwc, int Width, int Height);
 
 /// <summary>An RGB uint8 HWC control image and the strength of the ControlNet's residuals.</summary>
 public sealed record ControlImage(byte[] Hwc, int Width, int Height, float Scale = 1f);
@@ -109,7 +116,7 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         var noise = PipelineSteps.InitialNoise(Model, req, width, height);
 
         // 4. Euler steps of the InstaFlow ODE
-        var latents = Integrate(cond, noise, req, 0, 1, timer);
+        var latents = Integrate(cond, noise, req, 0, 1, timer, EncodeInitImage(req, b, timer));
 
         // 5-6. decode latents / scaling_factor, postprocess to uint8 HWC (round half to even)
         if (ReleaseWeightsAsUsed) Model.ReleaseDenoiser();
@@ -134,6 +141,7 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
         var cond = EncodeOnce(req, guided, timer);
+        var init = EncodeInitImage(req, 1, timer);
 
         var images = new byte[count][];
         var finals = new Tensor[count];
@@ -143,7 +151,7 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
             using var imageScope = TensorScope.Begin();
             var one = req with { Seed = SeedPolicy.ImageSeed(req.Seed, i), InitLatents = req.InitLatents == null ? null : Ops.Narrow(req.InitLatents, 0, i, 1) };
             var noise = PipelineSteps.InitialNoise(Model, one, width, height);
-            var latents = Integrate(cond, noise, one, i, count, timer);
+            var latents = Integrate(cond, noise, one, i, count, timer, init);
             if (ReleaseWeightsAsUsed && i == count - 1) Model.ReleaseDenoiser();
             images[i] = PipelineSteps.Decode(Model, latents, Hook, timer.Mark)[0];
             finals[i] = imageScope.Keep(latents);
@@ -173,6 +181,14 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         if (Model.DenoisersReleased)
             throw new InvalidOperationException($"{Model.Description}: the text encoder and UNet were released after the last generation (ReleaseWeightsAsUsed); load the model again");
         req = WithControlSize(req);
+        if (req.InitImage is { } im)
+        {
+            PartialFlow.Check(req.Strength);
+            if ((req.Width ?? im.Width) != im.Width || (req.Height ?? im.Height) != im.Height)
+                throw new InvalidInputException($"the init image is {im.Width}x{im.Height} but the output is {req.Width}x{req.Height}; image-to-image keeps the image's size");
+            if (im.Hwc.Length != im.Width * im.Height * 3) throw new InvalidInputException($"the init image has {im.Hwc.Length} bytes, not {im.Width}x{im.Height} RGB");
+            req = req with { Width = im.Width, Height = im.Height };
+        }
         return (req, PipelineSteps.Prepare(Model, req, cancellation));
     }
 
@@ -196,8 +212,21 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         return req with { Width = ctl.Width, Height = ctl.Height };
     }
 
-    /// <summary>Euler steps of the InstaFlow ODE from noise, with the step hooks, progress and cancellation.</summary>
-    private Tensor Integrate(Conditioning cond, Tensor noise, GenerationRequest req, int image, int images, PipelineSteps.Timer timer)
+    /// <summary>The init image's latents (VAE posterior mean times scaling_factor), one row per image of the run; null without one.</summary>
+    private Tensor? EncodeInitImage(GenerationRequest req, int rows, PipelineSteps.Timer timer)
+    {
+        if (req.InitImage is not { } im) return null;
+        var z = Model.LatentEncoder.EncodeLatents(ImageTensors.ToTensorSigned(im.Hwc, 1, im.Width, im.Height));
+        Hook?.Invoke("init_image_latents", z);
+        timer.Mark("vae_encode");
+        return rows == 1 ? z : Ops.Concat(Enumerable.Repeat(z, rows).ToArray(), 0);
+    }
+
+    /// <summary>
+    /// Euler steps of the InstaFlow ODE from noise (or, image-to-image, from the partial-flow start over [1 - strength, 1]),
+    /// with the step hooks, progress and cancellation.
+    /// </summary>
+    private Tensor Integrate(Conditioning cond, Tensor noise, GenerationRequest req, int image, int images, PipelineSteps.Timer timer, Tensor? init = null)
     {
         int step = 0;
         var hooked = new StepHooks(DenoiserFor(req), Hook, () => step);
@@ -208,13 +237,15 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
             Hook($"step{step}.v_pred", vt);
             return vt;
         };
-        return new EulerSampler(req.Steps).Sample(v, noise, onStep: (i, _, x) =>
+        void OnStep(int i, double _, Tensor x)
         {
             Hook?.Invoke($"step{i}.latents", x);
             Progress?.Invoke(new GenerationProgress(image, images, i, req.Steps));
             timer.Mark($"unet_step{i}");
             step = i + 1;
-        }).X;
+        }
+        if (init != null) return PartialFlow.Run(new EulerSampler(req.Steps), v, noise, init, req.Strength, OnStep);
+        return new EulerSampler(req.Steps).Sample(v, noise, onStep: OnStep).X;
     }
 
     /// <summary>The model's denoiser, with the ControlNet and the request's control image when it has one.</summary>

@@ -23,6 +23,12 @@ public sealed record UNet2DConditionConfig
     public bool UseLinearProjection { get; init; }
     public bool FlipSinToCos { get; init; } = true;
     public int FreqShift { get; init; }
+    /// <summary>null (SD-1.5) or "text_time" (SDXL: pooled text embeds and size/crop/aesthetic time ids added to the time embedding).</summary>
+    public string? AdditionEmbedType { get; init; }
+    /// <summary>Sinusoidal channels per time id ("text_time" only).</summary>
+    public int AdditionTimeEmbedDim { get; init; }
+    /// <summary>Input width of add_embedding: pooled text width + number of time ids * AdditionTimeEmbedDim.</summary>
+    public int ProjectionClassEmbeddingsInputDim { get; init; }
 
     public static UNet2DConditionConfig Load(string path) => From(ConfigFile.Load(path));
 
@@ -53,6 +59,9 @@ public sealed record UNet2DConditionConfig
             UseLinearProjection = c.Bool("use_linear_projection", false),
             FlipSinToCos = c.Bool("flip_sin_to_cos", true),
             FreqShift = c.Int("freq_shift", 0),
+            AdditionEmbedType = c.String("addition_embed_type", null),
+            AdditionTimeEmbedDim = c.Int("addition_time_embed_dim", 0),
+            ProjectionClassEmbeddingsInputDim = c.Int("projection_class_embeddings_input_dim", 0),
         };
         foreach (var t in cfg.DownBlockTypes) c.Require("down_block_types", t is "CrossAttnDownBlock2D" or "DownBlock2D", $"\"{t}\"", "CrossAttnDownBlock2D, DownBlock2D");
         foreach (var t in cfg.UpBlockTypes) c.Require("up_block_types", t is "CrossAttnUpBlock2D" or "UpBlock2D", $"\"{t}\"", "CrossAttnUpBlock2D, UpBlock2D");
@@ -63,7 +72,10 @@ public sealed record UNet2DConditionConfig
         c.Require("time_embedding_type", c.String("time_embedding_type", "positional") == "positional", $"\"{c.String("time_embedding_type", "")}\"", "positional");
         c.Require("resnet_time_scale_shift", c.String("resnet_time_scale_shift", "default") == "default", $"\"{c.String("resnet_time_scale_shift", "")}\"", "default");
         c.Require("class_embed_type", !c.Has("class_embed_type"), "(set)", "null");
-        c.Require("addition_embed_type", !c.Has("addition_embed_type"), "(set)", "null");
+        c.Require("addition_embed_type", cfg.AdditionEmbedType is null or "text_time", $"\"{cfg.AdditionEmbedType}\"", "null, text_time");
+        if (cfg.AdditionEmbedType == "text_time" && (cfg.AdditionTimeEmbedDim <= 0 || cfg.AdditionTimeEmbedDim % 2 != 0 || cfg.ProjectionClassEmbeddingsInputDim <= 0))
+            throw new InvalidInputException($"{c.Path}: addition_embed_type \"text_time\" needs an even addition_time_embed_dim > 0 and projection_class_embeddings_input_dim > 0 " +
+                $"(got {cfg.AdditionTimeEmbedDim} and {cfg.ProjectionClassEmbeddingsInputDim}); SDXL-Refiner uses 256 and 2560");
         c.Require("encoder_hid_dim", !c.Has("encoder_hid_dim"), "(set)", "null");
         c.Require("time_cond_proj_dim", !c.Has("time_cond_proj_dim"), "(set)", "null");
         c.Require("num_class_embeds", !c.Has("num_class_embeds"), "(set)", "null");

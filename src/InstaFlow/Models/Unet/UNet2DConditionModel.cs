@@ -10,6 +10,8 @@ public sealed class UNet2DConditionModel : Module, IDenoiser
 {
     public UNet2DConditionConfig Config { get; }
     public readonly TimestepEmbedding TimeEmbedding;
+    /// <summary>SDXL's add_embedding (addition_embed_type "text_time"), null otherwise.</summary>
+    public readonly TimestepEmbedding? AddEmbedding;
     public readonly Conv2d ConvIn, ConvOut;
     public readonly UNetBlock[] DownBlocks, UpBlocks;
     public readonly UNetMidBlock2DCrossAttn MidBlock;
@@ -28,6 +30,7 @@ public sealed class UNet2DConditionModel : Module, IDenoiser
         int c0 = c.BlockOutChannels[0], temb = 4 * c0, levels = c.BlockOutChannels.Length;
         ConvIn = Child("conv_in", new Conv2d(c.InChannels, c0, 3, padding: 1));
         TimeEmbedding = Child("time_embedding", new TimestepEmbedding(c0, temb));
+        if (c.AdditionEmbedType == "text_time") AddEmbedding = Child("add_embedding", new TimestepEmbedding(c.ProjectionClassEmbeddingsInputDim, temb));
 
         DownBlocks = BuildDownBlocks(c, temb, Child("down_blocks", new ModuleList()));
         MidBlock = Child("mid_block", new UNetMidBlock2DCrossAttn(c, c.BlockOutChannels[^1], temb, c.AttentionHeads[^1], c.TransformerLayersPerBlock[^1]));
@@ -69,9 +72,10 @@ public sealed class UNet2DConditionModel : Module, IDenoiser
 
     /// <summary>
     /// sample: [B, Cin, H, W]; timesteps: B floats (InstaFlow passes 1000*(1-t)); context: [B, T, cross_attention_dim];
-    /// control: a ControlNet's residuals, added to the skips and to the mid block's output. Returns [B, Cout, H, W].
+    /// control: a ControlNet's residuals, added to the skips and to the mid block's output; added: SDXL's
+    /// added_cond_kwargs, required when addition_embed_type is "text_time". Returns [B, Cout, H, W].
     /// </summary>
-    public Tensor Forward(Tensor sample, float[] timesteps, Tensor context, ControlResiduals? control = null)
+    public Tensor Forward(Tensor sample, float[] timesteps, Tensor context, ControlResiduals? control = null, AddedConditions? added = null)
     {
         // sample: [B, C, H, W]
         ShapeUtil.RequireRank(sample, 4, "UNet2DConditionModel", "sample");
@@ -88,6 +92,7 @@ public sealed class UNet2DConditionModel : Module, IDenoiser
         Hook?.Invoke("time_proj", tProj);
         var emb = TimeEmbedding.Forward(tProj);
         Hook?.Invoke("time_embedding", emb);
+        if (AddEmbedding != null) emb = Ops.Add(emb, AddedConditions.Embed(this, added, b));
         var embAct = Ops.Silu(emb);
 
         // 2. conv_in and the down path, collecting skips
