@@ -85,7 +85,7 @@ public static unsafe class Conv2dWinograd
         long tiles = (long)s.Batch * tilesX * tilesY;
         int blockTiles = BlockTiles(s.InC, s.OutC, tiles);
         int blocks = (int)((tiles + blockTiles - 1) / blockTiles);
-        long uStride = GemmPacking.PackedSize(s.OutC, s.InC, MR);
+        long uStride = Skewed(GemmPacking.PackedSize(s.OutC, s.InC, MR));
         var ubuf = NativeBuffer.Rent(36 * uStride * sizeof(float));
         try
         {
@@ -102,54 +102,77 @@ public static unsafe class Conv2dWinograd
     }
 
     /// <summary>
+    /// Distance between two of the 36 matrices: an odd number of cache lines. The transforms touch one element of
+    /// each of the 36 at a time, and with the natural sizes (multiples of 4 KiB: 96 x 128 floats, 1284 x 1280) all
+    /// 36 fall in the same cache set, which made the 1280-channel weight transform 20x slower than it should be.
+    /// </summary>
+    private static long Skewed(long floats)
+    {
+        long lines = (floats + 15) / 16;
+        return (lines | 1) * 16;
+    }
+
+    /// <summary>
     /// U = G g G^T for every (o, c), written straight into the packed-A layout of 36 OutC x InC matrices (rows past
-    /// OutC zero), so the GEMMs read it as they read packed weights.
+    /// OutC zero), so the GEMMs read it as they read packed weights. Within one K block the packed layout is one
+    /// contiguous run per matrix, so 16 consecutive packed entries (16 (o, c) pairs) are transformed at once and
+    /// land as one vector store in each of the 36 matrices.
     /// </summary>
     private static void TransformWeights(Conv2dShape s, float* w, float* u, long uStride)
     {
         var kb = new KBlocks(s.InC);
-        int panels = (s.OutC + MR - 1) / MR;
-        Par.For(panels, ip =>
+        int rowsPad = GemmPacking.RoundUp(s.OutC, MR);
+        for (int blk = 0; blk < kb.Count; blk++)
         {
-            float* gg = stackalloc float[18];
-            float* uu = stackalloc float[36];
-            for (int blk = 0; blk < kb.Count; blk++)
+            int k0 = kb.Start(blk), kc = kb.Length(blk);
+            long region = (long)rowsPad * kc, start = (long)rowsPad * k0;
+            long groups = (region + L - 1) / L;
+            Par.ForRange(groups, 64, (g0, g1) =>
             {
-                int k0 = kb.Start(blk), kc = kb.Length(blk);
-                long panel = GemmPacking.PanelOffset(s.OutC, MR, k0, kc, ip * MR);
-                for (int r = 0; r < MR; r++)
+                float* f = stackalloc float[9 * L];
+                Span<Vector512<float>> gg = stackalloc Vector512<float>[18];
+                Span<Vector512<float>> uu = stackalloc Vector512<float>[36];
+                for (long grp = g0; grp < g1; grp++)
                 {
-                    int o = ip * MR + r;
-                    for (int c = k0; c < k0 + kc; c++)
+                    long q0 = grp * L;
+                    for (int j = 0; j < L; j++)
                     {
-                        long at = panel + (long)(c - k0) * MR + r;
-                        if (o >= s.OutC)
-                        {
-                            for (int xi = 0; xi < 36; xi++) u[xi * uStride + at] = 0f;
-                            continue;
-                        }
-                        float* f = w + ((long)o * s.InC + c) * 9;
-                        // G g: each kernel column (3 taps down) becomes 6 values; then each of the 6 rows likewise.
-                        for (int col = 0; col < 3; col++) Interpolate(f[col], f[3 + col], f[6 + col], gg + col, 3);
-                        for (int row = 0; row < 6; row++) Interpolate(gg[row * 3], gg[row * 3 + 1], gg[row * 3 + 2], uu + row * 6, 1);
-                        for (int xi = 0; xi < 36; xi++) u[xi * uStride + at] = uu[xi];
+                        // Entry q of the block: panel q / (6 kc), then k-major inside the panel.
+                        long q = q0 + j;
+                        int panel = (int)(q / (MR * kc)), rem = (int)(q % (MR * kc));
+                        int o = panel * MR + rem % MR, c = k0 + rem / MR;
+                        if (q >= region || o >= s.OutC) { for (int e = 0; e < 9; e++) f[e * L + j] = 0f; continue; }
+                        float* src = w + ((long)o * s.InC + c) * 9;
+                        for (int e = 0; e < 9; e++) f[e * L + j] = src[e];
                     }
+                    // G g: each kernel column (3 taps down) becomes 6 values; then each of the 6 rows likewise.
+                    for (int col = 0; col < 3; col++)
+                        Interpolate(Vector512.Load(f + col * L), Vector512.Load(f + (3 + col) * L), Vector512.Load(f + (6 + col) * L), gg, col, 3);
+                    for (int row = 0; row < 6; row++) Interpolate(gg[row * 3], gg[row * 3 + 1], gg[row * 3 + 2], uu, row * 6, 1);
+                    float* dst = u + start + q0;
+                    if (q0 + L <= region)
+                        for (int xi = 0; xi < 36; xi++) uu[xi].Store(dst + xi * uStride);
+                    else
+                        for (int xi = 0; xi < 36; xi++)
+                            for (int j = 0; j < region - q0; j++) dst[xi * uStride + j] = uu[xi].GetElement(j);
                 }
-            }
-        });
+            });
+        }
     }
 
-    /// <summary>The 3-tap filter's values at the points 0, 1, -1, 2, -2, infinity, scaled as G's rows (stride apart).</summary>
+    /// <summary>The 3-tap filter's values at the points 0, 1, -1, 2, -2, infinity (G's rows), to o[first + i * stride].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Interpolate(float g0, float g1, float g2, float* o, int stride)
+    private static void Interpolate(Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, Span<Vector512<float>> o, int first, int stride)
     {
-        float s = g0 + g2, p = g0 * (1f / 24) + g2 * (1f / 6), q = g1 * (1f / 12);
-        o[0] = g0 * 0.25f;
-        o[stride] = -(s + g1) * (1f / 6);
-        o[2 * stride] = -(s - g1) * (1f / 6);
-        o[3 * stride] = p + q;
-        o[4 * stride] = p - q;
-        o[5 * stride] = g2;
+        var s = g0 + g2;
+        var p = g0 * (1f / 24) + g2 * (1f / 6);
+        var q = g1 * (1f / 12);
+        o[first] = g0 * 0.25f;
+        o[first + stride] = -(s + g1) * (1f / 6);
+        o[first + 2 * stride] = (g1 - s) * (1f / 6);
+        o[first + 3 * stride] = p + q;
+        o[first + 4 * stride] = p - q;
+        o[first + 5 * stride] = g2;
     }
 
     /// <summary>
@@ -160,7 +183,7 @@ public static unsafe class Conv2dWinograd
         long t0, int n, int blockTiles, int tilesX, int tilesY)
     {
         int tpad = GemmPacking.RoundUp(n, NR);
-        long vStride = (long)tpad * s.InC, mStride = (long)tpad * s.OutC;
+        long vStride = Skewed((long)tpad * s.InC), mStride = Skewed((long)tpad * s.OutC);
         var vbuf = NativeBuffer.Rent(36 * vStride * sizeof(float));
         var mbuf = NativeBuffer.Rent(36 * mStride * sizeof(float));
         // Per lane: offset of the tile's top-left input element (row and column -1) in image 0's channel 0, plus
