@@ -16,7 +16,7 @@ public enum WinogradMode { Auto, Always, Never }
 /// Work is cut into blocks of output tiles. A block is transformed (36 matrices InC x tiles, written straight into
 /// the GEMM's packed-B panel layout), multiplied by the 36 transformed weight matrices (OutC x InC) with the packed
 /// micro-kernel, and transformed back into the output, all by one thread, so the block's buffers stay near L2.
-/// Blocks run in parallel. The weight transform U = G g G^T is redone on every call (a few per mille of the work at
+/// Blocks run in parallel. The weight transform U = G g G^T is redone on every call (small next to the GEMMs at
 /// the shapes the heuristic picks): U is 4x the size of the weights (36 vs 9 numbers per filter), so caching it for
 /// every layer of SD-1.5 would add gigabytes.
 /// </para>
