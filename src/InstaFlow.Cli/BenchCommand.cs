@@ -17,13 +17,14 @@ public static class BenchCommand
         var json = new Option<bool>("--json") { Description = "One JSON object per line instead of a table" };
         var runs = new Option<int>("--runs") { Description = "Timed runs per case (the median is reported)", DefaultValueFactory = _ => 5 };
         var threads = new Option<int>("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var kernels = new Command("kernels", "Time GEMM, conv2d, attention and group norm at Stable Diffusion shapes") { json, runs, threads };
+        var filter = new Option<string?>("--filter") { Description = "Only the cases whose name contains this text (e.g. winograd)" };
+        var kernels = new Command("kernels", "Time GEMM, conv2d, attention and group norm at Stable Diffusion shapes") { json, runs, threads, filter };
         kernels.SetAction(parseResult =>
         {
             bool asJson = parseResult.GetValue(json);
             int n = parseResult.GetValue(runs), t = parseResult.GetValue(threads);
             if (n < 1 || t < 1) throw new UserException($"--runs and --threads must be at least 1 (got {n} and {t})");
-            Run(asJson, n, t);
+            Run(asJson, n, t, parseResult.GetValue(filter));
             return 0;
         });
         return new Command("bench", "Benchmarks") { kernels, BenchSd15Command.Create(), Train() };
@@ -50,7 +51,7 @@ public static class BenchCommand
         return c;
     }
 
-    private static void Run(bool asJson, int runs, int threads)
+    private static void Run(bool asJson, int runs, int threads, string? filter)
     {
         string machine = KernelBench.MachineLine(threads);
         double peak = KernelBench.MeasurePeakGflops(threads, runs);
@@ -69,14 +70,15 @@ public static class BenchCommand
                 gbps = r.IsCompute ? (double?)null : Math.Round(r.Rate, 1),
                 peak_gflops = Math.Round(r.PeakGflops, 1),
                 peak_fraction = r.PeakFraction is double f ? Math.Round(f, 3) : (double?)null,
-            }, Json)));
+                speedup_vs_direct = r.SpeedupVsDirect is double v ? Math.Round(v, 3) : (double?)null,
+            }, Json)), filter);
             return;
         }
         Console.WriteLine($"machine: {machine}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FMA peak: {peak:F1} GFLOP/s (median of {runs})"));
-        Console.WriteLine($"| case | shape | median ms (min-max) | rate at median | FMA peak just before | of that peak | per CPU second |");
-        Console.WriteLine($"|---|---|---|---|---|---|---|");
+        Console.WriteLine($"| case | shape | median ms (min-max) | rate at median | FMA peak just before | of that peak | per CPU second | vs direct, same run |");
+        Console.WriteLine($"|---|---|---|---|---|---|---|---|");
         KernelBench.RunAll(runs, threads, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F2} ({r.Time.Min * 1e3:F2}-{r.Time.Max * 1e3:F2}) | {r.Rate:F1} {r.Unit} | {r.PeakGflops:F0} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} | {r.RatePerCpu:F1} |")));
+            $"| {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F2} ({r.Time.Min * 1e3:F2}-{r.Time.Max * 1e3:F2}) | {r.Rate:F1} {r.Unit} | {r.PeakGflops:F0} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} | {r.RatePerCpu:F1} | {(r.SpeedupVsDirect is double v ? $"{v:F2}x" : "-")} |")), filter);
     }
 }

@@ -24,7 +24,9 @@ public static unsafe partial class Ops
             throw new ArgumentException($"Conv2d: input {x.Describe()} (padded) is smaller than the kernel {weight.Describe()}");
         var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
         FlopCounter.Add(s.Flops);
-        Kernels.Conv2d.Forward(s, x.Data, weight.Data, bias != null ? bias.Data : null, y.Data);
+        // Inference and training forward alike; the backward rules keep the direct kernels.
+        if (Conv2dWinograd.ShouldUse(s)) Conv2dWinograd.Forward(s, x.Data, weight.Data, bias != null ? bias.Data : null, y.Data);
+        else Kernels.Conv2d.Forward(s, x.Data, weight.Data, bias != null ? bias.Data : null, y.Data);
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         if (GradMode.ShouldRecord(inputs))
             Tape.Record(y, OpKind.Conv2d, inputs, new[] { x, weight }, ints: new[] { stride, padTop, padBottom, padLeft, padRight });

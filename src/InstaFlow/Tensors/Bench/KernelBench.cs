@@ -17,6 +17,8 @@ public readonly record struct Timing(double Median, double Min, double Max, doub
 /// <summary>One timed case. Work is FLOPs (Unit "GFLOP/s") or bytes moved (Unit "GB/s"); PeakGflops was measured just before it.</summary>
 public sealed record BenchResult(string Name, string Shape, Timing Time, double Work, string Unit, double PeakGflops)
 {
+    /// <summary>For paired cases: the other path's median time divided by this one's, timed interleaved in the same run.</summary>
+    public double? SpeedupVsDirect { get; init; }
     public double MedianSeconds => Time.Median;
     public double Rate => Work / MedianSeconds / 1e9;
     /// <summary>Work per CPU second (per busy core), in the same unit as Rate.</summary>
@@ -107,26 +109,33 @@ public static unsafe class KernelBench
     /// Runs every case with Par.Threads = threads, reporting each result as soon as it is measured. The machine is
     /// shared, so the FMA peak is measured again just before each case and its fraction is taken against that.
     /// </summary>
-    public static void RunAll(int runs, int threads, Action<BenchResult> report)
+    public static void RunAll(int runs, int threads, Action<BenchResult> report, string? filter = null)
     {
-        var cases = new List<Func<int, double, BenchResult>>();
+        var cases = new List<(string Name, Func<int, double, IEnumerable<BenchResult>> Run)>();
+        void Add(string name, Func<int, double, BenchResult> run) => cases.Add((name, (r, p) => new[] { run(r, p) }));
         foreach (int n in new[] { 512, 1024, 2048, 4096 })
-            cases.Add((r, p) => GemmCase($"gemm {n}", n, n, n, false, r, p));
-        cases.Add((r, p) => GemmCase("gemm sd proj", 4096, 320, 320, true, r, p));
-        cases.Add((r, p) => GemmCase("gemm sd ff-up", 4096, 1280, 320, true, r, p));
-        cases.Add((r, p) => GemmCase("gemm sd ff-down", 4096, 320, 1280, true, r, p));
-        cases.Add((r, p) => GemmCase("gemm sd text", 77, 768, 768, true, r, p));
-        cases.Add((r, p) => ConvCase("conv3x3 unet", new Conv2dShape(1, 320, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1), r, p));
-        cases.Add((r, p) => ConvCase("conv3x3 vae", new Conv2dShape(1, 128, 512, 512, 128, 3, 3, 1, 1, 1, 1, 1), r, p));
-        cases.Add((r, p) => ConvCase("conv3x3 unet-deep", new Conv2dShape(1, 640, 32, 32, 640, 3, 3, 1, 1, 1, 1, 1), r, p));
-        cases.Add((r, p) => AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), r, p));
-        cases.Add((r, p) => AttentionCase("attention cross", new AttentionShape(1, 8, 4096, 77, 40, false), r, p));
-        cases.Add((r, p) => GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, r, p));
+            Add($"gemm {n}", (r, p) => GemmCase($"gemm {n}", n, n, n, false, r, p));
+        Add("gemm sd proj", (r, p) => GemmCase("gemm sd proj", 4096, 320, 320, true, r, p));
+        Add("gemm sd ff-up", (r, p) => GemmCase("gemm sd ff-up", 4096, 1280, 320, true, r, p));
+        Add("gemm sd ff-down", (r, p) => GemmCase("gemm sd ff-down", 4096, 320, 1280, true, r, p));
+        Add("gemm sd text", (r, p) => GemmCase("gemm sd text", 77, 768, 768, true, r, p));
+        Add("conv3x3 unet", (r, p) => ConvCase("conv3x3 unet", new Conv2dShape(1, 320, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1), r, p));
+        Add("conv3x3 vae", (r, p) => ConvCase("conv3x3 vae", new Conv2dShape(1, 128, 512, 512, 128, 3, 3, 1, 1, 1, 1, 1), r, p));
+        Add("conv3x3 unet-deep", (r, p) => ConvCase("conv3x3 unet-deep", new Conv2dShape(1, 640, 32, 32, 640, 3, 3, 1, 1, 1, 1, 1), r, p));
+        // Winograd against the direct implicit GEMM, interleaved run by run (rates count the direct conv's FLOPs).
+        foreach (var (name, c, hw) in new[] { ("vae 512", 128, 512), ("vae 256", 256, 256), ("vae 64", 512, 64), ("unet 64", 320, 64),
+                     ("unet 32", 640, 32), ("unet 16", 1280, 16), ("unet 8", 1280, 8) })
+            cases.Add(($"winograd {name}", (r, p) => WinogradCase($"{name}", new Conv2dShape(1, c, hw, hw, c, 3, 3, 1, 1, 1, 1, 1), r, p)));
+        Add("attention self", (r, p) => AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), r, p));
+        Add("attention cross", (r, p) => AttentionCase("attention cross", new AttentionShape(1, 8, 4096, 77, 40, false), r, p));
+        Add("groupnorm", (r, p) => GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, r, p));
+        if (filter != null) cases = cases.Where(c => c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
         int saved = Par.Threads;
         Par.Threads = threads;
         try
         {
-            foreach (var run in cases) report(run(runs, MeasurePeakGflops(threads, 3, 5_000_000)));
+            foreach (var (_, run) in cases)
+                foreach (var r in run(runs, MeasurePeakGflops(threads, 3, 5_000_000))) report(r);
         }
         finally
         {
@@ -152,6 +161,50 @@ public static unsafe class KernelBench
         float* bias = buffers.Random(s.OutC), y = buffers.Random((long)s.Batch * s.OutC * s.OutH * s.OutW);
         var t = Time(runs, () => Conv2d.Forward(s, x, w, bias, y));
         return new BenchResult(name, $"[{s.Batch},{s.InC},{s.H},{s.W}]->{s.OutC} {s.KH}x{s.KW}", t, s.Flops, "GFLOP/s", peak);
+    }
+
+    /// <summary>
+    /// The same conv through the direct implicit GEMM and through Winograd, one timed run of each in turn, so both
+    /// see the same machine load; both rates count the direct conv's FLOPs.
+    /// </summary>
+    private static IEnumerable<BenchResult> WinogradCase(string name, Conv2dShape s, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        float* x = buffers.Random((long)s.Batch * s.InC * s.H * s.W), w = buffers.Random((long)s.OutC * s.InC * s.KH * s.KW);
+        float* bias = buffers.Random(s.OutC), y = buffers.Random((long)s.Batch * s.OutC * s.OutH * s.OutW);
+        var t = TimeInterleaved(runs, () => Conv2d.Forward(s, x, w, bias, y), () => Conv2dWinograd.Forward(s, x, w, bias, y));
+        string shape = $"[{s.Batch},{s.InC},{s.H},{s.W}]->{s.OutC} 3x3";
+        return new[]
+        {
+            new BenchResult($"conv3x3 {name} direct", shape, t[0], s.Flops, "GFLOP/s", peak),
+            new BenchResult($"conv3x3 {name} winograd", shape, t[1], s.Flops, "GFLOP/s", peak) { SpeedupVsDirect = t[0].Median / t[1].Median },
+        };
+    }
+
+    /// <summary>Like <see cref="Time"/> for several calls, taking one run of each in turn.</summary>
+    private static Timing[] TimeInterleaved(int runs, params Action[] calls)
+    {
+        var sw = new Stopwatch();
+        var reps = new int[calls.Length];
+        var samples = calls.Select(_ => new List<double>()).ToArray();
+        var cpu = calls.Select(_ => new List<double>()).ToArray();
+        for (int i = 0; i < calls.Length; i++)
+        {
+            sw.Restart();
+            calls[i]();
+            reps[i] = Math.Max(1, (int)Math.Ceiling(MinRunSeconds / Math.Max(1e-7, sw.Elapsed.TotalSeconds)));
+            calls[i]();
+        }
+        for (int r = 0; r < runs; r++)
+            for (int i = 0; i < calls.Length; i++)
+            {
+                var cpu0 = Environment.CpuUsage.TotalTime;
+                sw.Restart();
+                for (int k = 0; k < reps[i]; k++) calls[i]();
+                samples[i].Add(sw.Elapsed.TotalSeconds / reps[i]);
+                cpu[i].Add((Environment.CpuUsage.TotalTime - cpu0).TotalSeconds / reps[i]);
+            }
+        return Enumerable.Range(0, calls.Length).Select(i => new Timing(Median(samples[i]), samples[i].Min(), samples[i].Max(), Median(cpu[i]))).ToArray();
     }
 
     private static BenchResult AttentionCase(string name, AttentionShape s, int runs, double peak)

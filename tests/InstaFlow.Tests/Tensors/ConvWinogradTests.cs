@@ -1,0 +1,125 @@
+// Winograd F(4x4, 3x3) conv vs the direct double-precision loops on random and odd shapes (edges, 1x1 images,
+// batches, odd channel counts, several K blocks and tile blocks), its error against float64, and the dispatch switch.
+using InstaFlow.Tensors;
+using InstaFlow.Tensors.Kernels;
+using Xunit.Abstractions;
+
+namespace InstaFlow.Tests.Tensors;
+
+[Collection("Threads")]
+public unsafe class ConvWinogradTests(ITestOutputHelper output)
+{
+    public static IEnumerable<object[]> Shapes()
+    {
+        // Batch, InC, H, W, OutC (3x3, stride 1, padding 1)
+        yield return new object[] { 1, 1, 1, 1, 1 };        // a 1x1 image: one tile, 8 of 9 taps in the padding
+        yield return new object[] { 1, 3, 1, 7, 2 };
+        yield return new object[] { 2, 7, 5, 6, 9 };        // H, W not multiples of 4, batch 2
+        yield return new object[] { 3, 5, 4, 4, 6 };        // exactly one tile per image
+        yield return new object[] { 1, 16, 9, 70, 20 };     // several tile blocks along a wide image
+        yield return new object[] { 2, 33, 40, 36, 65 };    // blocks that span two images
+        yield return new object[] { 1, 300, 10, 11, 7 };    // InC over one K block (256), OutC < one 6-row panel + 1
+        yield return new object[] { 1, 64, 64, 64, 64 };    // a real shape: 256 tiles, 4 blocks
+    }
+
+    private static (float[] X, float[] W, float[] B) Data(int batch, int inC, int h, int w, int outC, int seed) =>
+        (TestUtil.RandomArray(seed, (long)batch * inC * h * w), TestUtil.RandomArray(seed + 1, (long)outC * inC * 9),
+            TestUtil.RandomArray(seed + 2, outC));
+
+    private static float[] Run(int path, Conv2dShape s, float[] x, float[] w, float[] b, bool withBias)
+    {
+        var y = new float[(long)s.Batch * s.OutC * s.OutH * s.OutW];
+        fixed (float* px = x, pw = w, pb = b, py = y)
+        {
+            float* bias = withBias ? pb : null;
+            if (path == 0) Conv2dReference.Forward(s, px, pw, bias, py);
+            else if (path == 1) Conv2d.Forward(s, px, pw, bias, py);
+            else Conv2dWinograd.Forward(s, px, pw, bias, py);
+        }
+        return y;
+    }
+
+    private static Conv2dShape Shape(int batch, int inC, int h, int w, int outC) => new(batch, inC, h, w, outC, 3, 3, 1, 1, 1, 1, 1);
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Forward_Shapes_MatchesReference(int batch, int inC, int h, int w, int outC)
+    {
+        var s = Shape(batch, inC, h, w, outC);
+        var (x, wt, b) = Data(batch, inC, h, w, outC, inC * 31 + h);
+        // Inputs and weights in [-1, 1): outputs grow like sqrt(9 InC), and the transforms multiply rounding
+        // errors by up to ~25 (input side) and 8 (output side), so the bound is 10x the direct path's.
+        float tol = 2e-5f * MathF.Sqrt(inC * 9) + 1e-5f;
+        foreach (bool withBias in new[] { true, false })
+            TestUtil.AssertClose(Run(0, s, x, wt, b, withBias), Run(2, s, x, wt, b, withBias), tol, 0, $"{s} bias={withBias}");
+    }
+
+    /// <summary>Max and RMS error against the float64 loops, for Winograd and the direct GEMM, printed for the docs.</summary>
+    [Theory]
+    [InlineData(1, 128, 32, 32, 128)]
+    [InlineData(1, 320, 16, 16, 320)]
+    [InlineData(1, 512, 8, 8, 512)]
+    public void Forward_ErrorVsFloat64_RmsWithin16xDirect(int batch, int inC, int h, int w, int outC)
+    {
+        var s = Shape(batch, inC, h, w, outC);
+        var (x, wt, b) = Data(batch, inC, h, w, outC, 7);
+        var exact = Run(0, s, x, wt, b, true);
+        var (wMax, wRms) = Errors(exact, Run(2, s, x, wt, b, true));
+        var (dMax, dRms) = Errors(exact, Run(1, s, x, wt, b, true));
+        double scale = Math.Sqrt(exact.Select(v => (double)v * v).Average());
+        string line = $"{s}: output rms {scale:G3}; winograd max {wMax:G3} rms {wRms:G3}; direct max {dMax:G3} rms {dRms:G3}; ratio max {wMax / dMax:F1} rms {wRms / dRms:F1}";
+        output.WriteLine(line);
+        Console.WriteLine(line);
+        // Measured: rms 8.5-12x and max 25-36x the direct path's, i.e. rms ~3e-6 and max ~6e-5 of the output's rms.
+        Assert.True(wRms <= 16 * dRms && wMax <= 1e-4 * scale, line);
+    }
+
+    private static (double Max, double Rms) Errors(float[] exact, float[] got)
+    {
+        double max = 0, sq = 0;
+        for (int i = 0; i < exact.Length; i++)
+        {
+            double d = Math.Abs((double)got[i] - exact[i]);
+            max = Math.Max(max, d);
+            sq += d * d;
+        }
+        return (max, Math.Sqrt(sq / exact.Length));
+    }
+
+    [Fact]
+    public void Forward_OneAndTwoThreads_BitwiseEqual()
+    {
+        var s = Shape(2, 33, 40, 36, 65);
+        var (x, wt, b) = Data(2, 33, 40, 36, 65, 5);
+        int saved = Par.Threads;
+        try
+        {
+            Par.Threads = 1;
+            var one = Run(2, s, x, wt, b, true);
+            Par.Threads = 2;
+            Assert.Equal(one, Run(2, s, x, wt, b, true));
+        }
+        finally { Par.Threads = saved; }
+    }
+
+    [Fact]
+    public void OpsConv2d_ModeSwitch_TakesEitherPathAndAgrees()
+    {
+        var x = TestUtil.Random(3, 1, 64, 20, 20);
+        var w = TestUtil.Random(4, 64, 64, 3, 3);
+        var b = TestUtil.Random(5, 64);
+        var saved = Conv2dWinograd.Mode;
+        try
+        {
+            Conv2dWinograd.Mode = WinogradMode.Never;
+            var direct = Ops.Conv2d(x, w, b, 1, 1);
+            Conv2dWinograd.Mode = WinogradMode.Always;
+            var wino = Ops.Conv2d(x, w, b, 1, 1);
+            Assert.NotEqual(direct.Span.ToArray(), wino.Span.ToArray());
+            TestUtil.AssertClose(direct, wino, 2e-5f * MathF.Sqrt(64 * 9), 0, "Ops.Conv2d winograd vs direct");
+            // A stride-2 conv never qualifies, whatever the mode.
+            Assert.False(Conv2dWinograd.ShouldUse(new Conv2dShape(1, 64, 20, 20, 64, 3, 3, 2, 1, 1, 1, 1)));
+        }
+        finally { Conv2dWinograd.Mode = saved; }
+    }
+}
