@@ -27,6 +27,18 @@ public sealed unsafe class NativeBuffer
 
     public static NativeBuffer Rent(long bytes) => BufferPool.Rent(bytes);
 
+    /// <summary>
+    /// A buffer given back to the system when released, never pooled: for large scratch whose size differs per call
+    /// site (a pool bucket per size would keep every one of them alive).
+    /// </summary>
+    public static NativeBuffer RentUnpooled(long bytes)
+    {
+        if (bytes < 0) throw new ArgumentOutOfRangeException(nameof(bytes), $"negative buffer size {bytes}");
+        var p = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, Alignment), Alignment);
+        if (p == null) throw new OutOfMemoryException($"could not allocate {bytes} bytes");
+        return new NativeBuffer(p, bytes, b => NativeMemory.AlignedFree(b.Pointer));
+    }
+
     internal static NativeBuffer Create(byte* p, long bytes) => new(p, bytes, BufferPool.Return);
 
     public void AddRef() => Interlocked.Increment(ref _refs);
