@@ -18,7 +18,7 @@ public static class GenerateCommand
         var steps = new Option<int?>("--steps") { Description = "Euler steps (default: the model's, 1 for InstaFlow)" };
         var guidance = new Option<float?>("--guidance") { Description = "classifier-free guidance scale, on when > 1 (default: the model's, 0 for InstaFlow)" };
         var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder (diffusers AutoencoderTiny) instead of the VAE: much faster, slightly softer" };
-        var lora = new Option<string[]>("--lora") { Description = "LoRA file(s) (kohya or diffusers safetensors) merged into the UNet and text encoder", AllowMultipleArgumentsPerToken = true };
+        var lora = new Option<string[]>("--lora") { Description = "LoRA file (kohya or diffusers safetensors) merged into the UNet and text encoder; repeat --lora for more" };
         var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s), as diffusers' fuse_lora(lora_scale)", DefaultValueFactory = _ => 1f };
         var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder (InstaFlow's ControlNet pipeline)" };
         var controlImage = new Option<string?>("--control-image") { Description = "control image (the output takes its size)" };

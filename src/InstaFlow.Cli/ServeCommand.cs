@@ -15,7 +15,7 @@ public static class ServeCommand
         var apiKey = new Option<string?>("--api-key") { Description = "key that API calls must send (Authorization: Bearer KEY or X-API-Key)" };
         var maxQueue = new Option<int>("--max-queue") { Description = "requests that may wait while one generates; more get 429", DefaultValueFactory = _ => 8 };
         var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder instead of the VAE" };
-        var lora = new Option<string[]>("--lora") { Description = "LoRA file(s) merged into the UNet and text encoder", AllowMultipleArgumentsPerToken = true };
+        var lora = new Option<string[]>("--lora") { Description = "LoRA file merged into the UNet and text encoder; repeat --lora for more" };
         var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s)", DefaultValueFactory = _ => 1f };
         var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder: requests may then send a control_image" };
 
