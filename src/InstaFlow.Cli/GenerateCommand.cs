@@ -23,6 +23,7 @@ public static class GenerateCommand
         var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder (InstaFlow's ControlNet pipeline)" };
         var controlImage = new Option<string?>("--control-image") { Description = "control image (the output takes its size)" };
         var controlScale = new Option<float>("--control-scale") { Description = "ControlNet conditioning scale", DefaultValueFactory = _ => 1f };
+        var checkWeights = new Option<bool>("--check-weights") { Description = "refuse weights holding any NaN/Inf value (a full scan of every tensor after loading)" };
         var lowMemory = new Option<bool>("--low-memory") { Description = $"keep at most {LowMemoryPoolBytes >> 20} MB of idle buffers for reuse: lower peak memory, slightly slower steps" };
         var io = new ImageOptions();
 
@@ -37,6 +38,7 @@ public static class GenerateCommand
         cmd.Options.Add(controlImage);
         cmd.Options.Add(controlScale);
         cmd.Options.Add(lowMemory);
+        cmd.Options.Add(checkWeights);
         io.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -51,6 +53,9 @@ public static class GenerateCommand
 
             var load = Stopwatch.StartNew();
             using var components = SdComponents.Load(dir, r.GetValue(io.Variant));
+            // The full check first: its error covers what the all-NaN warnings would say.
+            if (r.GetValue(checkWeights)) components.RequireFiniteWeights();
+            foreach (var w in components.Warnings) CliIO.Err.WriteLine($"warning: {w}");
             new ModelAdditions
             {
                 TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale), ControlNetDir = r.GetValue(controlnet),

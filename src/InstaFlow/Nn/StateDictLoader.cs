@@ -16,6 +16,7 @@ public static class StateDictLoader
         using var file = SafeTensors.Open(path);
         var ignore = new HashSet<string>(ignoredKeys ?? Array.Empty<string>());
         var state = new Dictionary<string, Tensor>();
+        var warnings = new List<string>();
         var expected = module.NamedParameters().ToDictionary(x => x.Name, x => x.Param.Shape);
         foreach (var info in file.Tensors)
         {
@@ -38,8 +39,10 @@ public static class StateDictLoader
                 throw new InvalidInputException($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected a floating-point type");
             }
             state[key] = file.ReadF32(info.Name);
+            if (WeightCheck.AllNonFinite(state[key]))
+                warnings.Add($"{path}: tensor '{info.Name}' is entirely NaN/Inf; images will be blank (check the weights with generate --check-weights)");
         }
         foreach (var k in state.Where(kv => kv.Value == null).Select(kv => kv.Key).ToList()) state.Remove(k);
-        return module.LoadStateDict(state, strict, path);
+        return module.LoadStateDict(state, strict, path) with { Warnings = warnings };
     }
 }

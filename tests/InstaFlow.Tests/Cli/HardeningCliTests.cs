@@ -9,6 +9,50 @@ public sealed class HardeningCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    /// <summary>A copy of the tiny model whose UNet conv_out.bias is all NaN (as a diverged run would save it).</summary>
+    private string NaNModel()
+    {
+        string dst = Path.Combine(_dir, "nan-model");
+        foreach (var file in Directory.GetFiles(TinyModel, "*", SearchOption.AllDirectories))
+        {
+            var to = Path.Combine(dst, Path.GetRelativePath(TinyModel, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(file, to);
+        }
+        string unet = Path.Combine(dst, "unet", "diffusion_pytorch_model.safetensors");
+        using var scope = InstaFlow.Tensors.TensorScope.Begin();
+        var tensors = new List<(string, InstaFlow.Tensors.Tensor)>();
+        using (var f = InstaFlow.IO.SafeTensors.Open(unet))
+            foreach (var info in f.Tensors)
+            {
+                var t = f.ReadF32(info.Name).ClonePersistent();
+                if (info.Name == "conv_out.bias") t.Span.Fill(float.NaN);
+                tensors.Add((info.Name, t));
+            }
+        InstaFlow.IO.SafeTensors.Save(unet, tensors);
+        foreach (var (_, t) in tensors) t.Dispose();
+        return dst;
+    }
+
+    [Fact]
+    public void Generate_AllNaNTensor_WarnsAndCheckWeightsRefuses()
+    {
+        string model = NaNModel();
+        var (code, _, err) = CliRunner.Run("generate", "--model", model, "a red fox", "--seed", "3", "-o", Path.Combine(_dir, "a.png"));
+        Assert.True(code == 0, err);
+        Assert.Contains("warning: ", err);
+        Assert.Contains("conv_out.bias' is entirely NaN/Inf", err);
+
+        CliRunner.AssertUserError(["generate", "--model", model, "--check-weights", "a red fox", "--seed", "3", "-o", Path.Combine(_dir, "b.png")],
+            "unet", "conv_out.bias", "NaN/Inf");
+    }
+
+    [Fact]
+    public void Generate_MissingVariant_OneLineError()
+    {
+        CliRunner.AssertUserError(["generate", "--model", TinyModel, "--variant", "fp61", "a red fox", "-o", Path.Combine(_dir, "v.png")], "fp61");
+    }
+
     [Fact]
     public void Generate_LoraThenPrompt_TakesOneFilePerLoraAndThePromptAsPrompt()
     {
