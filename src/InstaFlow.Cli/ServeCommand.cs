@@ -19,14 +19,18 @@ public static class ServeCommand
         var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s)", DefaultValueFactory = _ => 1f };
         var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder: requests may then send a control_image" };
 
+        var maxWork = new Option<long>("--max-work") { Description = $"largest request in pixel-steps, width x height x batch x steps (default {ServerOptions.DefaultMaxWorkPixelSteps}: e.g. one 1024x1024 image in 3 steps, 2048x2048 refused)", DefaultValueFactory = _ => ServerOptions.DefaultMaxWorkPixelSteps };
+        var allowedHosts = new Option<string[]>("--allowed-hosts") { Description = "Host header names the API answers besides loopback names and --host (DNS-rebinding guard); repeat for more" };
+
         var cmd = new Command("serve", "Serve the web UI and REST API (POST /api/generate)");
-        foreach (var o in new Option[] { model, variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet, maxWork, allowedHosts }) cmd.Options.Add(o);
         cmd.SetAction(async (r, cancellation) =>
         {
             var options = new ServerOptions
             {
                 ModelDir = Pipelines.ModelLocator.Resolve(r.GetValue(model)), Variant = r.GetValue(variant), Host = r.GetValue(host)!,
                 Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true,
+                MaxWorkPixelSteps = r.GetValue(maxWork), AllowedHosts = r.GetValue(allowedHosts) ?? [],
                 Additions = new Pipelines.ModelAdditions
                 {
                     TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale), ControlNetDir = r.GetValue(controlnet),

@@ -18,6 +18,17 @@ public sealed record ServerOptions
     /// <summary>How many requests may wait while one generates; more get 429.</summary>
     public int MaxQueue { get; init; } = 8;
     public long MaxRequestBodyBytes { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// The most work one request may ask for, in pixel-steps (width x height x batch x steps). The default admits one
+    /// 1024x1024 image in 3 steps or eight 512x512 one-step images, and refuses a 2048x2048 image: that one took the
+    /// only generation slot for 13.5 minutes and 3.1 GB.
+    /// </summary>
+    public long MaxWorkPixelSteps { get; init; } = DefaultMaxWorkPixelSteps;
+    public const long DefaultMaxWorkPixelSteps = 1024 * 1024 * 3;
+
+    /// <summary>Host header names accepted besides the loopback names and Host itself (DNS-rebinding guard).</summary>
+    public IReadOnlyList<string> AllowedHosts { get; init; } = [];
     /// <summary>Warnings and errors of the web host on the console (the CLI turns this on; tests keep it quiet).</summary>
     public bool ConsoleLog { get; init; }
 
@@ -28,6 +39,9 @@ public sealed record ServerOptions
         if (string.Equals(Host, "localhost", StringComparison.OrdinalIgnoreCase)) ip = IPAddress.Loopback;
         else if (!IPAddress.TryParse(Host, out ip!))
             throw new InvalidInputException($"--host {Host} is not an IP address (use e.g. 127.0.0.1, 0.0.0.0 or ::)");
+        // ::ffff:a.b.c.d is the IPv4 address a.b.c.d: bind (and judge loopback) as IPv4, which Kestrel can listen on.
+        if (ip.IsIPv4MappedToIPv6) ip = ip.MapToIPv4();
+        if (MaxWorkPixelSteps < 64 * 64) throw new InvalidInputException($"--max-work {MaxWorkPixelSteps} is too small for any image (at least {64 * 64})");
         if (Port is < 0 or > 65535) throw new InvalidInputException($"--port {Port} is not a port number (0 to 65535)");
         if (MaxQueue is < 0 or > 10_000) throw new InvalidInputException($"--max-queue {MaxQueue} must be between 0 and 10000");
         if (ApiKey is { } key && (key.Length < 8 || key.Any(char.IsWhiteSpace)))
@@ -35,5 +49,20 @@ public sealed record ServerOptions
         if (!IPAddress.IsLoopback(ip) && string.IsNullOrEmpty(ApiKey))
             throw new InvalidInputException($"refusing to listen on {Host} without --api-key: anyone on the network could use the API; pass --api-key KEY or bind to 127.0.0.1");
         return ip;
+    }
+
+    /// <summary>
+    /// The Host header names requests may carry, or null for any. Behind a loopback bind only loopback names (plus
+    /// --allowed-hosts) are answered, so a web page whose DNS name is rebound to 127.0.0.1 cannot reach the API; a
+    /// wildcard bind already needs an API key, and checks names only when --allowed-hosts lists them.
+    /// </summary>
+    public HashSet<string>? HostNames(IPAddress bound)
+    {
+        bool wildcard = bound.Equals(IPAddress.Any) || bound.Equals(IPAddress.IPv6Any);
+        if (wildcard && AllowedHosts.Count == 0) return null;
+        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "localhost", "127.0.0.1", "::1", "[::1]" };
+        if (!wildcard) names.Add(bound.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{bound}]" : bound.ToString());
+        foreach (var h in AllowedHosts) names.Add(h);
+        return names;
     }
 }
