@@ -27,11 +27,35 @@ public sealed class ConfigFile
         {
             using var doc = JsonDocument.Parse(fixedJson, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidInputException($"{path}: expected a JSON object at the top level");
+            CheckStrings(path, doc.RootElement);
             return new ConfigFile(path, doc.RootElement.Clone());
         }
         catch (JsonException e)
         {
             throw new InvalidInputException($"{path}: not valid JSON ({e.Message})");
+        }
+    }
+
+    /// <summary>
+    /// Reads every string and key once: System.Text.Json decodes escapes lazily, so a lone surrogate ("\ud800") would
+    /// otherwise throw InvalidOperationException wherever a reader first touches it.
+    /// </summary>
+    private static void CheckStrings(string path, JsonElement e)
+    {
+        try
+        {
+            switch (e.ValueKind)
+            {
+                case JsonValueKind.String: e.GetString(); break;
+                case JsonValueKind.Array: foreach (var x in e.EnumerateArray()) CheckStrings(path, x); break;
+                case JsonValueKind.Object:
+                    foreach (var p in e.EnumerateObject()) { _ = p.Name; CheckStrings(path, p.Value); }
+                    break;
+            }
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new InvalidInputException($"{path}: a string is not valid Unicode ({ex.Message})");
         }
     }
 

@@ -61,4 +61,16 @@ public sealed class HardeningCliTests : IDisposable
         Assert.True(code == 0, err);
         Assert.Equal("a red fox", InstaFlow.IO.Png.Read(png).Text["prompt"]);
     }
+
+    [Theory]
+    [InlineData("--count", "9223372036854775807", "2^32")]
+    [InlineData("--threads", "0", "--threads must be between 1 and 1024")]
+    public void Triplets_OutOfRangeOption_OneLineError(string option, string value, string fragment)
+    {
+        var prompts = Path.Combine(_dir, "prompts.txt");
+        File.WriteAllText(prompts, "a cat\n");
+        string[] count = option == "--count" ? [] : ["--count", "4"];
+        string[] args = ["triplets", "--teacher", TinyModel, "--prompts", prompts, .. count, "--out", Path.Combine(_dir, "t"), option, value];
+        CliRunner.AssertUserError(args, fragment);
+    }
 }
