@@ -66,7 +66,10 @@ public static class Cli
         try
         {
             var path = Path.Combine(Path.GetTempPath(), $"instaflow-crash-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}.log");
-            File.WriteAllText(path, $"instaflow {string.Join(' ', args)}\n{typeof(Cli).Assembly.GetName().Version}\n{e}\n");
+            // CreateNew (O_EXCL): a file or symlink planted under this predictable name in the shared temp folder is
+            // refused rather than followed, so a crash never clobbers another file.
+            using var log = new StreamWriter(new FileStream(path, FileMode.CreateNew, FileAccess.Write));
+            log.Write($"instaflow {string.Join(' ', args)}\n{typeof(Cli).Assembly.GetName().Version}\n{e}\n");
             return path;
         }
         catch (IOException) { return null; }

@@ -19,11 +19,12 @@ public static class GenerateCommand
         var steps = new Option<int?>("--steps") { Description = "Euler steps (default: the model's, 1 for InstaFlow)" };
         var guidance = new Option<float?>("--guidance") { Description = "classifier-free guidance scale, on when > 1 (default: the model's, 0 for InstaFlow)" };
         var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder (diffusers AutoencoderTiny) instead of the VAE: much faster, slightly softer" };
-        var lora = new Option<string[]>("--lora") { Description = "LoRA file(s) (kohya or diffusers safetensors) merged into the UNet and text encoder", AllowMultipleArgumentsPerToken = true };
+        var lora = new Option<string[]>("--lora") { Description = "LoRA file (kohya or diffusers safetensors) merged into the UNet and text encoder; repeat --lora for more" };
         var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s), as diffusers' fuse_lora(lora_scale)", DefaultValueFactory = _ => 1f };
         var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder (InstaFlow's ControlNet pipeline)" };
         var controlImage = new Option<string?>("--control-image") { Description = "control image (the output takes its size)" };
         var controlScale = new Option<float>("--control-scale") { Description = "ControlNet conditioning scale", DefaultValueFactory = _ => 1f };
+        var checkWeights = new Option<bool>("--check-weights") { Description = "refuse weights holding any NaN/Inf value (a full scan of every tensor after loading)" };
         var lowMemory = new Option<bool>("--low-memory") { Description = $"keep at most {LowMemoryPoolBytes >> 20} MB of idle buffers for reuse: lower peak memory, slightly slower steps" };
         var refiner = new Option<string?>("--refiner") { Description = "SDXL-Refiner folder: refine each image as InstaFlow's demo (same prompt and seed); the one-step image is kept as NAME-onestep.png" };
         var refineStrength = new Option<float>("--refine-strength") { Description = "refiner strength", DefaultValueFactory = _ => 0.3f };
@@ -48,6 +49,7 @@ public static class GenerateCommand
         cmd.Options.Add(controlScale);
         cmd.Options.Add(lowMemory);
         foreach (var o in new Option[] { refiner, refineStrength, refineSteps, refineGuidance, initImage, strength, interpolate, frames }) cmd.Options.Add(o);
+        cmd.Options.Add(checkWeights);
         io.AddTo(cmd);
         cmd.SetAction(r =>
         {
@@ -72,6 +74,9 @@ public static class GenerateCommand
 
             var load = Stopwatch.StartNew();
             using var components = SdComponents.Open(source);
+            // The full check first: its error covers what the all-NaN warnings would say.
+            if (r.GetValue(checkWeights)) components.RequireFiniteWeights();
+            foreach (var w in components.Warnings) CliIO.Err.WriteLine($"warning: {w}");
             merge.ApplyTo(new ModelAdditions
             {
                 TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale), ControlNetDir = r.GetValue(controlnet),

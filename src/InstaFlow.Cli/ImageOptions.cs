@@ -53,8 +53,12 @@ internal sealed class ImageOptions
             if (th < 1 || th > 1024) throw new UserException($"--threads must be between 1 and 1024, got {th}");
             Par.Threads = th;
         }
-        var outDir = Path.GetDirectoryName(Path.GetFullPath(r.GetValue(Output)!))!;
-        if (!Directory.Exists(outDir)) throw new UserException($"output folder does not exist: {outDir}");
+        var output = r.GetValue(Output)!;
+        if (output == SafeFile.StandardOutput && b > 1) throw new UserException("-o - writes one PNG to standard output; with --batch > 1 name a file (NAME-0.png, NAME-1.png, ...)");
+        // Checked before the model loads, so a mistyped path does not cost a whole generation.
+        SafeFile.CheckWritable(output, "-o");
+        if (r.GetValue(SaveLatents) is string sl) SafeFile.CheckWritable(sl, "--save-latents");
+        var outDir = Path.GetDirectoryName(Path.GetFullPath(output))!;
         return (prompt, outDir);
     }
 
@@ -86,7 +90,8 @@ internal sealed class ImageOptions
         {
             var path = b == 1 ? outPath : Path.Combine(outDir, $"{Path.GetFileNameWithoutExtension(outPath)}-{i}{Path.GetExtension(outPath)}");
             Png.Write(path, res.Width, res.Height, 3, res.ImagesHwc[i], res.Metadata[i].ToPngText());
-            CliIO.Out.WriteLine(path);
+            // With -o - the PNG itself is standard output; a path line would corrupt it.
+            if (path != SafeFile.StandardOutput) CliIO.Out.WriteLine(path);
         }
         if (r.GetValue(SaveLatents) is string sl) LatentsFile.Write(sl, res.FinalLatents);
         res.FinalLatents.Dispose();

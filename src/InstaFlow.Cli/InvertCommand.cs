@@ -10,6 +10,9 @@ namespace InstaFlow.Cli;
 
 public static class InvertCommand
 {
+    /// <summary>The largest image invert encodes: 2048x2048, the server's default budget for one image.</summary>
+    public const long MaxInvertPixels = 2048L * 2048;
+
     public static Command Create()
     {
         var model = new ModelOptions();
@@ -26,8 +29,10 @@ public static class InvertCommand
         c.SetAction(r =>
         {
             if (r.GetValue(iterations) < 1) throw new UserException($"--iterations must be at least 1, got {r.GetValue(iterations)}");
+            // The VAE encoder's cost and memory grow with the pixel count (its attention quadratically): a small file
+            // claiming 4096x4096 must be refused before decoding, not after gigabytes of work.
+            var png = ImageFile.Read(r.GetValue(image)!, new ImageLimits(ImageSize.MaxSide, MaxInvertPixels));
             using var parts = SdComponents.Open(model.Source(r));
-            var png = ImageFile.Read(r.GetValue(image)!);
             using var scope = TensorScope.Begin();
             var latents = RectifiedFlowInversion.EncodeImage(parts, png.Pixels, png.Width, png.Height);
             var req = new InversionRequest

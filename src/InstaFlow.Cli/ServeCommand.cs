@@ -16,13 +16,17 @@ public static class ServeCommand
         var apiKey = new Option<string?>("--api-key") { Description = "key that API calls must send (Authorization: Bearer KEY or X-API-Key)" };
         var maxQueue = new Option<int>("--max-queue") { Description = "requests that may wait while one generates; more get 429", DefaultValueFactory = _ => 8 };
         var taesd = new Option<string?>("--taesd") { Description = "decode with this TAESD folder instead of the VAE" };
-        var lora = new Option<string[]>("--lora") { Description = "LoRA file(s) merged into the UNet and text encoder", AllowMultipleArgumentsPerToken = true };
+        var lora = new Option<string[]>("--lora") { Description = "LoRA file merged into the UNet and text encoder; repeat --lora for more" };
         var loraScale = new Option<float>("--lora-scale") { Description = "strength of the LoRA(s)", DefaultValueFactory = _ => 1f };
         var controlnet = new Option<string?>("--controlnet") { Description = "diffusers ControlNetModel folder: requests may then send a control_image" };
 
         var refiner = new Option<string?>("--refiner") { Description = "SDXL-Refiner folder: the page offers Refine on each image (POST /api/refine)" };
+        var maxWork = new Option<long>("--max-work") { Description = $"largest request in pixel-steps, width x height x batch x (steps + 1) (default {ServerOptions.DefaultMaxWorkPixelSteps}: two 512x512 images in 25 steps)", DefaultValueFactory = _ => ServerOptions.DefaultMaxWorkPixelSteps };
+        var maxPixels = new Option<long>("--max-pixels") { Description = $"largest image in pixels (default {ServerOptions.DefaultMaxImagePixels}: 1024x1024; 2048x2048 refused)", DefaultValueFactory = _ => ServerOptions.DefaultMaxImagePixels };
+        var allowedHosts = new Option<string[]>("--allowed-hosts") { Description = "Host header names the API answers besides loopback names and --host (DNS-rebinding guard); repeat for more" };
+
         var cmd = new Command("serve", "Serve the web UI and REST API (POST /api/generate)");
-        foreach (var o in new Option[] { variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet, refiner }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { variant, host, port, apiKey, maxQueue, taesd, lora, loraScale, controlnet, refiner, maxWork, maxPixels, allowedHosts }) cmd.Options.Add(o);
         model.AddTo(cmd);
         merge.AddTo(cmd);
         cmd.SetAction(async (r, cancellation) =>
@@ -32,6 +36,7 @@ public static class ServeCommand
             {
                 ModelDir = source.Path, Source = source, Variant = r.GetValue(variant), Host = r.GetValue(host)!,
                 Port = r.GetValue(port), ApiKey = r.GetValue(apiKey), MaxQueue = r.GetValue(maxQueue), ConsoleLog = true, RefinerDir = r.GetValue(refiner),
+                MaxWorkPixelSteps = r.GetValue(maxWork), MaxImagePixels = r.GetValue(maxPixels), AllowedHosts = r.GetValue(allowedHosts) ?? [],
                 Additions = merge.ApplyTo(new Pipelines.ModelAdditions
                 {
                     TaesdDir = r.GetValue(taesd), LoraFiles = r.GetValue(lora) ?? [], LoraScale = r.GetValue(loraScale), ControlNetDir = r.GetValue(controlnet),

@@ -10,6 +10,9 @@ namespace InstaFlow.Cli;
 
 public static class TripletsCommand
 {
+    /// <summary>The most triplets one data set (one --seed) may have.</summary>
+    public const long MaxCount = 1L << 32;
+
     public const string ShardHelp =
         "this process's part of the job, i/n with 0 <= i < n: it makes the shard files s with s mod n == i. " +
         "Run one process per part, on any machines and in any order, all writing to (or later copied into) one --out folder: " +
@@ -55,8 +58,15 @@ public static class TripletsCommand
             var teacherDir = source.ConfigDir ?? source.Path;
             var promptsPath = r.GetValue(promptsOpt) ?? throw new UserException("--prompts is required (one prompt per line)");
             if (r.GetValue(count) < 1) throw new UserException("--count is required and must be at least 1");
+            // Noise is distinct only for the first 2^32 triplets of one seed (PyTorch keeps 32 bits of it), and larger
+            // counts overflowed the shard arithmetic.
+            if (r.GetValue(count) > MaxCount) throw new UserException($"--count {r.GetValue(count)} is more than {MaxCount} triplets (2^32), the most one --seed gives distinct noise for; split the set over several --seed values");
             ImageOptions.CheckSize(r.GetValue(width), r.GetValue(height));
-            if (r.GetValue(threads) is int th) Par.Threads = th;
+            if (r.GetValue(threads) is int th)
+            {
+                if (th < 1 || th > 1024) throw new UserException($"--threads must be between 1 and 1024, got {th}");
+                Par.Threads = th;
+            }
             var (prompts, sha) = PromptsFile.Read(promptsPath);
             var scheduler = sched.Resolve(r, teacherDir);
 

@@ -22,7 +22,29 @@ public sealed class GenerationApi(ITextToImageModel model, IReadOnlyDictionary<s
     };
     private readonly RectifiedFlowPipeline _pipeline = new(model);
 
-    private GenerateParameters Parse(JsonElement body) => GenerateParameters.Parse(body, model);
+    /// <summary>Pixel-steps one request may ask for (ServerOptions.MaxWorkPixelSteps).</summary>
+    public long MaxWorkPixelSteps { get; init; } = ServerOptions.DefaultMaxWorkPixelSteps;
+
+    /// <summary>Pixels one image may have (ServerOptions.MaxImagePixels).</summary>
+    public long MaxImagePixels { get; init; } = ServerOptions.DefaultMaxImagePixels;
+
+    private GenerateParameters Parse(JsonElement body)
+    {
+        GenerateParameters p;
+        try { p = GenerateParameters.Parse(body, model); }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json decodes escapes when a string is read: a lone surrogate ("\ud800") fails only there.
+            throw new ApiError(null, $"the body holds a string that is not valid Unicode ({e.Message})");
+        }
+        if ((long)p.Width * p.Height > MaxImagePixels)
+            throw new ApiError("width", $"{p.Width}x{p.Height} is over this server's limit of {MaxImagePixels} pixels per image; ask for a smaller image (the operator can raise serve --max-pixels)");
+        // every image costs its UNet steps and about one step more to decode
+        long work = (long)p.Width * p.Height * p.Batch * (p.Steps + 1);
+        if (work > MaxWorkPixelSteps)
+            throw new ApiError(null, $"{p.Width}x{p.Height} x {p.Batch} images x ({p.Steps} steps + decode) is {work} pixel-steps, over this server's limit of {MaxWorkPixelSteps}; ask for fewer pixels, images or steps (the operator can raise serve --max-work)");
+        return p;
+    }
 
     public void Map(IEndpointRouteBuilder app)
     {
@@ -155,6 +177,10 @@ public sealed class GenerationApi(ITextToImageModel model, IReadOnlyDictionary<s
 
     private async Task<JsonElement> ReadBody(HttpContext ctx)
     {
+        // Only JSON: a form or text/plain POST is a "simple" cross-origin request any web page can send without a
+        // preflight, so accepting it would let pages drive the API (CSRF).
+        if (!IsJson(ctx.Request.ContentType))
+            throw new ApiError("Content-Type", $"must be application/json, got {(string.IsNullOrEmpty(ctx.Request.ContentType) ? "none" : $"\"{ctx.Request.ContentType}\"")}", StatusCodes.Status415UnsupportedMediaType);
         try
         {
             using var doc = await JsonDocument.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted);
@@ -166,6 +192,10 @@ public sealed class GenerationApi(ITextToImageModel model, IReadOnlyDictionary<s
             throw new ApiError(null, $"the body is larger than {maxBodyBytes} bytes", e.StatusCode);
         }
     }
+
+    private static bool IsJson(string? contentType) =>
+        Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var mt)
+        && (mt.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || mt.MediaType.Value!.EndsWith("+json", StringComparison.OrdinalIgnoreCase));
 
     private sealed record Output(byte[][] Pngs, ulong[] Seeds, Dictionary<string, double> Timings);
 

@@ -50,9 +50,10 @@ public sealed class InstaFlowServer : IAsyncDisposable
                 k.Listen(ip, options.Port);
             });
             var app = builder.Build();
+            if (options.HostNames(ip) is { } hosts) RequireHost(app, hosts);
             if (options.ApiKey is { } key) RequireApiKey(app, new ApiKeyCheck(key));
             var queue = new GenerationQueue(options.MaxQueue);
-            new GenerationApi(model, components, queue, maxBody).Map(app);
+            new GenerationApi(model, components, queue, maxBody) { MaxWorkPixelSteps = options.MaxWorkPixelSteps, MaxImagePixels = options.MaxImagePixels }.Map(app);
             new RefineApi(refiner, queue).Map(app);
             StaticPage.Map(app);
             await app.StartAsync(cancellation);
@@ -66,6 +67,18 @@ public sealed class InstaFlowServer : IAsyncDisposable
             throw;
         }
     }
+
+    private static void RequireHost(WebApplication app, HashSet<string> names) => app.Use(async (ctx, next) =>
+    {
+        // Host is "name" or "name:port"; an IPv6 literal keeps its brackets ("[::1]:7860").
+        string host = ctx.Request.Host.Host;
+        if (!names.Contains(host) && !names.Contains($"[{host}]"))
+        {
+            await GenerationApi.Error(new ApiError("Host", $"this server does not answer for \"{host}\" (allowed: {string.Join(", ", names.Order())}); add it with --allowed-hosts", StatusCodes.Status421MisdirectedRequest)).ExecuteAsync(ctx);
+            return;
+        }
+        await next(ctx);
+    });
 
     private static void RequireApiKey(WebApplication app, ApiKeyCheck check) => app.Use(async (ctx, next) =>
     {

@@ -6,6 +6,12 @@ namespace InstaFlow.IO;
 
 public sealed record ImageLimits(int MaxSide = 8192, long MaxPixels = 40_000_000)
 {
+    /// <summary>The most one compressed PNG text chunk may inflate to (Pillow's MAX_TEXT_CHUNK): a zTXt bomb stops here.</summary>
+    public int MaxTextChunkBytes { get; init; } = 1 << 20;
+
+    /// <summary>The most all of a PNG's text may take, compressed or not (Pillow's MAX_TEXT_MEMORY).</summary>
+    public long MaxTextBytes { get; init; } = 64L << 20;
+
     public static ImageLimits Default { get; } = new();
 
     /// <summary>Throws an InvalidInputException naming source, the image's size and the limit it breaks.</summary>

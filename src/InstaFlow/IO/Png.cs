@@ -1,5 +1,5 @@
 // PNG writer for 8-bit gray / gray+alpha / RGB / RGBA images with text chunks (generation parameters), written
-// atomically; plus the decoded-image record and the entry points for reading (see PngReader).
+// through SafeFile; plus the decoded-image record and the entry points for reading (see PngReader).
 using System.IO.Compression;
 using System.Text;
 
@@ -47,23 +47,12 @@ public static class Png
     public static void Write(string path, PngImage image) =>
         Write(path, image.Width, image.Height, image.Channels, image.Pixels, image.Text);
 
-    /// <summary>Writes to "&lt;path&gt;.tmp" and renames it into place, so readers never see a partial image.</summary>
+    /// <summary>Writes through <see cref="SafeFile"/>: readers never see a partial image, devices and links are kept.</summary>
     public static void Write(string path, int width, int height, int channels, ReadOnlySpan<byte> pixels,
         IReadOnlyDictionary<string, string>? text = null)
     {
         byte[] bytes = Encode(width, height, channels, pixels, text);
-        string full = Path.GetFullPath(path);
-        string tmp = full + ".tmp";
-        try
-        {
-            File.WriteAllBytes(tmp, bytes);
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(tmp);
-            throw;
-        }
+        SafeFile.Write(path, s => s.Write(bytes));
     }
 
     /// <summary>

@@ -28,6 +28,9 @@ public static class PngReader
 
     public static PngImage Decode(ReadOnlySpan<byte> data, string source, ImageLimits? limits = null)
     {
+        // Text limits hold even for callers without size limits: text is inflated while the chunks are read.
+        var textLimits = limits ?? ImageLimits.Default;
+        long textBudget = textLimits.MaxTextBytes;
         if (data.Length < 8 || !data[..8].SequenceEqual(Png.Signature))
             throw Bad(source, "not a PNG file (missing the 8-byte PNG signature)");
 
@@ -78,7 +81,7 @@ public static class PngReader
                 case "tEXt":
                 case "zTXt":
                 case "iTXt":
-                    ReadText(source, type, body, text);
+                    ReadText(source, type, body, text, textLimits.MaxTextChunkBytes, ref textBudget);
                     break;
                 default:
                     // Bit 5 of the first letter: lowercase = ancillary (safe to skip), uppercase = critical.
@@ -223,8 +226,10 @@ public static class PngReader
         _ => (byte)(v * 255 / max),
     };
 
-    private static void ReadText(string source, string type, ReadOnlySpan<byte> body, Dictionary<string, string> text)
+    private static void ReadText(string source, string type, ReadOnlySpan<byte> body, Dictionary<string, string> text, int maxChunk, ref long budget)
     {
+        // Uncompressed text counts against the total too, so many plain chunks cannot add up to gigabytes of strings.
+        if ((budget -= body.Length) < 0) throw TooMuchText(source);
         int nul = body.IndexOf((byte)0);
         if (nul < 1) throw Bad(source, $"{type} chunk without a keyword");
         string key = Encoding.Latin1.GetString(body[..nul]);
@@ -236,7 +241,7 @@ public static class PngReader
                 break;
             case "zTXt":
                 if (rest.Length < 1 || rest[0] != 0) throw Bad(source, $"zTXt \"{key}\" uses an unknown compression method");
-                text[key] = Encoding.Latin1.GetString(InflateText(source, key, rest[1..]));
+                text[key] = Encoding.Latin1.GetString(InflateText(source, key, rest[1..], maxChunk, ref budget));
                 break;
             default:
                 if (rest.Length < 2) throw Bad(source, $"iTXt \"{key}\" is truncated");
@@ -248,18 +253,30 @@ public static class PngReader
                     if (z < 0) throw Bad(source, $"iTXt \"{key}\" is truncated");
                     rest = rest[(z + 1)..];
                 }
-                text[key] = Encoding.UTF8.GetString(compressed ? InflateText(source, key, rest) : rest);
+                text[key] = Encoding.UTF8.GetString(compressed ? InflateText(source, key, rest, maxChunk, ref budget) : rest);
                 break;
         }
     }
 
-    private static byte[] InflateText(string source, string key, ReadOnlySpan<byte> compressed)
+    /// <summary>Inflates at most min(maxChunk, budget) bytes; one byte more is a decompression bomb and refused.</summary>
+    private static byte[] InflateText(string source, string key, ReadOnlySpan<byte> compressed, int maxChunk, ref long budget)
     {
         try
         {
             using var z = new ZLibStream(new MemoryStream(compressed.ToArray()), CompressionMode.Decompress);
+            int cap = (int)Math.Min(maxChunk, Math.Max(budget, 0));
             var ms = new MemoryStream();
-            z.CopyTo(ms);
+            var buf = new byte[16384];
+            int n;
+            while ((n = z.Read(buf, 0, buf.Length)) > 0)
+            {
+                if (ms.Length + n > cap)
+                    throw ms.Length + n > maxChunk
+                        ? Bad(source, $"compressed text \"{key}\" inflates to more than {maxChunk} bytes (a decompression bomb?); not read")
+                        : TooMuchText(source);
+                ms.Write(buf, 0, n);
+            }
+            budget -= ms.Length;
             return ms.ToArray();
         }
         catch (InvalidDataException)
@@ -267,6 +284,9 @@ public static class PngReader
             throw Bad(source, $"compressed text \"{key}\" is corrupt");
         }
     }
+
+    private static InvalidInputException TooMuchText(string source) =>
+        Bad(source, "the text chunks add up to more than the limit on PNG text (a decompression bomb?); not read");
 
     private static uint ReadBE(ReadOnlySpan<byte> b) => (uint)(b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3]);
     private static int ReadBE16(ReadOnlySpan<byte> b) => b[0] << 8 | b[1];

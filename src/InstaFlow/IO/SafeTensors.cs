@@ -1,5 +1,5 @@
-// Writer for the safetensors format (and the entry point for reading: SafeTensors.Open). Files are written to
-// "<path>.tmp" and renamed into place, so a crash never leaves a half-written checkpoint under the real name.
+// Writer for the safetensors format (and the entry point for reading: SafeTensors.Open). Files are written through
+// SafeFile (temp file and rename), so a crash never leaves a half-written checkpoint under the real name.
 using System.Text.Json;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
@@ -35,28 +35,16 @@ public static unsafe class SafeTensors
         }
 
         byte[] header = BuildHeader(list, metadata);
-        string full = Path.GetFullPath(path);
-        string tmp = full + ".tmp";
-        try
+        SafeFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                Span<byte> len = stackalloc byte[8];
-                BitConverter.TryWriteBytes(len, (ulong)header.Length);
-                fs.Write(len);
-                fs.Write(header);
-                foreach (var e in list)
-                    if (e.Floats != null) WriteData(fs, e.Floats, dtype);
-                    else fs.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(e.Longs.AsSpan()));
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(tmp);
-            throw;
-        }
+            Span<byte> len = stackalloc byte[8];
+            BitConverter.TryWriteBytes(len, (ulong)header.Length);
+            fs.Write(len);
+            fs.Write(header);
+            foreach (var e in list)
+                if (e.Floats != null) WriteData(fs, e.Floats, dtype);
+                else fs.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(e.Longs.AsSpan()));
+        });
     }
 
     private sealed record Entry(string Name, SafeTensorDType DType, int[] Shape, Tensor? Floats, long[]? Longs);
@@ -96,7 +84,7 @@ public static unsafe class SafeTensors
         return ms.ToArray();
     }
 
-    private static void WriteData(FileStream fs, Tensor t, SafeTensorDType dtype)
+    private static void WriteData(Stream fs, Tensor t, SafeTensorDType dtype)
     {
         float* src = t.Data;
         long n = t.Numel;

@@ -8,7 +8,8 @@ using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.IO;
 
-public enum SafeTensorDType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool }
+/// <summary>The reference implementation's dtypes; only the float ones (and I64/I32/U8 as arrays) can be read here.</summary>
+public enum SafeTensorDType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool, U64, U32, U16, F8_E5M2, F8_E4M3 }
 
 /// <summary>One tensor entry of a safetensors header; <see cref="Offset"/> is relative to the start of the file.</summary>
 public sealed record SafeTensorInfo(string Name, SafeTensorDType DType, int[] Shape, long Offset, long ByteLength)
@@ -20,9 +21,9 @@ public static class SafeTensorDTypes
 {
     public static int Size(SafeTensorDType t) => t switch
     {
-        SafeTensorDType.F64 or SafeTensorDType.I64 => 8,
-        SafeTensorDType.F32 or SafeTensorDType.I32 => 4,
-        SafeTensorDType.F16 or SafeTensorDType.BF16 or SafeTensorDType.I16 => 2,
+        SafeTensorDType.F64 or SafeTensorDType.I64 or SafeTensorDType.U64 => 8,
+        SafeTensorDType.F32 or SafeTensorDType.I32 or SafeTensorDType.U32 => 4,
+        SafeTensorDType.F16 or SafeTensorDType.BF16 or SafeTensorDType.I16 or SafeTensorDType.U16 => 2,
         _ => 1,
     };
 
@@ -38,8 +39,8 @@ public static class SafeTensorDTypes
 
 public sealed unsafe class SafeTensorsFile : IDisposable
 {
-    /// <summary>Headers beyond this size are treated as corruption (real checkpoints have headers well under 1 MB).</summary>
-    public const long MaxHeaderBytes = 100L << 20;
+    /// <summary>Headers beyond this size are refused, the reference implementation's bound (real ones are well under 1 MB).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
 
     private readonly Dictionary<string, SafeTensorInfo> _byName;
     private NativeBuffer? _mapping;
@@ -63,10 +64,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         path = System.IO.Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file not found: {path}", path);
-        long length = new FileInfo(path).Length;
+        // Size and map the file a link points to: a symlink's own length is that of its target's name (the Hugging
+        // Face cache keeps every snapshot file as a link into blobs/).
+        var info = new FileInfo(path);
+        if (info.LinkTarget != null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target) info = target;
+        long length = info.Length;
         if (length < 8) throw Bad(path, $"file is {length} bytes, too short for the 8-byte header length (truncated or not a safetensors file)");
 
-        var mmf = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        var mmf = MemoryMappedFile.CreateFromFile(info.FullName, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         MemoryMappedViewAccessor? view = null;
         NativeBuffer? mapping = null;
         try
@@ -99,6 +104,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
     }
 
+    // The header is validated exactly as the reference Rust crate (safetensors 0.4, `SafeTensors::read_metadata` and
+    // `Metadata::validate`) does, so a file is accepted here if and only if Python's safe_open accepts it: header size
+    // bound, UTF-8 JSON object starting with '{', entries with exactly dtype/shape/data_offsets of the right types (no
+    // duplicate fields), known dtypes, shape products that fit, and data ranges that, sorted by offset, start at 0,
+    // follow one another with no gap or overlap and end exactly at the end of the file.
     private static (List<SafeTensorInfo>, Dictionary<string, string>) ParseHeader(string path, byte* p, long fileLength)
     {
         ulong headerLen = *(ulong*)p; // little-endian on every platform .NET runs this library on
@@ -109,10 +119,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         long dataStart = 8 + (long)headerLen;
         long dataLen = fileLength - dataStart;
 
+        var headerBytes = new ReadOnlySpan<byte>(p + 8, (int)headerLen);
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes)) throw Bad(path, "the JSON header is not valid UTF-8 (corrupt file)");
+        if (headerBytes.Length == 0 || headerBytes[0] != (byte)'{')
+            throw Bad(path, "the JSON header does not start with '{' (not a safetensors file, or a wrong header length)");
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(new ReadOnlyMemory<byte>(new ReadOnlySpan<byte>(p + 8, (int)headerLen).ToArray()));
+            doc = JsonDocument.Parse(new ReadOnlyMemory<byte>(headerBytes.ToArray()));
         }
         catch (JsonException e)
         {
@@ -125,25 +139,40 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             var tensors = new List<SafeTensorInfo>();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (!seen.Add(prop.Name)) throw Bad(path, $"duplicate key \"{prop.Name}\" in the header");
-                if (prop.Name == "__metadata__") ReadMetadata(path, prop.Value, metadata);
-                else tensors.Add(ReadEntry(path, prop.Name, prop.Value, dataStart, dataLen));
+                foreach (var prop in doc.RootElement.EnumerateObject())
+                {
+                    if (!seen.Add(prop.Name)) throw Bad(path, $"duplicate key \"{prop.Name}\" in the header");
+                    if (prop.Name == "__metadata__") ReadMetadata(path, prop.Value, metadata);
+                    else tensors.Add(ReadEntry(path, prop.Name, prop.Value, dataStart, dataLen));
+                }
             }
-            tensors.Sort((a, b) => a.Offset.CompareTo(b.Offset));
-            for (int i = 1; i < tensors.Count; i++)
+            catch (InvalidOperationException e)
             {
-                var prev = tensors[i - 1];
-                if (tensors[i].Offset < prev.Offset + prev.ByteLength)
-                    throw Bad(path, $"tensors \"{prev.Name}\" and \"{tensors[i].Name}\" overlap in the data area");
+                // System.Text.Json decodes escapes lazily: a lone surrogate (\ud800) only fails when the string is read.
+                throw Bad(path, "the JSON header holds an invalid string (" + OneLine(e.Message) + ")");
             }
+            tensors.Sort((a, b) => a.Offset != b.Offset ? a.Offset.CompareTo(b.Offset) : a.ByteLength.CompareTo(b.ByteLength));
+            long expectedStart = dataStart;
+            for (int i = 0; i < tensors.Count; i++)
+            {
+                var t = tensors[i];
+                if (t.Offset < expectedStart)
+                    throw Bad(path, $"tensors \"{tensors[i - 1].Name}\" and \"{t.Name}\" overlap in the data area");
+                if (t.Offset > expectedStart)
+                    throw Bad(path, $"a gap of {t.Offset - expectedStart} bytes before tensor \"{t.Name}\" in the data area (tensors must be contiguous)");
+                expectedStart = t.Offset + t.ByteLength;
+            }
+            if (expectedStart != fileLength)
+                throw Bad(path, $"the tensors cover {expectedStart - dataStart} bytes but the data area is {dataLen} bytes (a wrong header length or trailing bytes)");
             return (tensors, metadata);
         }
     }
 
     private static void ReadMetadata(string path, JsonElement v, Dictionary<string, string> metadata)
     {
+        if (v.ValueKind == JsonValueKind.Null) return; // Option<HashMap> in the reference: null is no metadata
         if (v.ValueKind != JsonValueKind.Object) throw Bad(path, "\"__metadata__\" must be an object of strings");
         foreach (var m in v.EnumerateObject())
         {
@@ -155,15 +184,26 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     private static SafeTensorInfo ReadEntry(string path, string name, JsonElement v, long dataStart, long dataLen)
     {
         if (v.ValueKind != JsonValueKind.Object) throw Bad(path, $"entry \"{name}\" is not an object");
-        if (!v.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String)
+        JsonElement? dt = null, sh = null, offs = null;
+        foreach (var field in v.EnumerateObject())
+        {
+            ref JsonElement? slot = ref dt;
+            if (field.NameEquals("dtype")) slot = ref dt;
+            else if (field.NameEquals("shape")) slot = ref sh;
+            else if (field.NameEquals("data_offsets")) slot = ref offs;
+            else continue; // unknown fields are ignored, as serde does by default
+            if (slot != null) throw Bad(path, $"tensor \"{name}\" has a duplicate \"{field.Name}\" field");
+            slot = field.Value;
+        }
+        if (dt is not { ValueKind: JsonValueKind.String } dtype0)
             throw Bad(path, $"tensor \"{name}\" has no \"dtype\" string");
-        if (!SafeTensorDTypes.TryParse(dt.GetString()!, out var dtype))
-            throw Bad(path, $"tensor \"{name}\" has unknown dtype \"{dt.GetString()}\" (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
-        if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
+        if (!SafeTensorDTypes.TryParse(dtype0.GetString()!, out var dtype))
+            throw Bad(path, $"tensor \"{name}\" has unknown dtype \"{dtype0.GetString()}\" (known: {string.Join(' ', Enum.GetValues<SafeTensorDType>().Select(SafeTensorDTypes.Name))})");
+        if (sh is not { ValueKind: JsonValueKind.Array } shapeArr)
             throw Bad(path, $"tensor \"{name}\" has no \"shape\" array");
-        var shape = new int[sh.GetArrayLength()];
+        var shape = new int[shapeArr.GetArrayLength()];
         int k = 0;
-        foreach (var d in sh.EnumerateArray())
+        foreach (var d in shapeArr.EnumerateArray())
         {
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim))
                 throw Bad(path, $"tensor \"{name}\" has a non-integer dimension {d.GetRawText()}");
@@ -171,12 +211,13 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             if (dim > int.MaxValue) throw Bad(path, $"tensor \"{name}\" has dimension {dim}, larger than supported ({int.MaxValue})");
             shape[k++] = (int)dim;
         }
-        if (!v.TryGetProperty("data_offsets", out var offs) || offs.ValueKind != JsonValueKind.Array || offs.GetArrayLength() != 2)
+        if (offs is not { ValueKind: JsonValueKind.Array } o || o.GetArrayLength() != 2)
             throw Bad(path, $"tensor \"{name}\" needs \"data_offsets\": [begin, end]");
-        if (!offs[0].TryGetInt64(out long begin) || !offs[1].TryGetInt64(out long end) || begin < 0 || end < begin)
-            throw Bad(path, $"tensor \"{name}\" has invalid data_offsets {offs.GetRawText()}");
+        if (o[0].ValueKind != JsonValueKind.Number || o[1].ValueKind != JsonValueKind.Number
+            || !o[0].TryGetInt64(out long begin) || !o[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+            throw Bad(path, $"tensor \"{name}\" has invalid data_offsets {o.GetRawText()} (two integers, begin <= end)");
         if (end > dataLen)
-            throw Bad(path, $"tensor \"{name}\" data_offsets {offs.GetRawText()} lie outside the {dataLen}-byte data area (truncated file?)");
+            throw Bad(path, $"tensor \"{name}\" data_offsets {o.GetRawText()} lie outside the {dataLen}-byte data area (truncated file?)");
         long expected;
         try { expected = checked(ShapeUtil.Numel(shape) * SafeTensorDTypes.Size(dtype)); }
         catch (OverflowException) { throw Bad(path, $"tensor \"{name}\" shape {ShapeUtil.Format(shape)} is too large"); }

@@ -1,5 +1,6 @@
 // Lenient reader for diffusers/transformers config.json files: accepts the bare Infinity/NaN tokens Python writes,
-// ignores keys we do not use, and reports unsupported values naming the file, the key and the value.
+// ignores keys we do not use, range-checks the keys that size a network (before anything is allocated), and reports
+// unsupported values naming the file, the key and the value.
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
@@ -26,6 +27,7 @@ public sealed class ConfigFile
         {
             using var doc = JsonDocument.Parse(fixedJson, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidInputException($"{path}: expected a JSON object at the top level");
+            CheckStrings(path, doc.RootElement);
             return new ConfigFile(path, doc.RootElement.Clone());
         }
         catch (JsonException e)
@@ -34,15 +36,85 @@ public sealed class ConfigFile
         }
     }
 
+    /// <summary>
+    /// Reads every string and key once: System.Text.Json decodes escapes lazily, so a lone surrogate ("\ud800") would
+    /// otherwise throw InvalidOperationException wherever a reader first touches it.
+    /// </summary>
+    private static void CheckStrings(string path, JsonElement e)
+    {
+        try
+        {
+            switch (e.ValueKind)
+            {
+                case JsonValueKind.String: e.GetString(); break;
+                case JsonValueKind.Array: foreach (var x in e.EnumerateArray()) CheckStrings(path, x); break;
+                case JsonValueKind.Object:
+                    foreach (var p in e.EnumerateObject()) { _ = p.Name; CheckStrings(path, p.Value); }
+                    break;
+            }
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new InvalidInputException($"{path}: a string is not valid Unicode ({ex.Message})");
+        }
+    }
+
     public bool Has(string key) => _root.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null;
 
     private JsonElement? Get(string key) => _root.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+
+    /// <summary>
+    /// Sane bounds for the keys that decide how much a model allocates or computes, wide enough for every SD-1.5,
+    /// SD-2, SDXL and CLIP checkpoint (and the tiny test models) but refusing the values that would exhaust memory
+    /// (layers_per_block = 1e9), divide by zero (zero heads) or index out of range (empty lists). Checked by name in
+    /// every config read through this class, so a new config class gets them without code; raise a bound here when
+    /// a real model needs it.
+    /// </summary>
+    private static readonly Dictionary<string, (double Min, double Max)> Bounds = new(StringComparer.Ordinal)
+    {
+        ["layers_per_block"] = (1, 16), ["num_hidden_layers"] = (1, 128), ["transformer_layers_per_block"] = (1, 32),
+        ["block_out_channels"] = (1, 8192), ["encoder_block_out_channels"] = (1, 8192), ["decoder_block_out_channels"] = (1, 8192),
+        ["conditioning_embedding_out_channels"] = (1, 8192), ["num_encoder_blocks"] = (0, 16), ["num_decoder_blocks"] = (0, 16),
+        ["num_attention_heads"] = (1, 256), ["attention_head_dim"] = (1, 1024),
+        ["sample_size"] = (1, 4096), ["image_size"] = (1, 4096), ["patch_size"] = (1, 1024),
+        ["in_channels"] = (1, 64), ["out_channels"] = (1, 64), ["latent_channels"] = (1, 64), ["num_channels"] = (1, 64),
+        ["conditioning_channels"] = (1, 64), ["norm_num_groups"] = (1, 1024), ["cross_attention_dim"] = (1, 16384),
+        ["hidden_size"] = (1, 16384), ["intermediate_size"] = (1, 65536), ["projection_dim"] = (1, 16384),
+        ["vocab_size"] = (1, 1_000_000), ["max_position_embeddings"] = (1, 4096),
+        ["eos_token_id"] = (0, 999_999), ["bos_token_id"] = (0, 999_999), ["pad_token_id"] = (0, 999_999),
+        ["upsampling_scaling_factor"] = (1, 8), ["downsample_padding"] = (0, 8),
+        ["num_train_timesteps"] = (1, 100_000), ["steps_offset"] = (0, 100_000),
+        ["beta_start"] = (double.Epsilon, 1 - 1e-9), ["beta_end"] = (double.Epsilon, 1 - 1e-9),
+        // Latents are divided by it: zero makes every image NaN, a negative one inverts it.
+        ["scaling_factor"] = (1e-6, 1000),
+    };
+
+    /// <summary>The most entries a bounded list key may have (UNet and VAE levels, per-level counts).</summary>
+    public const int MaxListEntries = 16;
+
+    private void CheckBounds(string key, double value, string raw)
+    {
+        if (!Bounds.TryGetValue(key, out var b) || (value >= b.Min && value <= b.Max)) return;
+        string min = b.Min == double.Epsilon ? "more than 0" : b.Min.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        throw new InvalidInputException($"{Path}: '{key}' is {raw}, outside the sane range {min} .. {b.Max.ToString(System.Globalization.CultureInfo.InvariantCulture)} for this model family (a corrupt or hand-edited config?)");
+    }
+
+    private void CheckCount(string key, int count)
+    {
+        if (!Bounds.ContainsKey(key) || (count >= 1 && count <= MaxListEntries)) return;
+        throw new InvalidInputException($"{Path}: '{key}' has {count} entries; it needs 1 to {MaxListEntries}");
+    }
 
     public int Int(string key, int dflt)
     {
         var v = Get(key);
         if (v == null) return dflt;
-        if (v.Value.ValueKind == JsonValueKind.Number && v.Value.TryGetInt32(out int i)) return i;
+        if (v.Value.ValueKind == JsonValueKind.Number && v.Value.TryGetInt32(out int i))
+        {
+            CheckBounds(key, i, v.Value.GetRawText());
+            return i;
+        }
+        if (v.Value.ValueKind == JsonValueKind.Number && Bounds.ContainsKey(key)) CheckBounds(key, v.Value.GetDouble(), v.Value.GetRawText());
         throw Bad(key, v.Value, "an integer");
     }
 
@@ -50,16 +122,26 @@ public sealed class ConfigFile
     {
         var v = Get(key);
         if (v == null) return dflt;
-        if (v.Value.ValueKind == JsonValueKind.Number) return (float)v.Value.GetDouble();
-        if (v.Value.ValueKind == JsonValueKind.String && float.TryParse(v.Value.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var f)) return f;
-        throw Bad(key, v.Value, "a number");
+        float f;
+        if (v.Value.ValueKind == JsonValueKind.Number) f = (float)v.Value.GetDouble();
+        else if (v.Value.ValueKind != JsonValueKind.String || !float.TryParse(v.Value.GetString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out f))
+            throw Bad(key, v.Value, "a number");
+        // NaN fails every comparison, so a bounded key refuses it too.
+        if (Bounds.ContainsKey(key) && !double.IsFinite(f)) CheckBounds(key, double.NaN, v.Value.GetRawText());
+        CheckBounds(key, f, v.Value.GetRawText());
+        return f;
     }
 
     public double Double(string key, double dflt)
     {
         var v = Get(key);
         if (v == null) return dflt;
-        if (v.Value.ValueKind == JsonValueKind.Number) return v.Value.GetDouble();
+        if (v.Value.ValueKind == JsonValueKind.Number)
+        {
+            CheckBounds(key, v.Value.GetDouble(), v.Value.GetRawText());
+            return v.Value.GetDouble();
+        }
+        if (Bounds.ContainsKey(key)) CheckBounds(key, double.NaN, v.Value.GetRawText());
         if (v.Value.ValueKind == JsonValueKind.String)
         {
             var s = v.Value.GetString();
@@ -106,7 +188,10 @@ public sealed class ConfigFile
         var v = Get(key);
         if (v == null) return dflt;
         if (v.Value.ValueKind != JsonValueKind.Array) throw Bad(key, v.Value, "a list of integers");
-        return v.Value.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var i) ? i : throw Bad(key, v.Value, "a list of integers")).ToArray();
+        CheckCount(key, v.Value.GetArrayLength());
+        var list = v.Value.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out var i) ? i : throw Bad(key, v.Value, "a list of integers")).ToArray();
+        foreach (var i in list) CheckBounds(key, i, v.Value.GetRawText());
+        return list;
     }
 
     /// <summary>An int applied to every level, or a list with one entry per level (diffusers' "int or tuple").</summary>

@@ -16,9 +16,7 @@ public static class DiffusersWriter
     public static void WriteJson(string path, object value)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(value, Indented) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        SafeFile.WriteAllText(path, JsonSerializer.Serialize(value, Indented) + "\n");
     }
 
     public static void WriteWeights(string path, Module module, SafeTensorDType dtype = SafeTensorDType.F16)
@@ -82,7 +80,7 @@ public static class DiffusersWriter
         foreach (var name in new[] { "vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json" })
         {
             var src = Path.Combine(fromDir, name);
-            if (File.Exists(src)) File.Copy(src, Path.Combine(dir, name), overwrite: true);
+            if (File.Exists(src)) SafeFile.Copy(src, Path.Combine(dir, name));
             else if (name is "vocab.json" or "merges.txt") throw new FileNotFoundException($"{fromDir}: tokenizer file {name} is missing", src);
         }
     }
@@ -134,11 +132,5 @@ public static class DiffusersWriter
         SafeTensors.Save(Path.Combine(dstDir, "unet", "diffusion_pytorch_model.safetensors"), unet.NamedParameters().Select(p => (p.Name, p.Param.Value)), dtype);
     }
 
-    private static void CopyAtomic(string from, string to)
-    {
-        if (Path.GetFullPath(from) == Path.GetFullPath(to)) return;
-        var tmp = to + ".tmp";
-        File.Copy(from, tmp, overwrite: true);
-        File.Move(tmp, to, overwrite: true);
-    }
+    private static void CopyAtomic(string from, string to) => SafeFile.Copy(from, to);
 }

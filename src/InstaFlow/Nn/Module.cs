@@ -90,6 +90,9 @@ public abstract class Module
 
 public sealed record LoadReport(IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected, string Source)
 {
+    /// <summary>Problems that do not stop the load, e.g. a tensor that is entirely NaN/Inf; front ends show them.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     public bool IsComplete => Missing.Count == 0 && Unexpected.Count == 0;
 
     public string Describe()

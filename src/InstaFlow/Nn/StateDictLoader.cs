@@ -24,6 +24,7 @@ public static class StateDictLoader
         var path = file.Path;
         var ignore = new HashSet<string>(ignoredKeys ?? Array.Empty<string>());
         var state = new Dictionary<string, Tensor>();
+        var warnings = new List<string>();
         var expected = module.NamedParameters().ToDictionary(x => x.Name, x => x.Param.Shape);
         try
         {
@@ -48,9 +49,11 @@ public static class StateDictLoader
                     throw new InvalidInputException($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected a floating-point type");
                 }
                 state[key] = file.ReadF32(info.Name);
+                if (WeightCheck.AllNonFinite(state[key]))
+                    warnings.Add($"{path}: tensor '{info.Name}' is entirely NaN/Inf; images will be blank (check the weights with generate --check-weights)");
             }
             foreach (var k in state.Where(kv => kv.Value == null).Select(kv => kv.Key).ToList()) state.Remove(k);
-            return module.LoadStateDict(state, strict, path);
+            return module.LoadStateDict(state, strict, path) with { Warnings = warnings };
         }
         catch
         {

@@ -105,6 +105,7 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
     public GenerationResult Generate(GenerationRequest req, CancellationToken cancellation)
     {
         (req, var (b, width, height, guided, timer)) = Start(req, cancellation);
+        using var coop = Cooperative.Use(cancellation);
         using var pool = PoolCap();
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();
@@ -137,6 +138,7 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         if (req.InitLatents != null && req.InitLatents.Dim(0) != count)
             throw new InvalidInputException($"initial latents {req.InitLatents.Describe()} have {req.InitLatents.Dim(0)} rows for {count} image(s)");
         (req, var (_, width, height, guided, timer)) = Start(req, cancellation);
+        using var coop = Cooperative.Use(cancellation);
         using var pool = PoolCap();
         using var noGrad = GradMode.NoGrad();
         using var scope = TensorScope.Begin();

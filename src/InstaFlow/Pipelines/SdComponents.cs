@@ -19,6 +19,17 @@ public sealed partial class SdComponents : ITextToImageModel, IDisposable
     public required AutoencoderKL Vae { get; init; }
     public IReadOnlyList<LoadReport> Reports { get; init; } = Array.Empty<LoadReport>();
 
+    /// <summary>The loads' warnings (e.g. an all-NaN tensor), for the front end to show.</summary>
+    public IEnumerable<string> Warnings => Reports.SelectMany(r => r.Warnings);
+
+    /// <summary>Scans every weight of the three networks and refuses any NaN/Inf (generate --check-weights).</summary>
+    public void RequireFiniteWeights()
+    {
+        WeightCheck.RequireFinite(TextEncoder, $"{Name}/text_encoder");
+        WeightCheck.RequireFinite(Unet, $"{Name}/unet");
+        WeightCheck.RequireFinite(Vae, $"{Name}/vae");
+    }
+
     /// <summary>What was put on top of the folder's weights (a TAESD decoder, LoRAs), in the order applied.</summary>
     public List<string> Additions { get; } = new();
 
@@ -67,6 +78,11 @@ public sealed partial class SdComponents : ITextToImageModel, IDisposable
     public static SdComponents Load(string dir, string? variant = null)
     {
         var f = DiffusersFolder.Open(dir);
+        // Components without the variant fall back to their plain file, as diffusers does, but a variant that no
+        // component has is a typo (e.g. --variant fp61) and must not silently load the full-precision weights.
+        if (variant != null && !new[] { ("text_encoder", "model"), ("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model") }
+                .Any(c => File.Exists(Path.Combine(f.Component(c.Item1), $"{c.Item2}.{variant}.safetensors"))))
+            throw new InvalidInputException($"{dir}: no component has weights for variant \"{variant}\" (e.g. unet/diffusion_pytorch_model.{variant}.safetensors); drop --variant or name one the folder has");
         var reports = new List<LoadReport>();
         string Pick(string comp, string stem)
         {

@@ -32,8 +32,7 @@ public static class Checkpoint
         SafeTensors.Save(Path.Combine(dir, weights), tensors);
         var json = JsonSerializer.Serialize(new CheckpointState(step, weights, Convert.ToBase64String(rngState), ema != null));
         string statePath = Path.Combine(dir, StateFile);
-        File.WriteAllText(statePath + ".tmp", json);
-        File.Move(statePath + ".tmp", statePath, overwrite: true);
+        SafeFile.WriteAllText(statePath, json);
         if (previous != null && previous != weights) File.Delete(Path.Combine(dir, previous));
     }
 

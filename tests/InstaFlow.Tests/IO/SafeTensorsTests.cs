@@ -166,7 +166,7 @@ public sealed class SafeTensorsTests : IDisposable
         yield return new object[] { "hugeheader", Build(ok, 8, 1UL << 40), "absurd" };
         yield return new object[] { "pastend", Build(ok, 8, 5000), "past the end" };
         yield return new object[] { "badjson", Build("{\"x\":{\"dtype\":", 8), "invalid JSON" };
-        yield return new object[] { "notobject", Build("[1,2]", 0), "not an object" };
+        yield return new object[] { "notobject", Build("[1,2]", 0), "does not start with" };
         yield return new object[] { "dtype", Build("{\"x\":{\"dtype\":\"F8\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2), "unknown dtype \"F8\"" };
         yield return new object[] { "outside", Build(ok, 4), "outside" };
         yield return new object[] { "overlap", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), "overlap" };
@@ -174,6 +174,26 @@ public sealed class SafeTensorsTests : IDisposable
         yield return new object[] { "negdim", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8), "negative dimension" };
         yield return new object[] { "offsets", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8), "invalid data_offsets" };
         yield return new object[] { "meta", Build("{\"__metadata__\":{\"a\":1}}", 0), "not a string" };
+        // The reference crate's other refusals (issue 12): each of these used to load, or to end in a stack trace.
+        const string two = "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}  ";
+        yield return new object[] { "oneshort", Build(two, 8, (ulong)Encoding.UTF8.GetByteCount(two) - 1), "data area is 9 bytes" };
+        yield return new object[] { "trailing", Build(ok, 12), "data area is 12 bytes" };
+        yield return new object[] { "gap", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12), "gap of 4 bytes" };
+        yield return new object[] { "nozero", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), "gap of 4 bytes" };
+        yield return new object[] { "dupfield", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"shape\":[2],\"data_offsets\":[0,8]}}", 8), "duplicate \"shape\"" };
+        yield return new object[] { "dupname", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), "duplicate key" };
+        yield return new object[] { "stroffsets", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[\"0\",\"8\"]}}", 8), "invalid data_offsets" };
+        yield return new object[] { "floatoffsets", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8.0]}}", 8), "invalid data_offsets" };
+        yield return new object[] { "floatdim", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", 8), "non-integer dimension" };
+        yield return new object[] { "threeoffsets", Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,8]}}", 8), "needs \"data_offsets\"" };
+        yield return new object[] { "hugeshape", Build("{\"x\":{\"dtype\":\"F64\",\"shape\":[2147483647,2147483647,2147483647],\"data_offsets\":[0,8]}}", 8), "too large" };
+        yield return new object[] { "nobrace", Build(" " + ok, 8), "does not start with '{'" };
+        yield return new object[] { "lonesurrogate", Build("{\"\\ud800\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8), "invalid string" };
+        yield return new object[] { "lonesurrogatemeta", Build("{\"__metadata__\":{\"a\":\"\\udc00\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8), "invalid string" };
+        var badUtf8 = Build("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"__metadata__\":{\"a\":\"??\"}}", 8);
+        int q = Array.IndexOf(badUtf8, (byte)'?');
+        badUtf8[q] = 0xC3; badUtf8[q + 1] = 0x28; // a two-byte lead followed by a non-continuation byte
+        yield return new object[] { "badutf8", badUtf8, "not valid UTF-8" };
     }
 
     [Theory]
@@ -186,6 +206,32 @@ public sealed class SafeTensorsTests : IDisposable
         Assert.Contains(path, ex.Message);
         Assert.Contains(problem, ex.Message);
         Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void Open_ReferenceOnlyDTypesAndNullMetadata_OpensAndListsThem()
+    {
+        // U16/U32/U64 and FP8 are valid safetensors dtypes: a file holding them opens (only reading them is refused).
+        string path = TempPath("u16.safetensors");
+        File.WriteAllBytes(path, Build("{\"__metadata__\":null,\"a\":{\"dtype\":\"U16\",\"shape\":[2],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F8_E4M3\",\"shape\":[4],\"data_offsets\":[4,8]}}", 8));
+        using var f = SafeTensors.Open(path);
+        Assert.Equal(new[] { SafeTensorDType.U16, SafeTensorDType.F8_E4M3 }, f.Tensors.Select(t => t.DType));
+        Assert.Empty(f.Metadata);
+        Assert.Throws<InvalidInputException>(() => f.ReadF32("a"));
+    }
+
+    [Fact]
+    public void Open_Symlink_SizesAndMapsTheTarget()
+    {
+        using var scope = TensorScope.Begin();
+        Directory.CreateDirectory(TempPath("blobs"));
+        string blob = TempPath(Path.Combine("blobs", "0123abcd"));
+        SafeTensors.Save(blob, new Dictionary<string, Tensor> { ["w"] = TestUtil.Random(5, 64, 64) });
+        string link = TempPath("model.safetensors");
+        File.CreateSymbolicLink(link, Path.Combine("blobs", "0123abcd"));
+        using var f = SafeTensors.Open(link);
+        using var w = f.ReadF32("w");
+        TestUtil.AssertClose(TestUtil.Random(5, 64, 64), w, 0f, what: "w through the link");
     }
 
     [Fact]

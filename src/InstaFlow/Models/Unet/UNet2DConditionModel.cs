@@ -103,6 +103,7 @@ public sealed class UNet2DConditionModel : Module, IDenoiser
         {
             h = DownBlocks[i].ForwardDown(h, embAct, context, skips, Hook, $"down_blocks.{i}");
             Hook?.Invoke($"down_blocks.{i}.0", h);
+            Cooperative.ThrowIfCancellationRequested();
         }
 
         if (control != null)
@@ -116,6 +117,7 @@ public sealed class UNet2DConditionModel : Module, IDenoiser
         h = MidBlock.Forward(h, embAct, context);
         if (control != null) h = Ops.Add(h, control.Mid);
         Hook?.Invoke("mid_block", h);
+        Cooperative.ThrowIfCancellationRequested();
 
         // 4. up path: each block takes as many skips as it has resnets
         for (int i = 0; i < UpBlocks.Length; i++)
@@ -128,6 +130,7 @@ public sealed class UNet2DConditionModel : Module, IDenoiser
             if (blk.Upsampler != null && forwardUpsampleSize) size = (skips[^1].Dim(2), skips[^1].Dim(3));
             h = blk.ForwardUp(h, res, embAct, context, size);
             Hook?.Invoke($"up_blocks.{i}", h);
+            Cooperative.ThrowIfCancellationRequested();
         }
 
         // 5. output head

@@ -105,6 +105,7 @@ public sealed class VaeEncoder : Module
         {
             h = DownBlocks[i].Forward(h);
             Hook?.Invoke($"encoder.down_blocks.{i}", h);
+            Cooperative.ThrowIfCancellationRequested();
         }
         h = MidBlock.Forward(h);
         Hook?.Invoke("encoder.mid_block", h);
@@ -150,10 +151,12 @@ public sealed class VaeDecoder : Module
         Hook?.Invoke("decoder.conv_in", h);
         h = MidBlock.Forward(h);
         Hook?.Invoke("decoder.mid_block", h);
+        Cooperative.ThrowIfCancellationRequested();
         for (int i = 0; i < UpBlocks.Length; i++)
         {
             h = UpBlocks[i].Forward(h);
             Hook?.Invoke($"decoder.up_blocks.{i}", h);
+            Cooperative.ThrowIfCancellationRequested();
         }
         if (Hook == null && !GradMode.IsEnabled) return ConvOut.Forward(Ops.GroupNormSilu(h, ConvNormOut.Groups, ConvNormOut.Weight.Value, ConvNormOut.Bias.Value, ConvNormOut.Eps));
         h = ConvNormOut.Forward(h);
@@ -196,7 +199,11 @@ public sealed class VaeLevelBlock : Module
     public Tensor Forward(Tensor x)
     {
         // x: [B, C, H, W]
-        foreach (var r in Resnets) x = r.Forward(x, null);
+        foreach (var r in Resnets)
+        {
+            x = r.Forward(x, null);
+            Cooperative.ThrowIfCancellationRequested(); // a full-size decoder block takes seconds: check per resnet
+        }
         if (Downsampler != null) x = Downsampler.Forward(x);
         if (Upsampler != null) x = Upsampler.Forward(x);
         return x;

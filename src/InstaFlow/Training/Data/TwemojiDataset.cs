@@ -66,9 +66,7 @@ public static class TwemojiDataset
             }));
             progress?.Report(new JobProgress(k + 1, items.Count));
         }
-        var tmp = Path.Combine(outDir, CaptionsFile + ".tmp");
-        File.WriteAllLines(tmp, lines);
-        File.Move(tmp, Path.Combine(outDir, CaptionsFile), overwrite: true);
+        SafeFile.WriteAllText(Path.Combine(outDir, CaptionsFile), string.Join('\n', lines) + "\n");
         log?.Invoke($"wrote {items.Count} images ({Enumerable.Range(0, items.Count).Count(IsEvalIndex)} held out for evaluation) to {outDir}");
         return items.Count;
     }

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using InstaFlow.IO;
 
 namespace InstaFlow.Training.Triplets;
 
@@ -45,9 +46,7 @@ public sealed class TripletManifest
                 ["index"] = s.Index, ["file"] = s.File, ["first"] = s.First, ["count"] = s.Count, ["sha256"] = s.Sha256,
             }).ToArray()),
         };
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(tmp, path, overwrite: true);
+        SafeFile.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
     public static TripletManifest Load(string path)
