@@ -40,10 +40,16 @@ public static class BenchCommand
         {
             int b = r.GetValue(batch), n = r.GetValue(runs), t = r.GetValue(threads);
             if (b < 1 || n < 1 || t < 1) throw new UserException($"--batch, --runs and --threads must be at least 1 (got {b}, {n} and {t})");
-            var res = InstaFlow.Training.TextToImage.TrainBench.Run(b, n, t);
+            // under mpirun the ranks share each step's batch; rank 0 reports
+            var world = CliWorld.Get();
+            var res = InstaFlow.Training.TextToImage.TrainBench.Run(b, n, t, world: world);
+            if (!CliWorld.Speaks) return 0;
             Console.WriteLine($"machine: {KernelBench.MachineLine(t)}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Twemoji 1-RF training step, batch {res.BatchSize}, {res.Parameters} parameters: median {res.MedianSeconds:F3} s ({res.MinSeconds:F3}-{res.MaxSeconds:F3}, {n} steps)"));
+            if (res.Ranks > 1)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{res.Ranks} ranks x {t} threads: gradient all-reduce median {res.MedianAllReduceSeconds * 1e3:F1} ms per step ({res.MedianAllReduceSeconds / res.MedianSeconds:P0} of the step); FLOPs below are one rank's share"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{res.FlopsPerStep / 1e9:F2} GFLOP per step (GEMM, conv, attention; forward and backward): {res.Gflops:F1} GFLOP/s, {res.PeakFraction:P0} of the {res.PeakGflops:F0} GFLOP/s FMA peak"));
             return 0;

@@ -8,6 +8,13 @@ public static class Cli
 {
     public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
+        int code = RunCommand(args, stdout, stderr);
+        CliWorld.Finish(code);
+        return code;
+    }
+
+    private static int RunCommand(string[] args, TextWriter? stdout, TextWriter? stderr)
+    {
         CliIO.Use(stdout ?? Console.Out, stderr ?? Console.Error);
         var root = new RootCommand("InstaFlow.NET: one-step text-to-image with Rectified Flow");
         foreach (var c in Commands()) root.Subcommands.Add(c);

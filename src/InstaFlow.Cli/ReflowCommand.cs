@@ -23,19 +23,24 @@ public static class ReflowCommand
         var seed = new Option<ulong>("--seed") { Description = "seed of the training random stream", DefaultValueFactory = _ => 0UL };
         var every = new Option<int>("--checkpoint-every") { Description = "steps between checkpoints", DefaultValueFactory = _ => d.CheckpointEvery };
         var scratch = new Option<bool>("--from-scratch") { Description = "start from random UNet weights instead of the teacher's" };
+        var accum = TrainCommand.GradAccum();
+        var threads = TrainCommand.Threads();
         var cmd = new Command("reflow", "Train a text-conditioned 2-rectified flow (InstaFlow stage 2) on teacher triplets");
-        foreach (var o in new Option[] { teacher, triplets, prompts, outDir, steps, batch, lr, warmup, ema, dropout, seed, every, scratch }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { teacher, triplets, prompts, outDir, steps, batch, lr, warmup, ema, dropout, seed, every, scratch, accum, threads }) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
+            TrainCommand.UseThreads(r, threads);
+            var world = CliWorld.Get();
             ProgressDisplay.Run("reflow", p =>
             {
                 var opts = new TextReflowOptions
                 {
                     Steps = r.GetValue(steps), BatchSize = r.GetValue(batch), LearningRate = r.GetValue(lr), WarmupSteps = r.GetValue(warmup),
                     EmaDecay = r.GetValue(ema), CondDropout = r.GetValue(dropout), Seed = r.GetValue(seed), CheckpointEvery = r.GetValue(every),
-                    FromScratch = r.GetValue(scratch), Progress = p.Training,
+                    FromScratch = r.GetValue(scratch), Progress = CliWorld.Speaks ? p.Training : null,
+                    World = world, GradAccum = r.GetValue(accum),
                 };
-                TextReflow.Run(r.GetValue(teacher)!, r.GetValue(triplets)!, r.GetValue(prompts)!, r.GetValue(outDir)!, opts, p.Log);
+                TextReflow.Run(r.GetValue(teacher)!, r.GetValue(triplets)!, r.GetValue(prompts)!, r.GetValue(outDir)!, opts, CliWorld.Speaks ? p.Log : null);
             });
             return 0;
         });

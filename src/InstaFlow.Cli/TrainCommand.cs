@@ -21,12 +21,20 @@ public static class TrainCommand
         return cmd;
     }
 
-    private static Option<int?> Threads() => new("--threads") { Description = "worker threads (default: all cores)" };
+    internal static Option<int?> Threads() => new("--threads") { Description = "worker threads (default: all cores)" };
 
-    private static void UseThreads(ParseResult r, Option<int?> threads)
+    internal static void UseThreads(ParseResult r, Option<int?> threads)
     {
         if (r.GetValue(threads) is int t) Par.Threads = t;
     }
+
+    /// <summary>--grad-accum, shared by every trainer that can split its batch.</summary>
+    internal static Option<int> GradAccum() => new("--grad-accum")
+    {
+        DefaultValueFactory = _ => 1,
+        Description = "pieces each rank cuts its share of the batch into (one forward/backward each): a large --batch in less memory; " +
+            "under mpirun/srun the batch is split over the ranks too, so the result does not depend on the number of ranks",
+    };
 
     private static Command Vae()
     {
@@ -69,6 +77,7 @@ public static class TrainCommand
         public readonly Option<ulong> Seed = new("--seed") { DefaultValueFactory = _ => 0UL };
         public readonly Option<int?> Threads = Threads();
         public readonly Option<int> CheckpointEvery = new("--checkpoint-every") { DefaultValueFactory = _ => 100, Description = "steps between checkpoints (resume with the same command)" };
+        public readonly Option<int> GradAccum = TrainCommand.GradAccum();
 
         public StageArgs(int steps, float lr)
         {
@@ -79,7 +88,7 @@ public static class TrainCommand
         public Command Command(string name, string description, params Option[] extra)
         {
             var c = new Command(name, description);
-            foreach (var o in new Option[] { Data, Out, Steps, Batch, Lr, Ema, Seed, Threads, CheckpointEvery }.Concat(extra)) c.Options.Add(o);
+            foreach (var o in new Option[] { Data, Out, Steps, Batch, Lr, Ema, Seed, Threads, CheckpointEvery, GradAccum }.Concat(extra)) c.Options.Add(o);
             return c;
         }
 
@@ -88,18 +97,22 @@ public static class TrainCommand
         {
             UseThreads(r, Threads);
             float ema = r.GetValue(Ema);
+            var world = CliWorld.Get();
             return new StageOptions
             {
                 DataDir = r.GetValue(Data)!, OutDir = r.GetValue(Out)!, Steps = r.GetValue(Steps), BatchSize = r.GetValue(Batch),
-                LearningRate = r.GetValue(Lr), EmaDecay = ema > 0 ? ema : null, Seed = r.GetValue(Seed), Progress = display.Training,
-                CheckpointEvery = r.GetValue(CheckpointEvery),
+                LearningRate = r.GetValue(Lr), EmaDecay = ema > 0 ? ema : null, Seed = r.GetValue(Seed),
+                Progress = CliWorld.Speaks ? display.Training : null, CheckpointEvery = r.GetValue(CheckpointEvery),
+                World = world, GradAccum = r.GetValue(GradAccum),
             };
         }
     }
 
-    private static void Report(StageResult res) =>
-        CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+    private static void Report(StageResult res)
+    {
+        if (CliWorld.Speaks) CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{res.ModelDir}: {res.Parameters} parameters, final loss {res.FinalLoss:F4}, {res.Seconds:F0} s"));
+    }
 
     private static Command Flow()
     {

@@ -12,6 +12,20 @@ public interface ITrainingObjective
     Tensor Loss(TorchGenerator rng);
 }
 
+/// <summary>
+/// An objective whose global batch can be split by samples, for data-parallel training and gradient accumulation.
+/// Draw takes every random number of the step (so each rank, drawing from the same generator state, sees the same
+/// global batch) and Loss(Draw(rng)) equals Loss(rng).
+/// </summary>
+public interface ISplittableObjective : ITrainingObjective
+{
+    /// <summary>The step's whole batch as tensors whose first dimension is the sample (entries may be null).</summary>
+    Tensor?[] Draw(TorchGenerator rng);
+
+    /// <summary>The mean loss over the samples of <paramref name="rows"/>: Draw's tensors, or the same rows of each.</summary>
+    Tensor Loss(Tensor?[] rows);
+}
+
 /// <summary>Compares a predicted state with its target; L2 by default, pluggable so perceptual losses (LPIPS) fit.</summary>
 public delegate Tensor DistillationLoss(Tensor predicted, Tensor target);
 
@@ -46,15 +60,23 @@ public sealed class CondDropout
 }
 
 /// <summary>E || network(X_t, t, c) - target(Z0, Z1) ||^2 with t from the time sampler: the rectified-flow loss.</summary>
-public sealed class RectifiedFlowObjective(FlowModel flow, IPairSource pairs, TimeSampler times, int batchSize, CondDropout? dropout = null) : ITrainingObjective
+public sealed class RectifiedFlowObjective(FlowModel flow, IPairSource pairs, TimeSampler times, int batchSize, CondDropout? dropout = null) : ISplittableObjective
 {
-    public Tensor Loss(TorchGenerator rng)
+    public Tensor Loss(TorchGenerator rng) => Loss(Draw(rng));
+
+    /// <summary>[z0, z1, t, condition after dropout].</summary>
+    public Tensor?[] Draw(TorchGenerator rng)
     {
         var batch = pairs.Next(rng, batchSize);
-        Tensor z0 = batch.Points[0], z1 = batch.Points[^1];
         var t = times.Sample(rng, batchSize);
         var cond = batch.Cond != null && dropout != null ? dropout.Apply(batch.Cond, rng) : batch.Cond;
-        var pred = flow.Predict(FlowConvention.Interpolate(z0, z1, t), t, cond);
+        return [batch.Points[0], batch.Points[^1], t, cond];
+    }
+
+    public Tensor Loss(Tensor?[] rows)
+    {
+        Tensor z0 = rows[0]!, z1 = rows[1]!, t = rows[2]!;
+        var pred = flow.Predict(FlowConvention.Interpolate(z0, z1, t), t, rows[3]);
         return Losses.Mse(pred, flow.Convention.Target(z0, z1));
     }
 }
@@ -64,7 +86,7 @@ public sealed class RectifiedFlowObjective(FlowModel flow, IPairSource pairs, Ti
 /// Euler step from the teacher's state at t_i must land on the teacher's state at t_{i+1}. With k = 1 this is the
 /// InstaFlow one-step generator: loss(Z0 + v(Z0, 0), Z1).
 /// </summary>
-public sealed class DistillationObjective : ITrainingObjective
+public sealed class DistillationObjective : ISplittableObjective
 {
     private readonly FlowModel _student;
     private readonly IPairSource _pairs;
@@ -79,7 +101,10 @@ public sealed class DistillationObjective : ITrainingObjective
         _student = student; _pairs = pairs; _grid = grid; _batchSize = batchSize; _loss = loss ?? Losses.Mse; _dropout = dropout;
     }
 
-    public Tensor Loss(TorchGenerator rng)
+    public Tensor Loss(TorchGenerator rng) => Loss(Draw(rng));
+
+    /// <summary>[start state, target state, start time, signed step, condition after dropout].</summary>
+    public Tensor?[] Draw(TorchGenerator rng)
     {
         var batch = _pairs.Next(rng, _batchSize);
         if (batch.Points.Length != _grid.Length)
@@ -98,7 +123,13 @@ public sealed class DistillationObjective : ITrainingObjective
             dt.Span[b] = (_grid[i + 1] - _grid[i]) * _student.Convention.OutputSign;
         }
         var cond = batch.Cond != null && _dropout != null ? _dropout.Apply(batch.Cond, rng) : batch.Cond;
-        var step = Ops.Mul(FlowConvention.PerSample(dt, start.Rank), _student.Predict(start, t, cond));
+        return [start, target, t, dt, cond];
+    }
+
+    public Tensor Loss(Tensor?[] rows)
+    {
+        Tensor start = rows[0]!, target = rows[1]!;
+        var step = Ops.Mul(FlowConvention.PerSample(rows[3]!, start.Rank), _student.Predict(start, rows[2]!, rows[4]));
         return _loss(Ops.Add(start, step), target);
     }
 }

@@ -1,6 +1,9 @@
 // The training loop: AdamW with linear learning-rate warmup, optional global-norm gradient clipping and EMA,
-// JSONL logging, periodic atomic checkpoints and exact resume (all randomness comes from one checkpointed generator).
+// JSONL logging, periodic atomic checkpoints and exact resume (all randomness comes from one checkpointed generator),
+// data-parallel over a world of ranks and with gradient accumulation (each step's global batch is cut into
+// ranks x accumulation pieces; the gradients of the pieces are summed, weighted by their share of the batch).
 using System.Diagnostics;
+using InstaFlow.Distributed;
 using InstaFlow.Flow;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
@@ -25,6 +28,17 @@ public sealed record TrainerOptions
     public int CheckpointEvery { get; init; }
     /// <summary>Receives a report after every step (synchronously, on the training thread); null reports nothing.</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
+    /// <summary>
+    /// The ranks that train together (null: this process alone). Each computes its share of every global batch; only
+    /// rank 0 writes the log and the checkpoints.
+    /// </summary>
+    public ICommunicator? World { get; init; }
+    /// <summary>Pieces each rank cuts its share of the batch into, one forward and backward each (gradient accumulation).</summary>
+    public int GradAccum { get; init; } = 1;
+    /// <summary>Steps between checks that every rank holds the same parameters, EMA and optimizer state (0: never).</summary>
+    public int SyncCheckEvery { get; init; } = 100;
+    /// <summary>Floats per all-reduce call when gradients are averaged (small gradients are packed together).</summary>
+    public int BucketFloats { get; init; } = 1 << 20;
 }
 
 /// <summary>Runs an <see cref="ITrainingObjective"/> with AdamW, logging, checkpoints and progress reports.</summary>
@@ -36,6 +50,10 @@ public sealed class Trainer
     public Trainer(Module module, ITrainingObjective objective, TrainerOptions options)
     {
         if (options.WarmupSteps < 0) throw new InvalidInputException($"warmup steps cannot be negative, got {options.WarmupSteps}");
+        if (options.GradAccum < 1) throw new InvalidInputException($"gradient accumulation must be at least 1, got {options.GradAccum}");
+        World = options.World ?? SingleProcessCommunicator.Instance;
+        if (World.Size * options.GradAccum > 1 && objective is not ISplittableObjective)
+            throw new InvalidInputException($"{objective.GetType().Name} cannot split its batch, so it cannot train on {World.Size} ranks with gradient accumulation {options.GradAccum}");
         _module = module; _objective = objective; Options = options;
         Optimizer = new AdamW(module.Parameters(), options.LearningRate) { WeightDecay = options.WeightDecay };
         Ema = options.EmaDecay is float d ? new Ema(module.Parameters(), d) : null;
@@ -48,6 +66,10 @@ public sealed class Trainer
     public TorchGenerator Rng { get; }
     public long Step { get; private set; }
     public float LastLoss { get; private set; } = float.NaN;
+    public ICommunicator World { get; }
+    /// <summary>Wall time spent in the gradient all-reduce since the trainer was made (0 on one rank).</summary>
+    public TimeSpan AllReduceTime { get; private set; }
+    private bool _synchronized;
 
     /// <summary>Linear warmup from LearningRate / WarmupSteps to LearningRate over the first WarmupSteps steps.</summary>
     public float LearningRateAt(long step) =>
@@ -63,25 +85,27 @@ public sealed class Trainer
         return true;
     }
 
+    /// <summary>Writes a checkpoint (rank 0 only: the other ranks hold the same state).</summary>
     public void SaveCheckpoint()
     {
         if (Options.CheckpointDir == null) throw new InvalidOperationException("SaveCheckpoint: the trainer has no CheckpointDir");
+        if (World.Rank != 0) return;
         Checkpoint.Save(Options.CheckpointDir, Step, _module, Optimizer, Ema, Rng.GetState());
     }
 
     /// <summary>Trains until Step reaches totalSteps (continuing from the current step), checkpointing at the end.</summary>
     public void Train(long totalSteps)
     {
-        using var log = new TrainingLog(Options.LogPath);
+        if (!_synchronized && World.Size > 1) BroadcastState();
+        _synchronized = true;
+        using var log = new TrainingLog(World.Rank == 0 ? Options.LogPath : null);
         var clock = Stopwatch.StartNew();
         while (Step < totalSteps)
         {
             using (var scope = TensorScope.Begin())
             {
                 Optimizer.ZeroGrad();
-                var loss = _objective.Loss(Rng);
-                loss.Backward();
-                LastLoss = loss.Item();
+                LastLoss = World.Size * Options.GradAccum == 1 ? WholeBatch() : MyPieces();
                 if (!float.IsFinite(LastLoss)) throw new InvalidOperationException($"training diverged: loss {LastLoss} at step {Step}");
                 if (Options.MaxGradNorm is float max) GradClip.ClipGlobalNorm(_module.Parameters(), max);
                 Optimizer.LearningRate = LearningRateAt(Step);
@@ -91,8 +115,71 @@ public sealed class Trainer
             Step++;
             if (Step % Options.LogEvery == 0 || Step == totalSteps) log.Write(Step, LastLoss, Optimizer.LearningRate, clock.Elapsed.TotalSeconds);
             Options.Progress?.Report(new TrainingProgress(Step, totalSteps, LastLoss, Optimizer.LearningRate, clock.Elapsed));
+            if (World.Size > 1 && Options.SyncCheckEvery > 0 && (Step % Options.SyncCheckEvery == 0 || Step == totalSteps)) CheckInSync();
             if (Options.CheckpointDir != null && Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) SaveCheckpoint();
         }
         if (Options.CheckpointDir != null) SaveCheckpoint();
+    }
+
+    private float WholeBatch()
+    {
+        var loss = _objective.Loss(Rng);
+        loss.Backward();
+        return loss.Item();
+    }
+
+    /// <summary>
+    /// Every rank draws the whole global batch (the same random numbers), computes the gradients of its pieces, each
+    /// loss weighted by its share of the batch, and the all-reduce sums them: the gradient of the global batch's mean.
+    /// </summary>
+    private float MyPieces()
+    {
+        var split = (ISplittableObjective)_objective;
+        var rows = split.Draw(Rng);
+        int batch = rows[0]!.Dim(0), accum = Options.GradAccum, pieces = World.Size * accum;
+        if (batch < pieces)
+            throw new InvalidInputException($"a batch of {batch} cannot be cut into {pieces} pieces ({World.Size} ranks x gradient accumulation {accum})");
+        Span<float> loss = [0f];
+        for (int m = 0; m < accum; m++)
+        {
+            using var scope = TensorScope.Begin();
+            var (start, count) = DataParallel.Piece(batch, pieces, World.Rank * accum + m);
+            var piece = split.Loss(rows.Select(r => r == null ? null : Ops.Narrow(r, 0, start, count)).ToArray());
+            float weight = (float)count / batch;
+            Ops.MulScalar(piece, weight).Backward();
+            loss[0] += piece.Item() * weight;
+        }
+        if (World.Size > 1)
+        {
+            var clock = Stopwatch.StartNew();
+            DataParallel.SumGradients(World, Optimizer.Params, loss, Options.BucketFloats);
+            AllReduceTime += clock.Elapsed;
+        }
+        return loss[0];
+    }
+
+    /// <summary>Parameters, EMA, optimizer moments, step and generator state: what must be equal on every rank.</summary>
+    private IEnumerable<Tensor> StateTensors() =>
+        _module.Parameters().Select(p => p.Value).Concat(Ema?.Shadow ?? []).Concat(Optimizer.State().Select(s => s.Value));
+
+    /// <summary>Every rank takes rank 0's state, so ranks start equal whatever they loaded (or failed to load).</summary>
+    private void BroadcastState()
+    {
+        DataParallel.BroadcastTensors(World, StateTensors());
+        var rng = Rng.GetState();
+        var head = new byte[8 + rng.Length];
+        BitConverter.TryWriteBytes(head, Step);
+        rng.CopyTo(head, 8);
+        World.Broadcast(head);
+        Step = BitConverter.ToInt64(head, 0);
+        Rng.SetState(head[8..]);
+        Optimizer.LoadState(Optimizer.State().ToDictionary(s => s.Name, s => s.Value), Step);
+    }
+
+    private void CheckInSync()
+    {
+        int differing = DataParallel.CountDiffering(World, StateTensors(), [.. BitConverter.GetBytes(Step), .. Rng.GetState()]);
+        if (differing > 0)
+            throw new InvalidOperationException($"at step {Step}, {differing} of {World.Size} ranks hold parameters, EMA or optimizer state that differ from rank 0's; stopping the job");
     }
 }

@@ -28,6 +28,10 @@ public sealed record TextReflowOptions
     public bool FromScratch { get; init; }
     /// <summary>Receives a report after every training step (null: none).</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
+    /// <summary>The ranks that train together (null: this process alone); only rank 0 writes files.</summary>
+    public Distributed.ICommunicator? World { get; init; }
+    /// <summary>Forward/backward passes per rank and step, each on a piece of the batch (gradient accumulation).</summary>
+    public int GradAccum { get; init; } = 1;
 }
 
 /// <summary>Uniformly sampled triplets as (X0, X1) pairs, conditioned on the cached embedding of each triplet's prompt.</summary>
@@ -77,13 +81,14 @@ public static class TextReflow
             LearningRate = o.LearningRate, WarmupSteps = o.WarmupSteps, MaxGradNorm = o.MaxGradNorm, EmaDecay = o.EmaDecay,
             Seed = o.Seed, LogPath = Path.Combine(outDir, "train_log.jsonl"), LogEvery = 10,
             CheckpointDir = Path.Combine(outDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery, Progress = o.Progress,
+            World = o.World, GradAccum = o.GradAccum,
         });
         if (trainer.TryResume()) log?.Invoke($"resumed at step {trainer.Step}");
 
         // 3. train, then 4. write the (EMA) student next to the teacher's other components
         trainer.Train(o.Steps);
         trainer.Ema?.CopyTo();
-        DiffusersWriter.WriteWithNewUnet(teacherDir, outDir, unet);
+        if (trainer.World.Rank == 0) DiffusersWriter.WriteWithNewUnet(teacherDir, outDir, unet);
         embeds.Dispose(); nullEmbed.Dispose();
         log?.Invoke($"wrote {outDir} (final loss {trainer.LastLoss:F5})");
         return trainer;

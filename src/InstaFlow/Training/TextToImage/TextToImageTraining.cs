@@ -28,6 +28,10 @@ public sealed record StageOptions
     public int CheckpointEvery { get; init; } = 100;
     /// <summary>Receives a report after every training step (null: none).</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
+    /// <summary>The ranks that train together (null: this process alone); only rank 0 writes files.</summary>
+    public Distributed.ICommunicator? World { get; init; }
+    /// <summary>Forward/backward passes per rank and step, each on a piece of the batch (gradient accumulation).</summary>
+    public int GradAccum { get; init; } = 1;
 }
 
 /// <summary>Architecture of the from-scratch text encoder and UNet (the latent size comes from the VAE).</summary>
@@ -190,19 +194,20 @@ public static class TextToImageTraining
             LearningRate = o.LearningRate, WarmupSteps = Math.Min(o.WarmupSteps, o.Steps), MaxGradNorm = 1f, EmaDecay = o.EmaDecay, Seed = o.Seed,
             LogPath = Path.Combine(o.OutDir, "train_log.jsonl"), LogEvery = 10,
             CheckpointDir = Path.Combine(o.OutDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery,
-            Progress = o.Progress,
+            Progress = o.Progress, World = o.World, GradAccum = o.GradAccum,
         });
         if (trainer.TryResume()) log?.Invoke($"resumed at step {trainer.Step}");
         trainer.Train(o.Steps);
         trainer.Ema?.CopyTo();
         var modelDir = Path.Combine(o.OutDir, "model");
-        DiffusersWriter.WritePipeline(modelDir, net.Text, net.Unet, vae, tokenizerDir, defaults: defaults);
         var result = new StageResult(modelDir, clock.Elapsed.TotalSeconds, trainer.LastLoss, net.ParameterCount);
+        if (trainer.World.Rank != 0) return result;
+        DiffusersWriter.WritePipeline(modelDir, net.Text, net.Unet, vae, tokenizerDir, defaults: defaults);
         DiffusersWriter.WriteJson(Path.Combine(o.OutDir, "result.json"), new
         {
             // a run that only finishes a resumed checkpoint takes no step and has no loss of its own
             stage = label, seconds = result.Seconds, final_loss = float.IsFinite(result.FinalLoss) ? result.FinalLoss : (float?)null, parameters = result.Parameters,
-            steps = o.Steps, batch_size = o.BatchSize, learning_rate = o.LearningRate, ema_decay = o.EmaDecay, seed = o.Seed,
+            steps = o.Steps, batch_size = o.BatchSize, ranks = trainer.World.Size, grad_accum = o.GradAccum, learning_rate = o.LearningRate, ema_decay = o.EmaDecay, seed = o.Seed,
         });
         return result;
     }

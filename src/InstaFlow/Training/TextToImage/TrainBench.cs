@@ -11,6 +11,11 @@ namespace InstaFlow.Training.TextToImage;
 public sealed record TrainBenchResult(int BatchSize, int Threads, long Parameters, double MedianSeconds, double MinSeconds, double MaxSeconds,
     long FlopsPerStep, double PeakGflops)
 {
+    /// <summary>Ranks that shared each step's batch (FlopsPerStep counts this rank's share).</summary>
+    public int Ranks { get; init; } = 1;
+    /// <summary>Median wall time of one step's gradient all-reduce (0 on one rank).</summary>
+    public double MedianAllReduceSeconds { get; init; }
+
     public double Gflops => FlopsPerStep / MedianSeconds / 1e9;
     public double PeakFraction => Gflops / PeakGflops;
 }
@@ -22,7 +27,8 @@ public static class TrainBench
     private const int ClipVocabulary = 49408;
 
     /// <summary>Two warm-up steps, then runs timed steps; the FLOPs are counted on the first timed step.</summary>
-    public static TrainBenchResult Run(int batch, int runs, int threads, FlowArchitecture? architecture = null)
+    /// <param name="world">Ranks that share each step's batch of <paramref name="batch"/> (null: this process alone).</param>
+    public static TrainBenchResult Run(int batch, int runs, int threads, FlowArchitecture? architecture = null, Distributed.ICommunicator? world = null)
     {
         if (batch < 1 || runs < 1) throw new InvalidInputException($"batch and runs must be at least 1 (got {batch} and {runs})");
         int saved = Par.Threads;
@@ -46,23 +52,30 @@ public static class TrainBench
             });
             var objective = new RectifiedFlowObjective(new FlowModel(net, FlowConvention.InstaFlow), pairs, new UniformTime(), batch,
                 new CondDropout(TextToImageTraining.ConditionDropout, nullIds));
-            var trainer = new Trainer(net, objective, new TrainerOptions { LearningRate = 1e-4f, MaxGradNorm = 1f, EmaDecay = 0.995f, Seed = 2 });
+            var trainer = new Trainer(net, objective, new TrainerOptions { LearningRate = 1e-4f, MaxGradNorm = 1f, EmaDecay = 0.995f, Seed = 2, World = world });
             trainer.Train(2);
             long flops = 0;
             var times = new double[runs];
+            var reduce = new double[runs];
             for (int i = 0; i < runs; i++)
             {
                 FlopCounter.Reset();
                 FlopCounter.Enabled = i == 0;
+                var before = trainer.AllReduceTime;
                 var clock = Stopwatch.StartNew();
                 trainer.Train(trainer.Step + 1);
                 times[i] = clock.Elapsed.TotalSeconds;
+                reduce[i] = (trainer.AllReduceTime - before).TotalSeconds;
                 if (i == 0) flops = FlopCounter.Flops;
                 FlopCounter.Enabled = false;
             }
             Array.Sort(times);
+            Array.Sort(reduce);
             double peak = Tensors.Bench.KernelBench.MeasurePeakGflops(threads, 3, 5_000_000);
-            return new TrainBenchResult(batch, threads, net.ParameterCount, times[runs / 2], times[0], times[^1], flops, peak);
+            return new TrainBenchResult(batch, threads, net.ParameterCount, times[runs / 2], times[0], times[^1], flops, peak)
+            {
+                Ranks = trainer.World.Size, MedianAllReduceSeconds = reduce[runs / 2],
+            };
         }
         finally
         {
