@@ -1,6 +1,5 @@
 // Reader for the safetensors format: the file is memory-mapped, the JSON header is validated up front, and F32
 // tensors are returned as zero-copy views of the mapping (other float dtypes are converted to new F32 tensors).
-using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using InstaFlow.Tensors;
@@ -64,44 +63,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         path = System.IO.Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file not found: {path}", path);
-        // Size and map the file a link points to: a symlink's own length is that of its target's name (the Hugging
-        // Face cache keeps every snapshot file as a link into blobs/).
-        var info = new FileInfo(path);
-        if (info.LinkTarget != null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target) info = target;
-        long length = info.Length;
-        if (length < 8) throw Bad(path, $"file is {length} bytes, too short for the 8-byte header length (truncated or not a safetensors file)");
-
-        var mmf = MemoryMappedFile.CreateFromFile(info.FullName, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        MemoryMappedViewAccessor? view = null;
-        NativeBuffer? mapping = null;
-        try
+        return MappedFile.Open(path, 8, "too short for the 8-byte header length (truncated or not a safetensors file)", (mapping, length) =>
         {
-            // Copy-on-write: zero-copy weight tensors may be updated in place (fine-tuning) without touching the file.
-            view = mmf.CreateViewAccessor(0, length, MemoryMappedFileAccess.CopyOnWrite);
-            byte* p = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            p += view.PointerOffset;
-            var accessor = view;
-            // The mapping lives until the reader and every zero-copy tensor over it have released their reference.
-            mapping = NativeBuffer.Wrap(p, length, _ =>
-            {
-                accessor.SafeMemoryMappedViewHandle.ReleasePointer();
-                accessor.Dispose();
-                mmf.Dispose();
-            });
-            var (tensors, metadata) = ParseHeader(path, p, length);
+            var (tensors, metadata) = ParseHeader(path, (byte*)mapping.Pointer, length);
             return new SafeTensorsFile(path, mapping, tensors, metadata);
-        }
-        catch
-        {
-            if (mapping != null) mapping.Release();
-            else
-            {
-                view?.Dispose();
-                mmf.Dispose();
-            }
-            throw;
-        }
+        });
     }
 
     // The header is validated exactly as the reference Rust crate (safetensors 0.4, `SafeTensors::read_metadata` and

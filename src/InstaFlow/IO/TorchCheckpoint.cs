@@ -1,7 +1,6 @@
 // Reads PyTorch checkpoints (.pt/.pth/.ckpt/.bin) without running Python: the zip container of torch >= 1.6 (ZIP64
 // too) and the legacy pickle stream, with storages memory-mapped and read one tensor at a time, never whole.
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
@@ -39,38 +38,15 @@ public sealed unsafe class TorchCheckpoint : IDisposable
     {
         path = System.IO.Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
-        long length = new FileInfo(path).Length;
-        if (length < 8) throw new InvalidInputException($"{path}: {length} bytes is too short for a PyTorch checkpoint");
-        var mmf = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        MemoryMappedViewAccessor? view = null;
-        NativeBuffer? mapping = null;
-        try
+        return MappedFile.Open(path, 8, "too short for a PyTorch checkpoint", (mapping, length) =>
         {
-            // Copy-on-write, as safetensors: zero-copy weights may be changed in place (merges) without touching the file.
-            view = mmf.CreateViewAccessor(0, length, MemoryMappedFileAccess.CopyOnWrite);
-            byte* p = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            p += view.PointerOffset;
-            var accessor = view;
-            mapping = NativeBuffer.Wrap(p, length, _ =>
-            {
-                accessor.SafeMemoryMappedViewHandle.ReleasePointer();
-                accessor.Dispose();
-                mmf.Dispose();
-            });
-            var head = new ReadOnlySpan<byte>(p, 8);
+            var head = new ReadOnlySpan<byte>((byte*)mapping.Pointer, 8);
             if (head[0] == (byte)'P' && head[1] == (byte)'K')
                 return new TorchCheckpoint(path, mapping, length, c => (c.ParseZip(), "zip"));
             if (head[0] == 0x80)
                 return new TorchCheckpoint(path, mapping, length, c => (c.ParseLegacy(), "legacy"));
             throw new InvalidInputException($"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle; first bytes {System.Convert.ToHexString(head)})");
-        }
-        catch
-        {
-            if (mapping != null) mapping.Release();
-            else { view?.Dispose(); mmf.Dispose(); }
-            throw;
-        }
+        });
     }
 
     private InvalidInputException Bad(string problem) => new($"{Path}: {problem}");

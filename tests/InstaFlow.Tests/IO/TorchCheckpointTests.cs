@@ -77,4 +77,22 @@ public sealed class TorchCheckpointTests
         Assert.Contains(fragment, e.Message);
         Assert.DoesNotContain('\n', e.Message);
     }
+
+    // The Hugging Face cache keeps .pt/.bin files as links into blobs/: a link's own size is its target's name length.
+    [Fact]
+    public void Open_SymlinkToCheckpoint_ReadsTheTarget()
+    {
+        var dir = Directory.CreateTempSubdirectory("instaflow-ptlink-").FullName;
+        try
+        {
+            var link = Path.Combine(dir, "unet.pt");
+            File.CreateSymbolicLink(link, Path.Combine(Dir, "unet_state_dict.pt"));
+            using var viaLink = WeightsFile.Open(link);
+            using var direct = WeightsFile.Open(Path.Combine(Dir, "unet_state_dict.pt"));
+            Assert.Equal(direct.Tensors.Select(t => t.Name), viaLink.Tensors.Select(t => t.Name));
+            var name = direct.Tensors.First(t => t.IsFloat).Name;
+            Assert.Equal(direct.ReadF32(name).ToArray(), viaLink.ReadF32(name).ToArray());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
 }
