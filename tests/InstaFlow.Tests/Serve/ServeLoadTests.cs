@@ -42,4 +42,62 @@ public sealed class ServeLoadTests(ITestOutputHelper output)
         output.WriteLine($"[job token cancelled: {job.IsCancellationRequested}] server noticed the drop after {noticed.TotalMilliseconds:F0} ms, slot freed {freed.TotalMilliseconds:F0} ms after the cancel (job ran {started.Elapsed.TotalSeconds - freed.TotalSeconds:F1} s before it)");
         Assert.True(freed < TimeSpan.FromSeconds(1), $"the slot was freed {freed.TotalMilliseconds:F0} ms after the cancel");
     }
+
+    [Fact]
+    public async Task Health_WhileGenerating_MedianUnder100Ms()
+    {
+        await using var run = await StartLongRunningServer();
+        using var cancel = new CancellationTokenSource();
+        var busy = run.Client.PostAsync("api/generate", RunningServer.Json(LongRequest), cancel.Token);
+        WaitForPending(run, 1);
+        await Task.Delay(300);
+        var times = new List<double>();
+        for (int i = 0; i < 9; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            using var resp = await run.Client.GetAsync("api/health");
+            times.Add(sw.Elapsed.TotalMilliseconds);
+            Assert.Equal(HttpStatusCode.OK, resp.StatusCode);
+            Assert.Equal(1, run.Server.Queue.Pending); // still generating
+        }
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => busy);
+        times.Sort();
+        double median = times[times.Count / 2];
+        output.WriteLine($"/api/health while generating: {string.Join(", ", times.Select(t => t.ToString("F1")))} ms; median {median:F1} ms");
+        Assert.True(median < 100, $"median /api/health time {median:F1} ms");
+    }
+
+    [Fact]
+    public async Task TwoHundredConcurrentRequests_Only200_429Or4xx_AndMemoryBounded()
+    {
+        const long BoundBytes = 512L << 20;
+        await using var run = await RunningServer.StartAsync();
+        long peakBefore = PeakRssBytes();
+        // small valid requests, and every tenth one malformed (a 400)
+        var bodies = Enumerable.Range(0, 200).Select(i => i % 10 == 9
+            ? """{"prompt": "a cat", "width": 65}"""
+            : $$"""{"prompt": "cat {{i}}", "width": 64, "height": 64, "steps": 1, "seed": {{i}}}""");
+        var sw = Stopwatch.StartNew();
+        var statuses = await Task.WhenAll(bodies.Select(async b =>
+        {
+            using var resp = await run.Client.PostAsync("api/generate", RunningServer.Json(b));
+            await resp.Content.ReadAsByteArrayAsync();
+            return (int)resp.StatusCode;
+        }));
+        long grown = PeakRssBytes() - peakBefore;
+        var counts = statuses.GroupBy(s => s).OrderBy(g => g.Key).Select(g => $"{g.Key} x{g.Count()}");
+        output.WriteLine($"200 concurrent requests in {sw.Elapsed.TotalSeconds:F1} s: {string.Join(", ", counts)}; peak RSS grew {grown >> 20} MiB (bound {BoundBytes >> 20} MiB)");
+        Assert.All(statuses, s => Assert.True(s == 200 || (s >= 400 && s < 500), $"status {s}"));
+        Assert.Contains(429, statuses);
+        Assert.True(grown < BoundBytes, $"peak RSS grew {grown >> 20} MiB");
+        Assert.True(SpinWait.SpinUntil(() => run.Server.Queue.Pending == 0, Patience));
+    }
+
+    /// <summary>VmHWM of this process (the server runs in it): the peak resident set so far.</summary>
+    private static long PeakRssBytes()
+    {
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+    }
 }
