@@ -26,7 +26,7 @@ public sealed class GenerationQueue(int maxWaiting)
     public Task CloseAsync() => _slot.WaitAsync();
 
     /// <summary>
-    /// Runs work(cancellation) on a pool thread when the slot is free. Throws QueueFullException when MaxWaiting jobs
+    /// Runs work(cancellation) on its own thread when the slot is free. Throws QueueFullException when MaxWaiting jobs
     /// are already waiting, and OperationCanceledException when the token fires while waiting or running.
     /// </summary>
     public async Task<T> RunAsync<T>(Func<CancellationToken, T> work, CancellationToken cancellation)
@@ -43,7 +43,10 @@ public sealed class GenerationQueue(int maxWaiting)
             {
                 if (BeforeRun is { } hook) await hook(cancellation);
                 var started = DateTime.UtcNow;
-                var result = await Task.Run(() => work(cancellation), cancellation);
+                // A dedicated thread, not a pool thread: the kernels' Parallel.For work queued from a pool thread goes to
+                // that thread's local queue, which the pool serves before its global one, so a long generation starved
+                // Kestrel's socket callbacks (a dropped client was never noticed, /api/health waited for the job).
+                var result = await Task.Factory.StartNew(() => work(cancellation), cancellation, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 var seconds = (DateTime.UtcNow - started).TotalSeconds;
                 Volatile.Write(ref _averageSeconds, 0.7 * Volatile.Read(ref _averageSeconds) + 0.3 * seconds);
                 return result;

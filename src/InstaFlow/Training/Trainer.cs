@@ -106,7 +106,9 @@ public sealed class Trainer
             {
                 Optimizer.ZeroGrad();
                 LastLoss = World.Size * Options.GradAccum == 1 ? WholeBatch() : MyPieces();
-                if (!float.IsFinite(LastLoss)) throw new InvalidOperationException($"training diverged: loss {LastLoss} at step {Step}");
+                // a user-facing error (one line in the CLI, no stack trace): the usual cause is too high a learning rate
+                if (!float.IsFinite(LastLoss))
+                    throw new InvalidInputException($"training diverged at step {Step + 1}: the loss is {LastLoss}; try a lower --lr (this run: {Options.LearningRate:G3}), a longer warmup or gradient clipping, and resume from the last checkpoint");
                 if (Options.MaxGradNorm is float max) GradClip.ClipGlobalNorm(_module.Parameters(), max);
                 Optimizer.LearningRate = LearningRateAt(Step);
                 Optimizer.Step();

@@ -96,6 +96,38 @@ public class LoraTests
     }
 
     [Fact]
+    public void Read_TransposedUpMatrix_RefusedNamingFileAndKey()
+    {
+        using var m = Fresh();
+        using var scope = TensorScope.Begin();
+        string bad = Path.Combine(Path.GetTempPath(), $"lora-transposed-{Guid.NewGuid():N}.safetensors");
+        string? transposed = null;
+        var tensors = new List<(string, Tensor)>();
+        using (var f = SafeTensors.Open(Kohya))
+            foreach (var name in f.Names)
+            {
+                var t = f.ReadF32(name);
+                // the first linear up matrix [out, rank] stored as [rank, out]: same element count, wrong shape
+                if (transposed == null && name.EndsWith(".lora_up.weight", StringComparison.Ordinal) && t.Rank == 2 && t.Dim(0) != t.Dim(1))
+                {
+                    transposed = name;
+                    t = t.Reshape(t.Dim(1), t.Dim(0));
+                }
+                tensors.Add((name, t));
+            }
+        Assert.NotNull(transposed);
+        try
+        {
+            SafeTensors.Save(bad, tensors);
+            var e = Assert.Throws<InvalidInputException>(() => Lora.Read(bad, m.TextEncoder, m.Unet));
+            Assert.Contains(bad, e.Message);
+            Assert.Contains(transposed, e.Message);
+            Assert.Contains("transposed", e.Message);
+        }
+        finally { File.Delete(bad); }
+    }
+
+    [Fact]
     public void Read_ForeignFile_ErrorNamesTheKey()
     {
         using var m = Fresh();

@@ -34,13 +34,18 @@ public static class Lora
                 if (m is Linear or Conv2d) kohya[prefix + p.Replace('.', '_')] = (component, p);
 
         var parts = new Dictionary<(string Component, string Path), (Tensor? Down, Tensor? Up, float? Alpha)>();
+        var keys = new Dictionary<(string, string, bool IsDown), string>();
+        string? current = null;
         void Set((string, string) key, Tensor? down = null, Tensor? up = null, float? alpha = null)
         {
+            if (down != null) keys[(key.Item1, key.Item2, true)] = current!;
+            if (up != null) keys[(key.Item1, key.Item2, false)] = current!;
             var cur = parts.GetValueOrDefault(key);
             parts[key] = (down ?? cur.Down, up ?? cur.Up, alpha ?? cur.Alpha);
         }
         foreach (var name in file.Names)
         {
+            current = name;
             if (name.StartsWith("lora_unet_", StringComparison.Ordinal) || name.StartsWith("lora_te_", StringComparison.Ordinal))
             {
                 int dot = name.IndexOf('.');
@@ -63,13 +68,33 @@ public static class Lora
             else throw new InvalidInputException($"{path}: '{name}' is neither a kohya (lora_unet_*, lora_te_*) nor a diffusers (unet.*, text_encoder.*) LoRA key");
         }
 
+        var targets = new Dictionary<(string, string), Module>();
+        foreach (var (component, model) in new[] { (Unet, unet), (TextEncoder, textEncoder) })
+            foreach (var (p, m) in model.NamedModules()) targets[(component, p)] = m;
         var updates = new List<LoraUpdate>();
         foreach (var ((component, module), (down, up, alpha)) in parts)
         {
             if (down == null || up == null) throw new InvalidInputException($"{path}: LoRA for {component} '{module}' lacks its {(down == null ? "down" : "up")} matrix");
+            var weight = targets.GetValueOrDefault((component, module)) switch { Linear l => l.Weight.Value, Conv2d { Kernel: 1 } c => c.Weight.Value, _ => null };
+            if (weight != null) CheckShapes(path, keys[(component, module, true)], keys[(component, module, false)], down, up, weight);
             updates.Add(new LoraUpdate(component, module, down, up, alpha ?? down.Dim(0)));
         }
         return updates;
+    }
+
+    /// <summary>
+    /// Refuses down/up matrices whose shapes are not [rank, in] and [out, rank] (with trailing 1x1 for a 1x1 conv): a
+    /// transposed pair has the right element count, and merging it would scramble the weight.
+    /// </summary>
+    private static void CheckShapes(string path, string downKey, string upKey, Tensor down, Tensor up, Tensor weight)
+    {
+        int outF = weight.Dim(0), inF = (int)(weight.Numel / outF), rank = down.Dim(0);
+        static bool Is(Tensor t, int rows, int cols) =>
+            (t.Rank == 2 && t.Dim(0) == rows && t.Dim(1) == cols) || (t.Rank == 4 && t.Dim(0) == rows && t.Dim(1) == cols && t.Dim(2) == 1 && t.Dim(3) == 1);
+        if (!Is(down, rank, inF))
+            throw new InvalidInputException($"{path}: LoRA tensor '{downKey}' has shape {down.Describe()}, expected [rank, {inF}] for its weight {weight.Describe()} (transposed?)");
+        if (!Is(up, outF, rank))
+            throw new InvalidInputException($"{path}: LoRA tensor '{upKey}' has shape {up.Describe()}, expected [{outF}, {rank}] for its weight {weight.Describe()} (transposed?)");
     }
 
     /// <summary>(component, module path, is-down) for the diffusers formats, or null.</summary>
