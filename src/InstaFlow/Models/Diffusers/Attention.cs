@@ -26,7 +26,8 @@ public sealed class Attention : Module
     /// <summary>x: [B, Tq, C], context: [B, Tk, Ck] or null for self-attention -> [B, Tq, C].</summary>
     public Tensor Forward(Tensor x, Tensor? context = null)
     {
-        // x: [B, Tq, C]
+        // x: [B, Tq, C]; attention over a large map takes seconds: a dropped request stops before it
+        Cooperative.ThrowIfCancellationRequested();
         var ctx = context ?? x;
         var o = Ops.Attention(ToQ.Forward(x), ToK.Forward(ctx), ToV.Forward(ctx), Heads);
         return _out.Forward(o);

@@ -28,7 +28,8 @@ public sealed class ResnetBlock2D : Module
     /// <summary>x: [B, Cin, H, W], tembAct: SiLU(time embedding) [B, T] or null -> [B, Cout, H, W].</summary>
     public Tensor Forward(Tensor x, Tensor? tembAct)
     {
-        // x: [B, Cin, H, W]
+        // x: [B, Cin, H, W]; a dropped request stops here rather than after a whole (seconds-long) block
+        Cooperative.ThrowIfCancellationRequested();
         using var scope = TensorScope.ForInference();
         // At inference each temporary is released as soon as it is consumed and the adds happen in place, so a block
         // holds about three activations at a time (the VAE's 512x512 levels are 128 MB each).
