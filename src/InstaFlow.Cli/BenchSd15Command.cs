@@ -15,13 +15,21 @@ public static class BenchSd15Command
         var runs = new Option<int>("--runs") { Description = "timed runs per stage (after one warm-up)", DefaultValueFactory = _ => 3 };
         var oneShot = new Option<bool>("--one-shot") { Description = "one image as generate makes it (each network released when done): each stage once, with the process's peak RSS" };
         var lowMemory = new Option<bool>("--low-memory") { Description = "with --one-shot: the idle-buffer cap of generate --low-memory" };
+        var singleFile = new Option<string?>("--write-single-file") { Description = "only write the random SD-1.5 as one LDM single file (F32, ~4.3 GB) here, to time and measure loading it (convert / generate --model FILE)" };
         var cmd = new Command("sd15", "Time the full-size SD-1.5 text encoder, UNet (batch 1 and 2), VAE decoder and TAESD decoder with random weights");
         cmd.Options.Add(json);
         cmd.Options.Add(runs);
         cmd.Options.Add(oneShot);
         cmd.Options.Add(lowMemory);
+        cmd.Options.Add(singleFile);
         cmd.SetAction(r =>
         {
+            if (r.GetValue(singleFile) is string file)
+            {
+                var (bytes, seconds) = Sd15Bench.WriteSingleFile(file, msg => CliIO.Err.WriteLine(msg));
+                CliIO.Out.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0}: {1:F2} GB LDM single file written in {2:F1} s", file, bytes / 1e9, seconds));
+                return 0;
+            }
             int n = r.GetValue(runs);
             if (n < 1) throw new UserException($"--runs must be at least 1, got {n}");
             bool asJson = r.GetValue(json);

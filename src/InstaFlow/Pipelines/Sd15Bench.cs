@@ -88,6 +88,21 @@ public static class Sd15Bench
         yield return new BenchStage("taesd decode 512x512 (instead of the vae)", "[1, 4, 64, 64]", sw.Elapsed.TotalSeconds, sw.Elapsed.TotalSeconds, 0, PeakRssGiB());
     }
 
+    /// <summary>
+    /// Writes the random SD-1.5 as one LDM/CompVis single file (F32, the layout of A1111/civitai checkpoints), so loading
+    /// and converting a full-size single file can be timed and measured without a download. Returns size and seconds.
+    /// </summary>
+    public static (long Bytes, double Seconds) WriteSingleFile(string path, Action<string>? log = null)
+    {
+        var (text, unet, vae) = BuildSd15();
+        log?.Invoke("built SD-1.5 with random weights");
+        var sw = Stopwatch.StartNew();
+        Models.Ldm.LdmWriter.Write(path, text, unet, vae);
+        double seconds = sw.Elapsed.TotalSeconds;
+        foreach (var m in new Module[] { text, unet, vae }) foreach (var p in m.Parameters()) p.Value.Dispose();
+        return (new FileInfo(path).Length, seconds);
+    }
+
     /// <summary>The SD-1.5 text encoder, UNet and VAE with seeded random weights.</summary>
     private static (ClipTextModel Text, UNet2DConditionModel Unet, AutoencoderKL Vae) BuildSd15()
     {

@@ -77,7 +77,7 @@ public static class LdmKeys
         return new RenamedWeights(file, file.Path + " (text encoder)", pairs);
     }
 
-    private static readonly (string Ldm, string Diffusers)[] ResnetNames =
+    internal static readonly (string Ldm, string Diffusers)[] ResnetNames =
     {
         ("in_layers.0.", "norm1."), ("in_layers.2.", "conv1."), ("emb_layers.1.", "time_emb_proj."),
         ("out_layers.0.", "norm2."), ("out_layers.3.", "conv2."), ("skip_connection.", "conv_shortcut."),
