@@ -9,7 +9,7 @@ public static class ReflowCommand
 {
     public static Command Create()
     {
-        var teacher = new Option<string>("--teacher") { Description = "diffusers SD-1.5-family folder: text encoder, tokenizer, VAE and the initial UNet", Required = true };
+        var teacher = new ModelOptions("--teacher", required: true, what: "the SD-1.5-family teacher (text encoder, tokenizer, VAE and the initial UNet)");
         var triplets = new Option<string>("--triplets") { Description = "folder made by `instaflow triplets` (all shards present and verified)", Required = true };
         var prompts = new Option<string>("--prompts") { Description = "the prompts file the triplets were made from (checked by sha256)", Required = true };
         var outDir = new Option<string>("--out") { Description = "output diffusers folder; checkpoints/ and train_log.jsonl go inside", Required = true };
@@ -26,7 +26,8 @@ public static class ReflowCommand
         var accum = TrainCommand.GradAccum();
         var threads = TrainCommand.Threads();
         var cmd = new Command("reflow", "Train a text-conditioned 2-rectified flow (InstaFlow stage 2) on teacher triplets");
-        foreach (var o in new Option[] { teacher, triplets, prompts, outDir, steps, batch, lr, warmup, ema, dropout, seed, every, scratch, accum, threads }) cmd.Options.Add(o);
+        teacher.AddTo(cmd);
+        foreach (var o in new Option[] { triplets, prompts, outDir, steps, batch, lr, warmup, ema, dropout, seed, every, scratch, accum, threads }) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             TrainCommand.UseThreads(r, threads);
@@ -40,7 +41,7 @@ public static class ReflowCommand
                     FromScratch = r.GetValue(scratch), Progress = CliWorld.Speaks ? p.Training : null,
                     World = world, GradAccum = r.GetValue(accum),
                 };
-                TextReflow.Run(r.GetValue(teacher)!, r.GetValue(triplets)!, r.GetValue(prompts)!, r.GetValue(outDir)!, opts, CliWorld.Speaks ? p.Log : null);
+                TextReflow.Run(teacher.Source(r), r.GetValue(triplets)!, r.GetValue(prompts)!, r.GetValue(outDir)!, opts, CliWorld.Speaks ? p.Log : null);
             });
             return 0;
         });

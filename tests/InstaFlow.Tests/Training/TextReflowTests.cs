@@ -67,4 +67,25 @@ public sealed class TextReflowTests(Xunit.Abstractions.ITestOutputHelper output)
         var (gcode, _, gerr) = CliRunner.Run("generate", "--model", student, "a red apple", "--steps", "2", "--guidance", "1.5", "--output", Path.Combine(_tmp, "apple.png"));
         Assert.True(gcode == 0, gerr);
     }
+
+    // A single-file teacher (an LDM checkpoint read with --config): triplets and reflow take it like a folder, and the
+    // student is written whole as a diffusers folder that generate runs.
+    [Fact]
+    public void Reflow_SingleFileTeacher_WritesAWholeFolderThatGenerates()
+    {
+        var dir = Path.Combine(TestUtil.Fixtures, "single_file");
+        string[] teacher = ["--teacher", Path.Combine(dir, "ldm.safetensors"), "--config", Path.Combine(dir, "mini-sd15")];
+        var prompts = Path.Combine(_tmp, "prompts.txt");
+        File.WriteAllLines(prompts, new[] { "a photo of a cat", "a red apple" });
+        var triplets = Path.Combine(_tmp, "triplets-file");
+        var (code, _, err) = CliRunner.Run(["triplets", .. teacher, "--prompts", prompts, "--count", "8", "--steps", "2", "--guidance", "3",
+            "--seed", "3", "--shard-size", "8", "--batch", "4", "--out", triplets]);
+        Assert.True(code == 0, err);
+        var student = Path.Combine(_tmp, "student-file");
+        (code, _, err) = CliRunner.Run(["reflow", .. teacher, "--triplets", triplets, "--prompts", prompts, "--out", student, "--steps", "3", "--batch", "4"]);
+        Assert.True(code == 0, err);
+        using (var m = SdComponents.Load(student)) Assert.All(m.Reports, r => Assert.True(r.IsComplete, r.Describe()));
+        (code, _, err) = CliRunner.Run("generate", "--model", student, "a red apple", "--steps", "2", "--output", Path.Combine(_tmp, "apple-file.png"));
+        Assert.True(code == 0, err);
+    }
 }

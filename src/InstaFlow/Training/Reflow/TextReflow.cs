@@ -57,10 +57,14 @@ public sealed class TripletPairs(TripletSet set, Tensor promptEmbeds) : IPairSou
 public static class TextReflow
 {
     /// <summary>Trains (resuming from outDir/checkpoints when present) and writes the student as a diffusers folder in outDir.</summary>
-    public static Trainer Run(string teacherDir, string tripletsDir, string promptsPath, string outDir, TextReflowOptions o, Action<string>? log = null)
+    public static Trainer Run(string teacherDir, string tripletsDir, string promptsPath, string outDir, TextReflowOptions o, Action<string>? log = null) =>
+        Run(new ModelSource(teacherDir), tripletsDir, promptsPath, outDir, o, log);
+
+    /// <summary>The same with the teacher from any source: a diffusers folder or a single-file checkpoint (with --config/--ema/--unet).</summary>
+    public static Trainer Run(ModelSource teacherSource, string tripletsDir, string promptsPath, string outDir, TextReflowOptions o, Action<string>? log = null)
     {
         if (o.Steps < 1 || o.BatchSize < 1) throw new InvalidInputException($"steps and batch size must be positive (got {o.Steps}, {o.BatchSize})");
-        using var teacher = SdComponents.Load(teacherDir);
+        using var teacher = SdComponents.Open(teacherSource);
         using var set = TripletSet.Load(tripletsDir, promptsPath);
         var unet = teacher.Unet;
         if (o.FromScratch) unet.InitDefault(o.Seed);
@@ -88,7 +92,12 @@ public static class TextReflow
         // 3. train, then 4. write the (EMA) student next to the teacher's other components
         trainer.Train(o.Steps);
         trainer.Ema?.CopyTo();
-        if (trainer.World.Rank == 0) DiffusersWriter.WriteWithNewUnet(teacherDir, outDir, unet);
+        if (trainer.World.Rank == 0)
+        {
+            // a plain folder keeps its files (only the UNet is new); a single file or a replaced UNet is written whole
+            if (Directory.Exists(teacherSource.Path) && teacherSource.UnetFile == null && !teacherSource.Ema) DiffusersWriter.WriteWithNewUnet(teacherSource.Path, outDir, unet);
+            else ModelConverter.WriteDiffusers(teacher, teacherSource, outDir);
+        }
         embeds.Dispose(); nullEmbed.Dispose();
         log?.Invoke($"wrote {outDir} (final loss {trainer.LastLoss:F5})");
         return trainer;
