@@ -16,9 +16,7 @@ public static class Cli
     private static int RunCommand(string[] args, TextWriter? stdout, TextWriter? stderr)
     {
         CliIO.Use(stdout ?? Console.Out, stderr ?? Console.Error);
-        var root = new RootCommand("InstaFlow.NET: one-step text-to-image with Rectified Flow");
-        foreach (var c in Commands()) root.Subcommands.Add(c);
-        var parsed = root.Parse(args);
+        var parsed = BuildRoot().Parse(args);
         if (parsed.Errors.Count > 0)
         {
             // plain words and exit code 2, as for every other user error (not the parser's exit code 1)
@@ -44,6 +42,14 @@ public static class Cli
             CliIO.Err.WriteLine(e.ToString());
             return 70;
         }
+    }
+
+    /// <summary>The command tree.</summary>
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("InstaFlow.NET: one-step text-to-image with Rectified Flow");
+        foreach (var c in Commands()) root.Subcommands.Add(c);
+        return root;
     }
 
     /// <summary>Errors that describe bad input (files, options, requests) rather than a bug in the program.</summary>

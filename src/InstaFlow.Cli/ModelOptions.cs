@@ -12,12 +12,16 @@ internal sealed class ModelOptions
     public readonly Option<string?> Config = new("--config") { Description = "diffusers folder whose unet/vae/text_encoder configs and tokenizer describe a single-file --model (default: SD-1.5's, built in)" };
     public readonly Option<bool> Ema = new("--ema") { Description = "use the checkpoint's EMA UNet weights (model_ema.*)" };
     public readonly Option<string?> Unet = new("--unet") { Description = "replace the UNet weights with this diffusers-named state dict (.pt, .bin, .safetensors), e.g. instaflow_0_9B.pt" };
-    private readonly bool _required;
+    private readonly bool _required, _ema;
 
-    /// <summary>required: the command has no default model (--model must be given).</summary>
-    public ModelOptions(string name = "--model", bool required = false, string? what = null)
+    /// <summary>
+    /// required: the command has no default model (--model must be given); ema: offer --ema (reflow does not: its own
+    /// --ema is the decay of the student's EMA).
+    /// </summary>
+    public ModelOptions(string name = "--model", bool required = false, string? what = null, bool ema = true)
     {
         _required = required;
+        _ema = ema;
         Model = new Option<string?>(name)
         {
             Description = (what ?? "the model") + ": a diffusers folder, or an SD-1.x single-file checkpoint (.safetensors, .ckpt, .pt)" + (required ? "" : "; default: the embedded model"),
@@ -27,13 +31,13 @@ internal sealed class ModelOptions
 
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { Model, Config, Ema, Unet }) cmd.Options.Add(o);
+        foreach (var o in _ema ? new Option[] { Model, Config, Ema, Unet } : [Model, Config, Unet]) cmd.Options.Add(o);
     }
 
     public ModelSource Source(ParseResult r, string? variant = null) =>
         new(_required ? r.GetValue(Model)! : ModelLocator.Resolve(r.GetValue(Model)))
         {
-            ConfigDir = r.GetValue(Config), Ema = r.GetValue(Ema), UnetFile = r.GetValue(Unet), Variant = variant,
+            ConfigDir = r.GetValue(Config), Ema = _ema && r.GetValue(Ema), UnetFile = r.GetValue(Unet), Variant = variant,
         };
 }
 

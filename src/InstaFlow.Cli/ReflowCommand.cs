@@ -9,7 +9,7 @@ public static class ReflowCommand
 {
     public static Command Create()
     {
-        var teacher = new ModelOptions("--teacher", required: true, what: "the SD-1.5-family teacher (text encoder, tokenizer, VAE and the initial UNet)");
+        var teacher = new ModelOptions("--teacher", required: true, what: "the SD-1.5-family teacher (text encoder, tokenizer, VAE and the initial UNet)", ema: false);
         var triplets = new Option<string>("--triplets") { Description = "folder made by `instaflow triplets` (all shards present and verified)", Required = true };
         var prompts = new Option<string>("--prompts") { Description = "the prompts file the triplets were made from (checked by sha256)", Required = true };
         var outDir = new Option<string>("--out") { Description = "output diffusers folder; checkpoints/ and train_log.jsonl go inside", Required = true };

@@ -35,4 +35,22 @@ public class CliErrorTests
         CliRunner.AssertUserError(["generate", "--model", Path.Combine(TestUtil.Fixtures, "tiny-sd15"), "a cat", "--steps", "0", "-o", Path.Combine(Path.GetTempPath(), "never.png")],
             "--steps must be between 1 and 1000");
     }
+
+    // Options shared between commands (ModelOptions, ImageOptions, ...) must not collide with a command's own: the
+    // parser keeps one of two same-named options and the other's values then fail to parse (reflow's --ema once did).
+    [Fact]
+    public void Commands_EveryOptionNameAndAlias_IsUniqueWithinItsCommand()
+    {
+        var problems = new List<string>();
+        void Walk(System.CommandLine.Command c, string path)
+        {
+            var seen = new Dictionary<string, int>();
+            foreach (var o in c.Options)
+                foreach (var name in o.Aliases.Append(o.Name)) seen[name] = seen.GetValueOrDefault(name) + 1;
+            problems.AddRange(seen.Where(kv => kv.Value > 1).Select(kv => $"{path}: {kv.Key} x{kv.Value}"));
+            foreach (var sub in c.Subcommands) Walk(sub, path + " " + sub.Name);
+        }
+        Walk(InstaFlow.Cli.Cli.BuildRoot(), "instaflow");
+        Assert.True(problems.Count == 0, "duplicate options: " + string.Join("; ", problems));
+    }
 }
