@@ -5,16 +5,6 @@ using InstaFlow.IO;
 
 namespace InstaFlow.Tests.IO;
 
-/// <summary>A fact that runs only as root on Linux (replacing /dev/null needs root); elsewhere it is reported as skipped with the reason.</summary>
-public sealed class LinuxRootFactAttribute : FactAttribute
-{
-    public LinuxRootFactAttribute()
-    {
-        if (!OperatingSystem.IsLinux()) Skip = "needs Linux (/dev/null as a character device)";
-        else if (Environment.UserName != "root") Skip = "needs root: only root could replace /dev/null, which is what this test guards against";
-    }
-}
-
 public sealed class SafeFileTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("instaflow-safefile-").FullName;
@@ -68,9 +58,12 @@ public sealed class SafeFileTests : IDisposable
         Assert.Equal("{}", File.ReadAllText(target));
     }
 
-    [LinuxRootFact]
+    // As root a rename over /dev/null would succeed and replace the device; as any other user it would throw: either
+    // way a writer that renamed over special files fails here, so the test needs no particular user.
+    [Fact]
     public void Write_DevNull_StaysACharacterDevice()
     {
+        if (!File.Exists("/dev/null")) Assert.Fail("test needs /dev/null (Linux); this suite runs on Linux only");
         Png.Write("/dev/null", 1, 1, 3, new byte[] { 1, 2, 3 });
         SafeTensors.Save("/dev/null", new[] { ("x", InstaFlow.Tensors.Tensor.FromArray([1f, 2f], 2)) });
         Assert.Equal(FileKind.Special, FileKinds.Of("/dev/null"));

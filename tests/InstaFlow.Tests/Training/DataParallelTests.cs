@@ -85,7 +85,7 @@ public sealed class DataParallelTests(ITestOutputHelper output) : IDisposable
         Assert.True(wholeModel <= Steps * 1e-4f, $"2 ranks and 1 rank on the whole batch differ by {wholeModel} in the parameters (tolerance {Steps * 1e-4f})");
     }
 
-    [MpiFact]
+    [Fact]
     public void Reflow_TwoRanks_EqualOneRankWithGradAccumAndWithWholeBatch()
     {
         var (triplets, prompts) = MakeTriplets();
@@ -99,7 +99,7 @@ public sealed class DataParallelTests(ITestOutputHelper output) : IDisposable
         Assert.True(File.Exists(Path.Combine(mpi, "unet", "diffusion_pytorch_model.safetensors")));
     }
 
-    [MpiFact]
+    [Fact]
     public void Distill_TwoRanks_EqualOneRankWithGradAccumAndWithWholeBatch()
     {
         // four captions, and 16 pairs from the tiny teacher's 2-step ODE conditioned on them
@@ -122,7 +122,7 @@ public sealed class DataParallelTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("\"ranks\": 2", File.ReadAllText(Path.Combine(mpi, "result.json")));
     }
 
-    [MpiFact]
+    [Fact]
     public void KilledRank_EndsTheJobWithin30Seconds_AndOneRankResumesTheSameRun()
     {
         var (triplets, prompts) = MakeTriplets();
