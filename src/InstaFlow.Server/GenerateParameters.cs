@@ -105,20 +105,20 @@ public sealed record GenerateParameters(string Prompt, string? NegativePrompt, i
         return png;
     }
 
-    private static string? String(JsonElement body, string name)
+    internal static string? String(JsonElement body, string name)
     {
         if (!body.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
         return v.ValueKind == JsonValueKind.String ? v.GetString() : throw new ApiError(name, $"must be a string, got {Kind(v)}");
     }
 
-    private static int Int(JsonElement body, string name, int fallback, int min, int max)
+    internal static int Int(JsonElement body, string name, int fallback, int min, int max)
     {
         if (!body.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int x)) throw new ApiError(name, $"must be a whole number, got {Kind(v)}");
         return x >= min && x <= max ? x : throw new ApiError(name, $"must be between {min} and {max}, got {x}");
     }
 
-    private static float Number(JsonElement body, string name, float fallback, float min, float max)
+    internal static float Number(JsonElement body, string name, float fallback, float min, float max)
     {
         if (!body.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
         if (v.ValueKind != JsonValueKind.Number) throw new ApiError(name, $"must be a number, got {Kind(v)}");

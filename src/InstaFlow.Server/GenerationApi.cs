@@ -15,7 +15,7 @@ public sealed class GenerationApi(ITextToImageModel model, IReadOnlyDictionary<s
     GenerationQueue queue, long maxBodyBytes)
 {
     // The relaxed encoder leaves '+' in base64 as is (the default writes \u002B); the JSON is never inlined in HTML.
-    private static readonly JsonSerializerOptions Json = new()
+    internal static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,

@@ -54,7 +54,7 @@ public sealed class InstaFlowServer : IAsyncDisposable
             if (options.ApiKey is { } key) RequireApiKey(app, new ApiKeyCheck(key));
             var queue = new GenerationQueue(options.MaxQueue);
             new GenerationApi(model, components, queue, maxBody) { MaxWorkPixelSteps = options.MaxWorkPixelSteps, MaxImagePixels = options.MaxImagePixels }.Map(app);
-            new RefineApi(refiner, queue).Map(app);
+            new RefineApi(refiner, queue, options.MaxImagePixels, options.MaxWorkPixelSteps).Map(app);
             StaticPage.Map(app);
             await app.StartAsync(cancellation);
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

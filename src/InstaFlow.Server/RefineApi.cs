@@ -10,13 +10,10 @@ using Microsoft.AspNetCore.Routing;
 
 namespace InstaFlow.Server;
 
-public sealed class RefineApi(RefinerComponents? refiner, GenerationQueue queue)
+/// <summary>maxImagePixels and maxWorkPixelSteps are the server's limits (serve --max-pixels, --max-work), as for /api/generate.</summary>
+public sealed class RefineApi(RefinerComponents? refiner, GenerationQueue queue, long maxImagePixels, long maxWorkPixelSteps)
 {
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
+    private static readonly JsonSerializerOptions Json = GenerationApi.Json;
     private static readonly string[] Fields = ["image", "prompt", "negative_prompt", "strength", "steps", "guidance", "seed"];
 
     public void Map(IEndpointRouteBuilder app)
@@ -34,7 +31,11 @@ public sealed class RefineApi(RefinerComponents? refiner, GenerationQueue queue)
             JsonElement body;
             try { using var doc = await JsonDocument.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted); body = doc.RootElement.Clone(); }
             catch (JsonException e) { throw new ApiError(null, $"the body is not valid JSON ({e.Message})"); }
-            var req = Parse(body);
+            RefineRequest req;
+            // System.Text.Json decodes escapes when a string is read: a lone surrogate ("\ud800") fails only there.
+            try { req = Parse(body); }
+            catch (InvalidOperationException e) { throw new ApiError(null, $"the body holds a string that is not valid Unicode ({e.Message})"); }
+            CheckLimits(req);
             var waited = Stopwatch.StartNew();
             var result = await queue.RunAsync(ct =>
             {
@@ -57,26 +58,29 @@ public sealed class RefineApi(RefinerComponents? refiner, GenerationQueue queue)
         catch (InvalidInputException e) { return GenerationApi.Error(new ApiError(null, e.Message)); }
     }
 
+    /// <summary>The server's per-image and per-request limits: the steps run (after strength) twice (guided), plus encode and decode.</summary>
+    private void CheckLimits(RefineRequest r)
+    {
+        if ((long)r.Width * r.Height > maxImagePixels)
+            throw new ApiError("image", $"{r.Width}x{r.Height} is over this server's limit of {maxImagePixels} pixels per image; send a smaller image (the operator can raise serve --max-pixels)");
+        long run = r.Steps - RefinerPipeline.StartStep(r.Steps, r.Strength);
+        long work = (long)r.Width * r.Height * (2 * run + 2);
+        if (work > maxWorkPixelSteps)
+            throw new ApiError(null, $"{r.Width}x{r.Height} x (2 x {run} guided steps + encode and decode) is {work} pixel-steps, over this server's limit of {maxWorkPixelSteps}; ask for fewer steps, a lower strength or a smaller image (the operator can raise serve --max-work)");
+    }
+
     /// <summary>Field checks as /api/generate's; defaults are the demo's (strength 0.3, 50 steps, guidance 5).</summary>
     private static RefineRequest Parse(JsonElement body)
     {
         if (body.ValueKind != JsonValueKind.Object) throw new ApiError(null, "the body must be a JSON object");
         foreach (var p in body.EnumerateObject())
             if (!Fields.Contains(p.Name)) throw new ApiError(p.Name, $"unknown field (expected one of: {string.Join(", ", Fields)})");
-        string? Str(string name) => body.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null
-            ? v.ValueKind == JsonValueKind.String ? v.GetString() : throw new ApiError(name, "must be a string") : null;
-        double Num(string name, double fallback, double min, double max)
-        {
-            if (!body.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return fallback;
-            if (v.ValueKind != JsonValueKind.Number) throw new ApiError(name, "must be a number");
-            double x = v.GetDouble();
-            return x >= min && x <= max ? x : throw new ApiError(name, $"must be between {min} and {max}, got {v.GetRawText()}");
-        }
+        string? Str(string name) => GenerateParameters.String(body, name);
+        double Num(string name, double fallback, double min, double max) => GenerateParameters.Number(body, name, (float)fallback, (float)min, (float)max);
         var prompt = Str("prompt") ?? throw new ApiError("prompt", "is required");
         if (string.IsNullOrWhiteSpace(prompt) || prompt.Length > GenerateParameters.MaxPromptChars) throw new ApiError("prompt", $"must be 1 to {GenerateParameters.MaxPromptChars} characters");
         var image = GenerateParameters.DecodeImage(Str("image") ?? throw new ApiError("image", "is required (a base64 PNG, JPEG, WebP, BMP or GIF)"), "image", 8);
-        int steps = (int)Num("steps", 50, 1, GenerateParameters.MaxSteps);
-        if (steps != Num("steps", 50, 1, GenerateParameters.MaxSteps)) throw new ApiError("steps", "must be a whole number");
+        int steps = GenerateParameters.Int(body, "steps", 50, 1, GenerateParameters.MaxSteps);
         ulong seed = SeedPolicy.NewSeed();
         if (body.TryGetProperty("seed", out var s) && s.ValueKind != JsonValueKind.Null && (s.ValueKind != JsonValueKind.Number || !s.TryGetUInt64(out seed)))
             throw new ApiError("seed", "must be a whole number from 0 to 18446744073709551615");
