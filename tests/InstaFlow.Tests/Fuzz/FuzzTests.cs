@@ -51,6 +51,35 @@ public sealed class FuzzTests : IDisposable
         return b.ToArray();
     }
 
+    // The PyTorch checkpoint reader's unpickler and containers (zip and legacy) on damaged copies of the torch-written
+    // fixtures: success or one InvalidInputException, never another exception, a hang or unbounded memory.
+    [Fact]
+    public void TorchCheckpoints_MutatedFiles_CleanErrorOrLoad()
+    {
+        var sources = new[] { "unet_state_dict.pt", "ldm_legacy.ckpt", "dW.pt" }
+            .Select(f => File.ReadAllBytes(Path.Combine(TestUtil.Fixtures, "single_file", f))).ToArray();
+        var rng = new Random(1301);
+        for (int i = 0; i < 150; i++)
+        {
+            var src = sources[i % sources.Length];
+            byte[] m = Mutate(rng, src);
+            if (i % 2 == 0)
+            {
+                // damage near the start too, where the pickle opcodes and the zip's first records are
+                m = (byte[])src.Clone();
+                for (int k = 0; k < 1 + rng.Next(4); k++) m[rng.Next(Math.Min(m.Length, 4096))] = (byte)rng.Next(256);
+            }
+            var path = Path.Combine(_dir, $"t{i}.pt");
+            File.WriteAllBytes(path, m);
+            Case("torch checkpoint", i, () =>
+            {
+                using var scope = TensorScope.Begin();
+                using var w = WeightsFile.Open(path);
+                foreach (var t in w.Tensors.Where(t => t.IsFloat)) w.ReadF32(t.Name).Dispose();
+            });
+        }
+    }
+
     [Fact]
     public void SafeTensors_MutatedFiles_CleanErrorOrLoad()
     {
