@@ -86,23 +86,36 @@ public static unsafe class SafeTensors
 
     private static void WriteData(Stream fs, Tensor t, SafeTensorDType dtype)
     {
-        float* src = t.Data;
         long n = t.Numel;
-        if (dtype == SafeTensorDType.F32)
+        // A weight kept in the precision asked for is written as it is.
+        if ((t.DType == TensorDType.F16 && dtype == SafeTensorDType.F16) || (t.DType == TensorDType.BF16 && dtype == SafeTensorDType.BF16))
         {
+            for (long i = 0; i < n; i += ChunkElements)
+                fs.Write(new ReadOnlySpan<byte>(t.HalfData + i, (int)Math.Min(ChunkElements, n - i) * sizeof(ushort)));
+            return;
+        }
+        if (t.DType == TensorDType.F32 && dtype == SafeTensorDType.F32)
+        {
+            float* src = t.Data;
             for (long i = 0; i < n; i += ChunkElements)
                 fs.Write(new ReadOnlySpan<byte>(src + i, (int)Math.Min(ChunkElements, n - i) * sizeof(float)));
             return;
         }
-        // Convert in chunks so saving a large model in F16 needs only a small staging buffer.
-        var staging = new ushort[Math.Min(n, ChunkElements)];
-        fixed (ushort* dst = staging)
+        // Convert in chunks (through float32, which every stored type widens to exactly) so saving a large model
+        // needs only small staging buffers.
+        var wide = new float[Math.Min(n, ChunkElements)];
+        var narrow = new ushort[Math.Min(n, ChunkElements)];
+        var stored = t.Stored;
+        fixed (float* w = wide)
+        fixed (ushort* h = narrow)
             for (long i = 0; i < n; i += ChunkElements)
             {
                 int m = (int)Math.Min(ChunkElements, n - i);
-                if (dtype == SafeTensorDType.F16) HalfConvert.F32ToF16(src + i, dst, m);
-                else HalfConvert.F32ToBF16(src + i, dst, m);
-                fs.Write(new ReadOnlySpan<byte>(dst, m * sizeof(ushort)));
+                stored.Widen(i, w, m);
+                if (dtype == SafeTensorDType.F32) { fs.Write(new ReadOnlySpan<byte>(w, m * sizeof(float))); continue; }
+                if (dtype == SafeTensorDType.F16) HalfConvert.F32ToF16(w, h, m);
+                else HalfConvert.F32ToBF16(w, h, m);
+                fs.Write(new ReadOnlySpan<byte>(h, m * sizeof(ushort)));
             }
     }
 

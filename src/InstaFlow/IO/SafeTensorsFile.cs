@@ -245,6 +245,31 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return t;
     }
 
+    /// <summary>
+    /// The tensor in its stored precision when that is F16 or BF16 (a zero-copy view of the mapping at an even
+    /// offset, else a copy), otherwise as <see cref="ReadF32"/>: how weights stay half-size in memory.
+    /// </summary>
+    public Tensor ReadStored(string name)
+    {
+        var info = Info(name);
+        if (info.DType is not (SafeTensorDType.F16 or SafeTensorDType.BF16)) return ReadF32(name);
+        var dtype = info.DType == SafeTensorDType.F16 ? TensorDType.F16 : TensorDType.BF16;
+        var map = Mapping;
+        Tensor t;
+        if (info.Offset % sizeof(ushort) == 0)
+        {
+            map.AddRef();
+            t = Tensor.FromBuffer(map, info.Offset / sizeof(ushort), info.Shape, dtype);
+        }
+        else
+        {
+            t = Tensor.EmptyHalfPersistent(dtype, info.Shape);
+            Buffer.MemoryCopy(map.Pointer + info.Offset, t.HalfData, info.ByteLength, info.ByteLength);
+        }
+        t.Name = name;
+        return t;
+    }
+
     public double[] ReadF64(string name) => ReadArray<double>(name, SafeTensorDType.F64);
     public long[] ReadI64(string name) => ReadArray<long>(name, SafeTensorDType.I64);
     public int[] ReadI32(string name) => ReadArray<int>(name, SafeTensorDType.I32);

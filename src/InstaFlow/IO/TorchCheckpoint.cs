@@ -299,6 +299,22 @@ public sealed unsafe class TorchCheckpoint : IDisposable
     }
 
     /// <summary>An integer tensor's values in logical C order (position ids, step counters).</summary>
+    /// <summary>
+    /// The tensor in its stored precision when it is a contiguous F16/BF16 tensor at an even offset (a zero-copy
+    /// view of the mapping), otherwise as <see cref="ReadF32"/>.
+    /// </summary>
+    public Tensor ReadStored(TorchTensorRef r, string name)
+    {
+        var map = _mapping ?? throw new ObjectDisposedException(nameof(TorchCheckpoint), $"{Path} was closed");
+        var s = r.Storage;
+        long byteStart = s.DataOffset + r.Offset * Unpickler.ItemSize(s.DType);
+        if (s.DType is not (TorchDType.F16 or TorchDType.BF16) || !IsContiguous(r) || byteStart % sizeof(ushort) != 0) return ReadF32(r, name);
+        map.AddRef();
+        var v = Tensor.FromBuffer(map, byteStart / sizeof(ushort), r.Shape, s.DType == TorchDType.F16 ? TensorDType.F16 : TensorDType.BF16);
+        v.Name = name;
+        return v;
+    }
+
     public long[] ReadI64(TorchTensorRef r, string name)
     {
         var t = new TorchTensorRef(r.Storage, r.Offset, r.Shape, r.Strides);

@@ -16,6 +16,8 @@ public interface IWeightsFile : IDisposable
     bool Contains(string name);
     /// <summary>The tensor as float32 (not owned by any scope: the caller disposes it); F32 data may be a zero-copy view.</summary>
     Tensor ReadF32(string name);
+    /// <summary>The tensor in its stored precision if that is F16 or BF16 (zero-copy where it can be), else as float32.</summary>
+    Tensor ReadStored(string name);
 }
 
 public static class WeightsFile
@@ -45,6 +47,7 @@ public static class WeightsFile
         public IReadOnlyList<WeightInfo> Tensors => _tensors;
         public bool Contains(string name) => file.Contains(name);
         public Tensor ReadF32(string name) => file.ReadF32(name);
+        public Tensor ReadStored(string name) => file.ReadStored(name);
         public void Dispose() => file.Dispose();
     }
 
@@ -72,8 +75,9 @@ public static class WeightsFile
         public string Path => _ckpt.Path;
         public IReadOnlyList<WeightInfo> Tensors => _tensors;
         public bool Contains(string name) => _refs.ContainsKey(name);
-        public Tensor ReadF32(string name) => _ckpt.ReadF32(
-            _refs.TryGetValue(name, out var r) ? r : throw new InvalidInputException($"{Path}: no tensor named '{name}'"), name);
+        public Tensor ReadF32(string name) => _ckpt.ReadF32(Ref(name), name);
+        public Tensor ReadStored(string name) => _ckpt.ReadStored(Ref(name), name);
+        private TorchTensorRef Ref(string name) => _refs.TryGetValue(name, out var r) ? r : throw new InvalidInputException($"{Path}: no tensor named '{name}'");
         public void Dispose() => _ckpt.Dispose();
     }
 }
@@ -110,10 +114,19 @@ public sealed class RenamedWeights : IWeightsFile
 
     public Tensor ReadF32(string name)
     {
-        var t = _source.ReadF32(_toSource.TryGetValue(name, out var from) ? from : throw new InvalidInputException($"{Path}: no tensor named '{name}'"));
+        var t = _source.ReadF32(Source(name));
         t.Name = name;
         return t;
     }
+
+    public Tensor ReadStored(string name)
+    {
+        var t = _source.ReadStored(Source(name));
+        t.Name = name;
+        return t;
+    }
+
+    private string Source(string name) => _toSource.TryGetValue(name, out var from) ? from : throw new InvalidInputException($"{Path}: no tensor named '{name}'");
 
     public void Dispose() { }
 }

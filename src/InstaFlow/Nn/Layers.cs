@@ -12,7 +12,7 @@ public sealed class Linear : Module
     public Linear(int inFeatures, int outFeatures, bool bias = true)
     {
         InFeatures = inFeatures; OutFeatures = outFeatures;
-        Weight = Param("weight", outFeatures, inFeatures);
+        Weight = StoredPrecisionParam("weight", outFeatures, inFeatures);
         Bias = bias ? Param("bias", outFeatures) : null;
     }
 
@@ -36,7 +36,7 @@ public sealed class Conv2d : Module
     public Conv2d(int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, bool bias = true)
     {
         InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride; Padding = padding;
-        Weight = Param("weight", outChannels, inChannels, kernel, kernel);
+        Weight = StoredPrecisionParam("weight", outChannels, inChannels, kernel, kernel);
         Bias = bias ? Param("bias", outChannels) : null;
     }
 

@@ -13,12 +13,16 @@ public sealed class Parameter
     public Tensor Value { get; private set; }
     public Tensor? Grad => Value.Grad;
 
+    /// <summary>Set by layers whose op reads F16/BF16 weights (Linear, Conv2d): the loader may keep this one as stored.</summary>
+    public bool AcceptsStoredPrecision { get; init; }
+
     public void Replace(Tensor t)
     {
         if (!ShapeUtil.SameShape(t.Shape, Shape))
             throw new ArgumentException($"parameter of shape {ShapeUtil.Format(Shape)} cannot take a tensor of shape {t.Describe()}");
         var old = Value;
-        t.RequiresGrad = old.RequiresGrad;
+        // A reduced-precision weight is for inference only; it never asks for a gradient.
+        t.RequiresGrad = old.RequiresGrad && t.DType == TensorDType.F32;
         Value = t;
         if (!ReferenceEquals(old, t)) old.Dispose();
     }
@@ -32,7 +36,12 @@ public abstract class Module
     private readonly List<(string Name, Parameter Param)> _params = new();
 
     protected T Child<T>(string name, T module) where T : Module { _children.Add((name, module)); return module; }
-    protected Parameter Param(string name, params int[] shape) { var p = new Parameter(shape); _params.Add((name, p)); return p; }
+    protected Parameter Param(string name, params int[] shape) => Register(name, new Parameter(shape));
+
+    /// <summary>A parameter that the loader may keep in its stored F16/BF16 precision (only for ops that read it so).</summary>
+    protected Parameter StoredPrecisionParam(string name, params int[] shape) => Register(name, new Parameter(shape) { AcceptsStoredPrecision = true });
+
+    private Parameter Register(string name, Parameter p) { _params.Add((name, p)); return p; }
 
     public IEnumerable<(string Name, Parameter Param)> NamedParameters(string prefix = "")
     {
@@ -51,7 +60,15 @@ public abstract class Module
             foreach (var x in c.NamedModules(prefix + n + ".")) yield return x;
     }
 
-    public void SetRequiresGrad(bool on) { foreach (var p in Parameters()) p.Value.RequiresGrad = on; }
+    public void SetRequiresGrad(bool on)
+    {
+        foreach (var (name, p) in NamedParameters())
+        {
+            if (on && p.Value.DType != TensorDType.F32)
+                throw new InvalidOperationException($"parameter '{name}' is kept in its stored precision ({p.Value.DType}), which is for inference only; load the model with WeightPrecision.Float32 to train it");
+            p.Value.RequiresGrad = on;
+        }
+    }
     public void ZeroGrad() { foreach (var p in Parameters()) p.ZeroGrad(); }
 
     /// <summary>

@@ -10,21 +10,39 @@ public static class WeightCheck
     /// True when every element is NaN or infinite. Stops at the first finite value, so a healthy tensor costs one
     /// read; this is why it can run on every load while the full count is opt-in.
     /// </summary>
-    public static bool AllNonFinite(Tensor t)
+    public static unsafe bool AllNonFinite(Tensor t)
     {
         if (t.Numel == 0) return false;
+        if (t.DType != TensorDType.F32)
+        {
+            ushort mask = ExponentMask(t.DType);
+            var h = new ReadOnlySpan<ushort>(t.HalfData, checked((int)t.Numel));
+            foreach (var b in h)
+                if ((b & mask) != mask) return false;
+            return true;
+        }
         foreach (var v in t.Span)
             if (float.IsFinite(v)) return false;
         return true;
     }
 
-    public static long CountNonFinite(Tensor t)
+    public static unsafe long CountNonFinite(Tensor t)
     {
         long n = 0;
+        if (t.DType != TensorDType.F32)
+        {
+            ushort mask = ExponentMask(t.DType);
+            foreach (var b in new ReadOnlySpan<ushort>(t.HalfData, checked((int)t.Numel)))
+                if ((b & mask) == mask) n++;
+            return n;
+        }
         foreach (var v in t.Span)
             if (!float.IsFinite(v)) n++;
         return n;
     }
+
+    // NaN and infinity are the values whose exponent bits are all ones.
+    private static ushort ExponentMask(TensorDType dtype) => dtype == TensorDType.F16 ? (ushort)0x7C00 : (ushort)0x7F80;
 
     /// <summary>Throws <see cref="InvalidInputException"/> naming the first parameter of <paramref name="module"/> with a NaN or infinite value.</summary>
     public static void RequireFinite(Module module, string source)

@@ -82,7 +82,9 @@ public static class FinetuneMerge
                 if (!b.TryGetValue(name, out var w0) || !ShapeUtil.SameShape(w0.Shape, w.Shape))
                     throw new InvalidInputException($"{baseName}: UNet weight '{name}' of {finetuneName} has no counterpart of shape {ShapeUtil.Format(w.Shape)}; the fine-tune and the base must be the same architecture");
                 var d = Tensor.EmptyPersistent(w.ShapeArray());
-                Subtract(w.Span, w0.Span, d.Span);
+                using (var wf = w.DType == TensorDType.F32 ? null : w.ToFloat32())
+                using (var w0f = w0.DType == TensorDType.F32 ? null : w0.ToFloat32())
+                    Subtract((wf ?? w).Span, (w0f ?? w0).Span, d.Span);
                 dw[name] = d;
             }
         }
@@ -122,7 +124,9 @@ public static class FinetuneMerge
 
     private static void AddScaled(Parameter p, Tensor d, float alpha)
     {
-        // In place: memory-mapped weights are copy-on-write, so the file on disk never changes.
+        // In place: memory-mapped weights are copy-on-write, so the file on disk never changes. The merge is in
+        // float32 (the demo's float16 mapped to float32), so a weight kept in F16/BF16 is widened first.
+        if (p.Value.DType != TensorDType.F32) p.Replace(p.Value.ToFloat32());
         var w = p.Value.Span;
         var dv = d.Span;
         for (int i = 0; i < w.Length; i++) w[i] += dv[i] * alpha;

@@ -13,6 +13,11 @@ public sealed record ModelSource(string Path)
     public string? UnetFile { get; init; }
     /// <summary>Folder weights variant, e.g. fp16.</summary>
     public string? Variant { get; init; }
+    /// <summary>
+    /// How the weights are held: Stored (the default) keeps F16/BF16 files' Linear and Conv2d weights at half size for
+    /// inference; Float32 widens everything, for training or editing the weights.
+    /// </summary>
+    public Nn.WeightPrecision Precision { get; init; } = Nn.WeightPrecision.Stored;
 
     /// <summary>The folder or file itself, as users name the model.</summary>
     public override string ToString() => Path;

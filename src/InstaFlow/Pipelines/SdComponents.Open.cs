@@ -23,19 +23,19 @@ public sealed partial class SdComponents
                 throw new InvalidInputException($"--config is for single-file checkpoints; {path} is a diffusers folder with its own configs (drop --config)");
             if (source.Ema)
                 throw new InvalidInputException($"--ema selects the EMA weights of a single-file checkpoint; the folder {path} has none (drop --ema)");
-            model = Load(path, source.Variant);
+            model = Load(path, source.Variant, source.Precision);
         }
         else if (File.Exists(path))
         {
             if (source.Variant != null)
                 throw new InvalidInputException($"--variant picks a weights file inside a diffusers folder; {path} is a single file (drop --variant)");
-            model = LoadSingleFile(path, source.ConfigDir, source.Ema);
+            model = LoadSingleFile(path, source.ConfigDir, source.Ema, source.Precision);
         }
         else throw new FileNotFoundException($"model folder not found: {path} (nor a checkpoint file of that name; --model takes a diffusers folder or a single-file checkpoint)", path);
 
         if (source.UnetFile != null)
         {
-            try { model.ReplaceUnetWeights(source.UnetFile); }
+            try { model.ReplaceUnetWeights(source.UnetFile, source.Precision); }
             catch { model.Dispose(); throw; }
         }
         return model;
@@ -49,14 +49,14 @@ public sealed partial class SdComponents
     };
 
     /// <summary>Replaces every UNet weight with a diffusers-named state dict (all keys must match this UNet).</summary>
-    public void ReplaceUnetWeights(string file)
+    public void ReplaceUnetWeights(string file, WeightPrecision precision = WeightPrecision.Stored)
     {
         using var weights = WeightsFile.Open(file);
-        StateDictLoader.Load(Unet, weights);
+        StateDictLoader.Load(Unet, weights, precision: precision);
         Additions.Add($"unet {System.IO.Path.GetFileName(file)}");
     }
 
-    private static SdComponents LoadSingleFile(string path, string? configDir, bool ema)
+    private static SdComponents LoadSingleFile(string path, string? configDir, bool ema, WeightPrecision precision)
     {
         using var file = WeightsFile.Open(path);
         LdmKeys.CheckSd1(file);
@@ -82,9 +82,9 @@ public sealed partial class SdComponents
         var reports = new List<LoadReport>();
         try
         {
-            reports.Add(StateDictLoader.Load(text, LdmKeys.TextEncoder(file), ignoredKeys: ClipTextModel.IgnoredKeys));
-            reports.Add(StateDictLoader.Load(unet, LdmKeys.Unet(file, unetConfig, ema)));
-            reports.Add(StateDictLoader.Load(vae, LdmKeys.Vae(file, vaeConfig)));
+            reports.Add(StateDictLoader.Load(text, LdmKeys.TextEncoder(file), ignoredKeys: ClipTextModel.IgnoredKeys, precision: precision));
+            reports.Add(StateDictLoader.Load(unet, LdmKeys.Unet(file, unetConfig, ema), precision: precision));
+            reports.Add(StateDictLoader.Load(vae, LdmKeys.Vae(file, vaeConfig), precision: precision));
             if (text.Config.HiddenSize != unet.Config.CrossAttentionDim || vae.Config.LatentChannels != unet.Config.InChannels)
                 throw new InvalidInputException($"{path}: the text encoder width {text.Config.HiddenSize}, UNet cross-attention width {unet.Config.CrossAttentionDim}, " +
                     $"VAE latent channels {vae.Config.LatentChannels} and UNet input channels {unet.Config.InChannels} do not fit together");

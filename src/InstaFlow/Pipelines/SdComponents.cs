@@ -74,8 +74,11 @@ public sealed partial class SdComponents : ITextToImageModel, IDisposable
         _decoder = decoder;
     }
 
-    /// <summary>Loads every component; variant picks e.g. diffusion_pytorch_model.fp16.safetensors (falling back to the plain file for components without it).</summary>
-    public static SdComponents Load(string dir, string? variant = null)
+    /// <summary>
+    /// Loads every component; variant picks e.g. diffusion_pytorch_model.fp16.safetensors (falling back to the plain
+    /// file for components without it). precision: see <see cref="WeightPrecision"/> (Float32 to train the networks).
+    /// </summary>
+    public static SdComponents Load(string dir, string? variant = null, WeightPrecision precision = WeightPrecision.Stored)
     {
         var f = DiffusersFolder.Open(dir);
         // Components without the variant fall back to their plain file, as diffusers does, but a variant that no
@@ -94,13 +97,13 @@ public sealed partial class SdComponents : ITextToImageModel, IDisposable
         var tokenizer = ClipTokenizer.FromDirectory(f.Component("tokenizer"));
 
         var text = new ClipTextModel(ClipTextConfig.Load(Path.Combine(f.Component("text_encoder"), "config.json")));
-        reports.Add(StateDictLoader.Load(text, Pick("text_encoder", "model"), ignoredKeys: ClipTextModel.IgnoredKeys));
+        reports.Add(StateDictLoader.Load(text, Pick("text_encoder", "model"), ignoredKeys: ClipTextModel.IgnoredKeys, precision: precision));
 
         var unet = new UNet2DConditionModel(UNet2DConditionConfig.Load(Path.Combine(f.Component("unet"), "config.json")));
-        reports.Add(StateDictLoader.Load(unet, Pick("unet", "diffusion_pytorch_model")));
+        reports.Add(StateDictLoader.Load(unet, Pick("unet", "diffusion_pytorch_model"), precision: precision));
 
         var vae = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(f.Component("vae"), "config.json")));
-        reports.Add(StateDictLoader.Load(vae, Pick("vae", "diffusion_pytorch_model"), AutoencoderKL.RenameLegacyKey));
+        reports.Add(StateDictLoader.Load(vae, Pick("vae", "diffusion_pytorch_model"), AutoencoderKL.RenameLegacyKey, precision: precision));
 
         if (text.Config.HiddenSize != unet.Config.CrossAttentionDim)
             throw new InvalidInputException($"{f.Root}: text_encoder hidden_size {text.Config.HiddenSize} does not match unet cross_attention_dim {unet.Config.CrossAttentionDim}");
@@ -125,10 +128,13 @@ public sealed partial class SdComponents : ITextToImageModel, IDisposable
             {
                 var t = p.Value;
                 h.AppendData(System.Text.Encoding.UTF8.GetBytes($"{component}/{name}[{string.Join(",", t.ShapeArray())}]"));
-                for (long off = 0; off < t.Numel; off += 1 << 24)
+                var chunk = t.DType == TensorDType.F32 ? null : new float[Math.Min(t.Numel, 1 << 20)];
+                for (long off = 0; off < t.Numel; off += 1 << 20)
                 {
-                    long n = Math.Min(1 << 24, t.Numel - off);
-                    h.AppendData(new ReadOnlySpan<byte>(t.Data + off, checked((int)(n * sizeof(float)))));
+                    int n = (int)Math.Min(1 << 20, t.Numel - off);
+                    if (chunk == null) { h.AppendData(new ReadOnlySpan<byte>(t.Data + off, n * sizeof(float))); continue; }
+                    fixed (float* c = chunk) t.Stored.Widen(off, c, n);
+                    h.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(chunk.AsSpan(0, n)));
                 }
             }
         return Convert.ToHexStringLower(h.GetHashAndReset());

@@ -25,9 +25,10 @@ public static unsafe partial class Ops
         var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
         FlopCounter.Add(s.Flops);
         // Inference and training forward alike; the backward rules keep the direct kernels.
-        if (Conv2dWinograd.ShouldUse(s)) Conv2dWinograd.Forward(s, x.Data, weight.Data, bias != null ? bias.Data : null, y.Data);
-        else Kernels.Conv2d.Forward(s, x.Data, weight.Data, bias != null ? bias.Data : null, y.Data);
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
+        RequireTrainable(weight, inputs, "Conv2d");
+        if (Conv2dWinograd.ShouldUse(s)) Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data);
+        else Kernels.Conv2d.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data);
         if (GradMode.ShouldRecord(inputs))
             Tape.Record(y, OpKind.Conv2d, inputs, new[] { x, weight }, ints: new[] { stride, padTop, padBottom, padLeft, padRight });
         return y;

@@ -52,9 +52,18 @@ public static unsafe partial class Ops
             float* pb = bias.Data;
             for (long r = 0; r < rows; r++) Buffer.MemoryCopy(pb, py + r * outF, outF * 4L, outF * 4L);
         }
-        Gemm.Sgemm(false, true, (int)rows, outF, inF, 1f, x.Data, inF, weight.Data, inF, bias != null ? 1f : 0f, py, outF);
-        if (GradMode.ShouldRecord(bias == null ? new[] { x, weight } : new[] { x, weight, bias }))
-            Tape.Record(y, OpKind.Linear, bias == null ? new[] { x, weight } : new[] { x, weight, bias }, new[] { x, weight });
+        var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
+        RequireTrainable(weight, inputs, "Linear");
+        Gemm.SgemmStoredBT((int)rows, outF, inF, x.Data, inF, weight.Stored, inF, bias != null ? 1f : 0f, py, outF);
+        if (GradMode.ShouldRecord(inputs)) Tape.Record(y, OpKind.Linear, inputs, new[] { x, weight });
         return y;
+    }
+
+    /// <summary>Reduced-precision weights have no backward rule: recording one would fail later, far from the cause.</summary>
+    private static void RequireTrainable(Tensor weight, Tensor[] inputs, string op)
+    {
+        if (weight.DType != TensorDType.F32 && GradMode.ShouldRecord(inputs))
+            throw new InvalidOperationException($"{op}: weight {weight.Describe()} is kept in its stored precision, which is for inference only; " +
+                "load the model with WeightPrecision.Float32 to train it or to differentiate through it");
     }
 }

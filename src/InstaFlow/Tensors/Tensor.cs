@@ -1,5 +1,6 @@
-// The float32 tensor: contiguous row-major storage (NCHW for images) with a shape. Views share storage
-// (reshape, narrowing along the outermost non-unit dim); anything else materializes a new tensor.
+// The tensor: contiguous row-major storage (NCHW for images) with a shape. Views share storage (reshape, narrowing
+// along the outermost non-unit dim); anything else materializes a new tensor. Compute is float32; F16/BF16 tensors
+// are weights kept in their stored precision, read only by the ops that widen them while packing (Linear, Conv2d).
 using System.Runtime.CompilerServices;
 using InstaFlow.Tensors.Autograd;
 
@@ -9,7 +10,10 @@ public sealed unsafe partial class Tensor : IDisposable
 {
     private readonly int[] _shape;
     private NativeBuffer? _buffer;
-    private readonly long _offset; // in floats
+    private readonly long _offset; // in elements of DType
+
+    /// <summary>Element type: F32 for everything computed; F16/BF16 only for weights loaded in stored precision.</summary>
+    public TensorDType DType { get; }
 
     public long Numel { get; }
     public ReadOnlySpan<int> Shape => _shape;
@@ -26,8 +30,9 @@ public sealed unsafe partial class Tensor : IDisposable
     /// <summary>Name used in error messages and state dicts (e.g. "down_blocks.0.resnets.1.conv1.weight").</summary>
     public string? Name { get; set; }
 
-    internal Tensor(int[] shape, NativeBuffer buffer, long offset, bool register)
+    internal Tensor(int[] shape, NativeBuffer buffer, long offset, bool register, TensorDType dtype = TensorDType.F32)
     {
+        DType = dtype;
         _shape = shape;
         _buffer = buffer;
         _offset = offset;
@@ -40,17 +45,31 @@ public sealed unsafe partial class Tensor : IDisposable
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
-            var b = _buffer ?? throw new ObjectDisposedException(nameof(Tensor), $"tensor {Describe()} was disposed (it was created in a TensorScope that has ended; call scope.Keep or create it outside the scope)");
-            return (float*)b.Pointer + _offset;
+            if (DType != TensorDType.F32) throw NotFloat32();
+            return (float*)Storage.Pointer + _offset;
         }
     }
+
+    /// <summary>The stored bits of an F16 or BF16 tensor.</summary>
+    public ushort* HalfData => DType != TensorDType.F32 ? (ushort*)Storage.Pointer + _offset
+        : throw new InvalidOperationException($"tensor {Describe()} is F32; HalfData reads F16/BF16 tensors");
+
+    /// <summary>The storage in its own precision, for the kernels that widen weights while packing them.</summary>
+    internal StoredData Stored => new(Storage.Pointer + _offset * ElementSize, DType);
+
+    public int ElementSize => DType == TensorDType.F32 ? sizeof(float) : sizeof(ushort);
+
+    private NativeBuffer Storage => _buffer ?? throw new ObjectDisposedException(nameof(Tensor), $"tensor {Describe()} was disposed (it was created in a TensorScope that has ended; call scope.Keep or create it outside the scope)");
+
+    private InvalidOperationException NotFloat32() => new($"tensor {Describe()} is stored as {DType} and this operation reads float32: " +
+        "only Linear and Conv2d read reduced-precision weights; widen it first with ToFloat32(), or load the model with WeightPrecision.Float32 to train or edit its weights");
 
     public Span<float> Span => new(Data, checked((int)Numel));
     public bool IsDisposed => _buffer == null;
 
     public int Dim(int d) => _shape[ShapeUtil.NormDim(d, Rank, "Dim")];
     public int[] ShapeArray() => (int[])_shape.Clone();
-    public string Describe() => (Name != null ? Name + " " : "") + ShapeUtil.Format(_shape);
+    public string Describe() => (Name != null ? Name + " " : "") + ShapeUtil.Format(_shape) + (DType != TensorDType.F32 ? " " + DType : "");
     public override string ToString() => $"Tensor{ShapeUtil.Format(_shape)}";
 
     // ---- creation ----
@@ -89,13 +108,39 @@ public sealed unsafe partial class Tensor : IDisposable
     public static Tensor Scalar(float v) => FromArray(new[] { v }, 1);
 
     /// <summary>A tensor over memory owned elsewhere (e.g. a memory-mapped weight file): no copy is made.</summary>
-    public static Tensor FromBuffer(NativeBuffer buffer, long offsetFloats, int[] shape)
+    public static Tensor FromBuffer(NativeBuffer buffer, long offsetElements, int[] shape, TensorDType dtype = TensorDType.F32)
     {
         ShapeUtil.Validate(shape, "FromBuffer");
-        return new Tensor((int[])shape.Clone(), buffer, offsetFloats, register: false);
+        if ((offsetElements + ShapeUtil.Numel(shape)) * (dtype == TensorDType.F32 ? 4 : 2) > buffer.Bytes)
+            throw new ArgumentException($"FromBuffer: {ShapeUtil.Format(shape)} {dtype} at element {offsetElements} runs past the buffer's {buffer.Bytes} bytes");
+        return new Tensor((int[])shape.Clone(), buffer, offsetElements, register: false, dtype);
     }
 
-    public float[] ToArray() => Span.ToArray();
+    /// <summary>An uninitialized F16/BF16 tensor no scope owns (weights converted to a reduced precision).</summary>
+    public static Tensor EmptyHalfPersistent(TensorDType dtype, params int[] shape)
+    {
+        if (dtype == TensorDType.F32) throw new ArgumentException("EmptyHalfPersistent: F16 or BF16, not F32 (use EmptyPersistent)");
+        ShapeUtil.Validate(shape, "EmptyHalfPersistent");
+        return new Tensor((int[])shape.Clone(), NativeBuffer.Rent(ShapeUtil.Numel(shape) * sizeof(ushort)), 0, register: false, dtype);
+    }
+
+    /// <summary>The values as float32 (F16/BF16 are widened, exactly).</summary>
+    public float[] ToArray()
+    {
+        if (DType == TensorDType.F32) return Span.ToArray();
+        var a = new float[Numel];
+        fixed (float* p = a) Stored.Widen(0, p, Numel);
+        return a;
+    }
+
+    /// <summary>A float32 copy no scope owns (F16/BF16 widened exactly); the name is kept.</summary>
+    public Tensor ToFloat32()
+    {
+        var t = EmptyPersistent(_shape);
+        Stored.Widen(0, t.Data, Numel);
+        t.Name = Name;
+        return t;
+    }
 
     public float Item()
     {
@@ -117,9 +162,15 @@ public sealed unsafe partial class Tensor : IDisposable
         return t;
     }
 
-    /// <summary>A copy that no scope owns (dispose it yourself): for results that outlive the current step.</summary>
+    /// <summary>A copy that no scope owns (dispose it yourself), in the same dtype: for results that outlive the current step.</summary>
     public Tensor ClonePersistent()
     {
+        if (DType != TensorDType.F32)
+        {
+            var h = EmptyHalfPersistent(DType, _shape);
+            Buffer.MemoryCopy(HalfData, h.HalfData, Numel * 2, Numel * 2);
+            return h;
+        }
         var t = EmptyPersistent(_shape);
         Span.CopyTo(t.Span);
         return t;
@@ -139,7 +190,7 @@ public sealed unsafe partial class Tensor : IDisposable
     {
         var b = _buffer ?? throw new ObjectDisposedException(nameof(Tensor), $"tensor {Describe()} was disposed");
         b.AddRef();
-        return new Tensor(shape, b, _offset + extraOffset, register: true);
+        return new Tensor(shape, b, _offset + extraOffset, register: true, DType);
     }
 
     /// <summary>A view with a new shape (one dim may be -1). Shares storage; recorded on the tape.</summary>

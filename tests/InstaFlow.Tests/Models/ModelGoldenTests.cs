@@ -23,10 +23,10 @@ public class ModelGoldenTests
         return m;
     }
 
-    internal static UNet2DConditionModel LoadUnet(string file = "diffusion_pytorch_model.safetensors")
+    internal static UNet2DConditionModel LoadUnet(string file = "diffusion_pytorch_model.safetensors", WeightPrecision precision = WeightPrecision.Float32)
     {
         var m = new UNet2DConditionModel(UNet2DConditionConfig.Load(Path.Combine(Tiny, "unet", "config.json")));
-        StateDictLoader.Load(m, Path.Combine(Tiny, "unet", file));
+        StateDictLoader.Load(m, Path.Combine(Tiny, "unet", file), precision: precision);
         return m;
     }
 
@@ -74,12 +74,14 @@ public class ModelGoldenTests
     [InlineData("unet_b1_nonsquare.safetensors", "diffusion_pytorch_model.safetensors")]
     [InlineData("unet_b1_oddsize.safetensors", "diffusion_pytorch_model.safetensors")]
     [InlineData("unet_b2_fp16weights.safetensors", "diffusion_pytorch_model.fp16.safetensors")]
-    public void Unet_Golden_MatchesReference(string golden, string weights)
+    [InlineData("unet_b2_fp16weights.safetensors", "diffusion_pytorch_model.fp16.safetensors", WeightPrecision.Stored)]
+    public void Unet_Golden_MatchesReference(string golden, string weights, WeightPrecision precision = WeightPrecision.Float32)
     {
         using var scope = TensorScope.Begin();
         using var ng = GradMode.NoGrad();
         using var g = SafeTensors.Open(Io(golden));
-        var m = LoadUnet(weights);
+        var m = LoadUnet(weights, precision);
+        if (precision == WeightPrecision.Stored) Assert.Equal(TensorDType.F16, m.ConvIn.Weight.Value.DType);
         var cap = new Dictionary<string, Tensor>();
         m.Hook = Capture(cap);
         var outp = m.Forward(g.ReadF32("sample"), g.ReadF32("timestep").ToArray(), g.ReadF32("encoder_hidden_states"));

@@ -136,13 +136,17 @@ public static class Lora
         {
             if (!modules.TryGetValue((u.Component, u.ModulePath), out var m))
                 throw new InvalidInputException($"LoRA target {u.Component} '{u.ModulePath}' is not a module of this model");
-            var weight = m switch
+            var param = m switch
             {
-                Linear l => l.Weight.Value,
-                Conv2d c when c.Kernel == 1 => c.Weight.Value,
+                Linear l => l.Weight,
+                Conv2d c when c.Kernel == 1 => c.Weight,
                 Conv2d c => throw new NotSupportedException($"LoRA on the {c.Kernel}x{c.Kernel} conv {u.Component} '{u.ModulePath}' (LoCon) is not supported"),
                 _ => throw new InvalidInputException($"LoRA target {u.Component} '{u.ModulePath}' is a {m.GetType().Name}, not a linear layer"),
             };
+            // The merged weight is float32 (as diffusers merges in the pipeline's dtype, float32 here): a weight
+            // kept in F16/BF16 is widened first.
+            if (param.Value.DType != TensorDType.F32) param.Replace(param.Value.ToFloat32());
+            var weight = param.Value;
             int outF = weight.Dim(0), inF = (int)(weight.Numel / outF);
             if (u.Down.Numel != (long)u.Rank * inF || u.Up.Numel != (long)outF * u.Rank)
                 throw new InvalidInputException($"LoRA for {u.Component} '{u.ModulePath}': down {u.Down.Describe()} and up {u.Up.Describe()} do not fit its weight {weight.Describe()}");

@@ -138,7 +138,7 @@ public sealed class ControlNetModel : Module
         var m = new ControlNetModel(ControlNetConfig.Load(Path.Combine(dir, "config.json")));
         var weights = Path.Combine(dir, "diffusion_pytorch_model.safetensors");
         if (!File.Exists(weights)) throw new FileNotFoundException($"{weights}: ControlNet weights not found", weights);
-        var report = StateDictLoader.Load(m, weights);
+        var report = StateDictLoader.Load(m, weights, precision: WeightPrecision.Stored);
         m.SetRequiresGrad(false);
         return (m, report);
     }

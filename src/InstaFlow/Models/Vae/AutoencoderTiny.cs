@@ -177,7 +177,7 @@ public sealed class AutoencoderTiny : Module, ILatentDecoder, ILatentEncoder
         var m = new AutoencoderTiny(AutoencoderTinyConfig.Load(Path.Combine(dir, "config.json")));
         var weights = Path.Combine(dir, "diffusion_pytorch_model.safetensors");
         if (!File.Exists(weights)) throw new FileNotFoundException($"{weights}: TAESD weights not found", weights);
-        var report = StateDictLoader.Load(m, weights);
+        var report = StateDictLoader.Load(m, weights, precision: WeightPrecision.Stored);
         m.SetRequiresGrad(false);
         return (m, report);
     }

@@ -16,7 +16,11 @@ public readonly record struct Conv2dShape(int Batch, int InC, int H, int W, int 
 public static unsafe class Conv2d
 {
     /// <summary>y = conv(x, w) + bias (bias may be null).</summary>
-    public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y)
+    public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y) =>
+        Forward(s, x, new StoredData((byte*)w, TensorDType.F32), bias, y);
+
+    /// <summary>The same with the weight in its stored precision (F16/BF16 weights are widened while packed).</summary>
+    internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y)
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
@@ -24,7 +28,7 @@ public static unsafe class Conv2d
         try
         {
             float* wp = (float*)buf.Pointer;
-            GemmPacking.PackA(false, w, kdim, s.OutC, kdim, 1f, wp);
+            GemmPacking.PackA(w, kdim, s.OutC, kdim, wp);
             for (int b = 0; b < s.Batch; b++)
             {
                 float* xb = x + b * inImg, yb = y + b * outImg;

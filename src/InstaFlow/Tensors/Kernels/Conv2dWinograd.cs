@@ -77,7 +77,11 @@ public static unsafe class Conv2dWinograd
     }
 
     /// <summary>y = conv3x3(x, w, stride 1, padding 1) + bias (bias may be null); s must satisfy <see cref="Qualifies"/>.</summary>
-    public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y)
+    public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y) =>
+        Forward(s, x, new StoredData((byte*)w, TensorDType.F32), bias, y);
+
+    /// <summary>The same with the weight in its stored precision (F16/BF16 taps are widened as they are transformed).</summary>
+    internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y)
     {
         if (!Qualifies(s)) throw new ArgumentException($"Conv2dWinograd: needs a 3x3 kernel, stride 1, padding 1; got {s}");
         var g = s;
@@ -120,7 +124,7 @@ public static unsafe class Conv2dWinograd
     /// contiguous run per matrix, so 16 consecutive packed entries (16 (o, c) pairs) are transformed at once and
     /// land as one vector store in each of the 36 matrices.
     /// </summary>
-    private static void TransformWeights(Conv2dShape s, float* w, float* u, long uStride)
+    private static void TransformWeights(Conv2dShape s, StoredData w, float* u, long uStride)
     {
         var kb = new KBlocks(s.InC);
         int rowsPad = GemmPacking.RoundUp(s.OutC, MR);
@@ -144,8 +148,11 @@ public static unsafe class Conv2dWinograd
                         int panel = (int)(q / (MR * kc)), rem = (int)(q % (MR * kc));
                         int o = panel * MR + rem % MR, c = k0 + rem / MR;
                         if (q >= region || o >= s.OutC) { for (int e = 0; e < 9; e++) f[e * L + j] = 0f; continue; }
-                        float* src = w + ((long)o * s.InC + c) * 9;
-                        for (int e = 0; e < 9; e++) f[e * L + j] = src[e];
+                        long src = ((long)o * s.InC + c) * 9;
+                        if (w.DType == TensorDType.F32)
+                            for (int e = 0; e < 9; e++) f[e * L + j] = ((float*)w.Pointer)[src + e];
+                        else
+                            for (int e = 0; e < 9; e++) f[e * L + j] = w[src + e];
                     }
                     // G g: each kernel column (3 taps down) becomes 6 values; then each of the 6 rows likewise.
                     for (int col = 0; col < 3; col++)

@@ -79,6 +79,20 @@ internal readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPa
     }
 }
 
+/// <summary>
+/// B^T stored in reduced precision (a Linear weight [N, K] kept F16/BF16): each panel's NR rows are widened into a
+/// scratch block, then transposed as <see cref="DenseSource"/> does, so panels equal those of the widened matrix.
+/// </summary>
+internal readonly unsafe struct StoredTransposedSource(StoredData b, int ldb) : IPanelSource
+{
+    public float* Panel(int k0, int kc, int j0, int cols, float* dst)
+    {
+        float* rows = stackalloc float[GemmKernels.NR * KBlocks.KC];
+        for (int j = 0; j < cols; j++) b.Widen((long)(j0 + j) * ldb + k0, rows + j * kc, kc);
+        return new DenseSource(rows, kc, trans: true).Panel(0, kc, 0, cols, dst);
+    }
+}
+
 /// <summary>B already packed by <see cref="GemmPacking.PackB"/>: panels are found, not copied.</summary>
 internal readonly unsafe struct PackedSource(float* packed, int n) : IPanelSource
 {
@@ -112,7 +126,7 @@ internal static unsafe class GemmPacking
     public static long PanelOffset(int size, int width, int k0, int kc, int i0) => (long)RoundUp(size, width) * k0 + (long)i0 * kc;
 
     /// <summary>Packs op(B) (k x n) once, for GEMMs whose M tiles would otherwise each pack it again.</summary>
-    public static void PackB(DenseSource source, int n, int k, float* dst)
+    public static void PackB<TSource>(TSource source, int n, int k, float* dst) where TSource : struct, IPanelSource
     {
         const int NR = GemmKernels.NR;
         var kb = new KBlocks(k);
@@ -145,24 +159,53 @@ internal static unsafe class GemmPacking
                 for (int blk = 0; blk < kb.Count; blk++)
                 {
                     int k0 = kb.Start(blk), kc = kb.Length(blk);
-                    float* d = dst + PanelOffset(m, MR, k0, kc, ir * MR);
-                    int done = 0;
-                    if (!transA && ir * MR + MR <= m && GemmKernels.Isa != GemmIsa.Scalar && Sse.IsSupported)
-                        done = PackRows6(a + (long)ir * MR * lda + k0, lda, kc, alpha, d);
-                    for (int i = 0; i < MR; i++)
-                    {
-                        int row = ir * MR + i;
-                        if (row >= m)
-                        {
-                            for (int p = done; p < kc; p++) d[p * MR + i] = 0f;
-                            continue;
-                        }
-                        long step = transA ? lda : 1;
-                        float* s = transA ? a + (long)k0 * lda + row : a + (long)row * lda + k0;
-                        for (int p = done; p < kc; p++) d[p * MR + i] = alpha * s[p * step];
-                    }
+                    float* block = transA ? a + (long)k0 * lda + ir * MR : a + (long)ir * MR * lda + k0;
+                    PackPanel(transA, block, lda, Math.Min(MR, m - ir * MR), kc, alpha, dst + PanelOffset(m, MR, k0, kc, ir * MR));
                 }
         });
+    }
+
+    /// <summary>
+    /// <see cref="PackA"/> for a row-major A in its stored precision (weights kept F16/BF16): each MR x kc block is
+    /// widened into a scratch block first, so the result equals packing the widened matrix.
+    /// </summary>
+    public static void PackA(StoredData a, int lda, int m, int k, float* dst)
+    {
+        if (a.DType == TensorDType.F32) { PackA(false, a.Float32, lda, m, k, 1f, dst); return; }
+        const int MR = GemmKernels.MR;
+        int panels = (m + MR - 1) / MR;
+        var kb = new KBlocks(k);
+        Par.ForRange(panels, 8, (p0, p1) =>
+        {
+            float* scratch = stackalloc float[MR * KBlocks.KC];
+            for (int ir = (int)p0; ir < p1; ir++)
+                for (int blk = 0; blk < kb.Count; blk++)
+                {
+                    int k0 = kb.Start(blk), kc = kb.Length(blk), rows = Math.Min(MR, m - ir * MR);
+                    for (int i = 0; i < rows; i++) a.Widen((long)(ir * MR + i) * lda + k0, scratch + i * kc, kc);
+                    PackPanel(false, scratch, kc, rows, kc, 1f, dst + PanelOffset(m, MR, k0, kc, ir * MR));
+                }
+        });
+    }
+
+    /// <summary>One MR-row panel of one K block; block is A's element (panel row 0, k0); rows past `rows` are zero.</summary>
+    private static void PackPanel(bool transA, float* block, long lda, int rows, int kc, float alpha, float* d)
+    {
+        const int MR = GemmKernels.MR;
+        int done = 0;
+        if (!transA && rows == MR && GemmKernels.Isa != GemmIsa.Scalar && Sse.IsSupported)
+            done = PackRows6(block, lda, kc, alpha, d);
+        for (int i = 0; i < MR; i++)
+        {
+            if (i >= rows)
+            {
+                for (int p = done; p < kc; p++) d[p * MR + i] = 0f;
+                continue;
+            }
+            long step = transA ? lda : 1;
+            float* s = transA ? block + i : block + i * lda;
+            for (int p = done; p < kc; p++) d[p * MR + i] = alpha * s[p * step];
+        }
     }
 
     /// <summary>

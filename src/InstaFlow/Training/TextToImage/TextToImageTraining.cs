@@ -115,7 +115,7 @@ public static class TextToImageTraining
     /// <summary>A trained stage's folder as a velocity network (trainable), with its VAE and tokenizer.</summary>
     public static (TextToImageVelocity Net, SdComponents Parts) LoadNetwork(string modelDir)
     {
-        var parts = SdComponents.Load(modelDir);
+        var parts = SdComponents.Load(modelDir, precision: WeightPrecision.Float32);
         parts.Vae.SetRequiresGrad(false);
         return (new TextToImageVelocity(parts.TextEncoder, parts.Unet), parts);
     }
