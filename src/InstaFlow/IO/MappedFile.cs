@@ -31,7 +31,7 @@ internal static unsafe class MappedFile
             p += view.PointerOffset;
             var accessor = view;
             // The mapping lives until the reader and every zero-copy tensor over it have released their reference.
-            mapping = NativeBuffer.Wrap(p, length, _ =>
+            mapping = NativeBuffer.WrapFileMapping(p, length, _ =>
             {
                 accessor.SafeMemoryMappedViewHandle.ReleasePointer();
                 accessor.Dispose();

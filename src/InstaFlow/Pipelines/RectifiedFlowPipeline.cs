@@ -121,7 +121,8 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
 
         // 5-6. decode latents / scaling_factor, postprocess to uint8 HWC (round half to even)
         if (ReleaseWeightsAsUsed) Model.ReleaseDenoiser();
-        var images = PipelineSteps.Decode(Model, latents, Hook, timer.Mark);
+        byte[][] images;
+        using (LastUse(true)) images = PipelineSteps.Decode(Model, latents, Hook, timer.Mark);
         var meta = Enumerable.Range(0, b).Select(i => Metadata(req, i, width, height)).ToArray();
         return new GenerationResult { ImagesHwc = images, Width = width, Height = height, FinalLatents = latents.ClonePersistent(), Timings = timer.Timings, Metadata = meta };
     }
@@ -155,7 +156,7 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
             var noise = PipelineSteps.InitialNoise(Model, one, width, height);
             var latents = Integrate(cond, noise, one, i, count, timer, init);
             if (ReleaseWeightsAsUsed && i == count - 1) Model.ReleaseDenoiser();
-            images[i] = PipelineSteps.Decode(Model, latents, Hook, timer.Mark)[0];
+            using (LastUse(i == count - 1)) images[i] = PipelineSteps.Decode(Model, latents, Hook, timer.Mark)[0];
             finals[i] = imageScope.Keep(latents);
             meta[i] = Metadata(req, i, width, height);
         }
@@ -193,6 +194,12 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
         }
         return (req, PipelineSteps.Prepare(Model, req, cancellation));
     }
+
+    /// <summary>
+    /// In a one-shot run, the network's final forward pass: each weight's file pages are dropped once packed (see
+    /// <see cref="WeightLastUse"/>), so a one-step UNet holds one layer of its file at a time.
+    /// </summary>
+    private IDisposable? LastUse(bool last) => ReleaseWeightsAsUsed && last ? WeightLastUse.Begin() : null;
 
     /// <summary>The prompts' encodings; a one-shot run frees the text encoder right after.</summary>
     private Conditioning EncodeOnce(GenerationRequest req, bool guided, PipelineSteps.Timer timer)
@@ -246,6 +253,8 @@ public sealed class RectifiedFlowPipeline(ITextToImageModel model)
             timer.Mark($"unet_step{i}");
             step = i + 1;
         }
+        // One step of the last image reads every UNet weight once, for the last time.
+        using var lastUse = LastUse(req.Steps == 1 && image == images - 1);
         if (init != null) return PartialFlow.Run(new EulerSampler(req.Steps), v, noise, init, req.Strength, OnStep);
         return new EulerSampler(req.Steps).Sample(v, noise, onStep: OnStep).X;
     }

@@ -25,6 +25,11 @@ public sealed unsafe class NativeBuffer
     /// <summary>Wraps memory owned by someone else (e.g. a memory-mapped file); release is called when the last view goes.</summary>
     public static NativeBuffer Wrap(byte* p, long bytes, Action<NativeBuffer>? release) => new(p, bytes, release);
 
+    /// <summary>A read-only, copy-on-write file mapping: its clean pages can be dropped and read back from the file.</summary>
+    internal static NativeBuffer WrapFileMapping(byte* p, long bytes, Action<NativeBuffer> release) => new(p, bytes, release) { IsFileMapping = true };
+
+    public bool IsFileMapping { get; private init; }
+
     public static NativeBuffer Rent(long bytes) => BufferPool.Rent(bytes);
 
     /// <summary>
@@ -113,6 +118,7 @@ public static unsafe class BufferPool
     /// <summary>Frees every idle buffer (e.g. after loading a model, or between benchmark cases).</summary>
     public static void Trim()
     {
+        Kernels.PackArena.Trim();
         foreach (var (size, bag) in Free)
             while (bag.TryTake(out var b))
             {

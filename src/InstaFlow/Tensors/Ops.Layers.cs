@@ -29,6 +29,7 @@ public static unsafe partial class Ops
         RequireTrainable(weight, inputs, "Conv2d");
         if (Conv2dWinograd.ShouldUse(s)) Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data);
         else Kernels.Conv2d.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data);
+        WeightLastUse.DropPages(weight);
         if (GradMode.ShouldRecord(inputs))
             Tape.Record(y, OpKind.Conv2d, inputs, new[] { x, weight }, ints: new[] { stride, padTop, padBottom, padLeft, padRight });
         return y;

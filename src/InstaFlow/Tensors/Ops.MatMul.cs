@@ -55,6 +55,7 @@ public static unsafe partial class Ops
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         RequireTrainable(weight, inputs, "Linear");
         Gemm.SgemmStoredBT((int)rows, outF, inF, x.Data, inF, weight.Stored, inF, bias != null ? 1f : 0f, py, outF);
+        WeightLastUse.DropPages(weight);
         if (GradMode.ShouldRecord(inputs)) Tape.Record(y, OpKind.Linear, inputs, new[] { x, weight });
         return y;
     }

@@ -57,6 +57,9 @@ public sealed unsafe partial class Tensor : IDisposable
     /// <summary>The storage in its own precision, for the kernels that widen weights while packing them.</summary>
     internal StoredData Stored => new(Storage.Pointer + _offset * ElementSize, DType);
 
+    /// <summary>True for a zero-copy view of a memory-mapped weights file.</summary>
+    public bool IsFileMapped => Storage.IsFileMapping;
+
     public int ElementSize => DType == TensorDType.F32 ? sizeof(float) : sizeof(ushort);
 
     private NativeBuffer Storage => _buffer ?? throw new ObjectDisposedException(nameof(Tensor), $"tensor {Describe()} was disposed (it was created in a TensorScope that has ended; call scope.Keep or create it outside the scope)");

@@ -210,3 +210,57 @@ public unsafe class StoredPrecisionTests
         Assert.Equal(3, WeightCheck.CountNonFinite(t));
     }
 }
+
+/// <summary>WeightLastUse: a file-mapped weight's pages are dropped after its final read, and only inside the scope.</summary>
+public unsafe class WeightLastUseTests
+{
+    // A weight of 64 x 1024 floats (256 KiB, 64 whole pages) in a safetensors file, mapped zero-copy.
+    private static (string Dir, SafeTensorsFile File, Tensor Weight) MappedWeight()
+    {
+        var dir = Directory.CreateTempSubdirectory("instaflow-lastuse-").FullName;
+        var path = Path.Combine(dir, "w.safetensors");
+        using (var w = TestUtil.Random(7, 64, 1024)) SafeTensors.Save(path, new Dictionary<string, Tensor> { ["w"] = w });
+        var f = SafeTensors.Open(path);
+        var t = f.ReadF32("w");
+        Assert.True(t.IsFileMapped, "the F32 weight should be a zero-copy view of the mapping");
+        return (dir, f, t);
+    }
+
+    [Fact]
+    public void Linear_InsideLastUse_DropsTheWeightsPagesAfterUse()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "WeightLastUse drops pages on Linux only; this test checks that path");
+        var (dir, f, w) = MappedWeight();
+        try
+        {
+            using var scope = TensorScope.Begin();
+            var x = TestUtil.Random(8, 20, 1024);
+            var expected = Ops.Linear(x, w, null).ToArray();
+            float original = w.Span[5000];
+            // A copy-on-write change stands in for "pages this process owns": dropping them shows the file's value again.
+            w.Span[5000] = 1234f;
+            var changed = Ops.Linear(x, w, null).ToArray();
+            Assert.Equal(1234f, w.Span[5000]);
+            Assert.NotEqual(expected, changed);
+            float[] last;
+            using (WeightLastUse.Begin()) last = Ops.Linear(x, w, null).ToArray();
+            Assert.Equal(changed, last);
+            Assert.Equal(original, w.Span[5000]);
+        }
+        finally { w.Dispose(); f.Dispose(); Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Linear_OutsideLastUse_KeepsTheWeightsPages()
+    {
+        var (dir, f, w) = MappedWeight();
+        try
+        {
+            using var scope = TensorScope.Begin();
+            w.Span[5000] = 1234f;
+            Ops.Linear(TestUtil.Random(8, 20, 1024), w, null);
+            Assert.Equal(1234f, w.Span[5000]);
+        }
+        finally { w.Dispose(); f.Dispose(); Directory.Delete(dir, true); }
+    }
+}

@@ -24,7 +24,7 @@ public static unsafe class Conv2d
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, kdim, GemmKernels.MR) * sizeof(float));
+        var buf = PackArena.Rent(GemmPacking.PackedSize(s.OutC, kdim, GemmKernels.MR) * sizeof(float));
         try
         {
             float* wp = (float*)buf.Pointer;

@@ -91,8 +91,8 @@ public static unsafe class Conv2dWinograd
         int blocks = (int)((tiles + blockTiles - 1) / blockTiles);
         long uStride = Skewed(GemmPacking.PackedSize(s.OutC, s.InC, MR));
         // The transformed weights (4x the weights, up to ~120 MB for SD-1.5) differ in size per layer: pooled, every
-        // layer's would stay alive (+0.45 GiB peak for one image), so they go back to the system after the call.
-        var ubuf = NativeBuffer.RentUnpooled(36 * uStride * sizeof(float));
+        // layer's would stay alive (+0.45 GiB peak for one image), so they share the one packed-weights buffer.
+        var ubuf = PackArena.Rent(36 * uStride * sizeof(float));
         try
         {
             float* u = (float*)ubuf.Pointer;

@@ -32,15 +32,15 @@ public static unsafe class Gemm
     }
 
     /// <summary>
-    /// C = A * B^T + beta * C with B (n x k, row-major) in its stored precision: a Linear layer whose weight stays
-    /// F16/BF16. The weight is widened while its panels are packed; the products equal those of the widened weight.
+    /// C = A * B^T + beta * C with B (n x k, row-major) a Linear weight in its stored precision (F32, or F16/BF16
+    /// widened while its panels are packed: the products equal those of the widened weight).
     /// </summary>
     internal static void SgemmStoredBT(int m, int n, int k, float* a, int lda, StoredData b, int ldb, float beta, float* c, int ldc)
     {
-        if (b.DType == TensorDType.F32) { Sgemm(false, true, m, n, k, 1f, a, lda, b.Float32, ldb, beta, c, ldc); return; }
         if (m <= 0 || n <= 0 || k <= 0) throw new ArgumentException($"SgemmStoredBT: sizes must be positive, got m={m} n={n} k={k}");
         if (m < 16 || n < 16)
         {
+            if (b.DType == TensorDType.F32) { GemmSmall.Sgemm(false, true, m, n, k, 1f, a, lda, b.Float32, ldb, beta, c, ldc); return; }
             // Too few rows to pack for: widen the weight once (a time or pooled-text embedding, at most a few MB).
             var wide = NativeBuffer.Rent((long)n * k * sizeof(float));
             try
@@ -57,17 +57,22 @@ public static unsafe class Gemm
         {
             float* ap = (float*)buf.Pointer;
             GemmPacking.PackA(false, a, lda, m, k, 1f, ap);
-            RunPackedB(m, n, k, ap, new StoredTransposedSource(b, ldb), beta, null, c, ldc);
+            // The packed weight goes to the shared packed-weights buffer, not the pool (see PackArena).
+            var packedB = PackArena.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
+            try
+            {
+                float* bp = (float*)packedB.Pointer;
+                if (b.DType == TensorDType.F32) GemmPacking.PackB(new DenseSource(b.Float32, ldb, true), n, k, bp);
+                else GemmPacking.PackB(new StoredTransposedSource(b, ldb), n, k, bp);
+                Run(m, n, k, ap, new PackedSource(bp, n), beta, null, c, ldc);
+            }
+            finally { packedB.Release(); }
         }
         finally { buf.Release(); }
     }
 
     /// <summary>Run with a dense B packed once up front: cheaper than packing it again in every M tile.</summary>
-    internal static void RunDense(int m, int n, int k, float* packedA, DenseSource b, float beta, float* bias, float* c, long ldc) =>
-        RunPackedB(m, n, k, packedA, b, beta, bias, c, ldc);
-
-    private static void RunPackedB<TSource>(int m, int n, int k, float* packedA, TSource b, float beta, float* bias, float* c, long ldc)
-        where TSource : struct, IPanelSource
+    internal static void RunDense(int m, int n, int k, float* packedA, DenseSource b, float beta, float* bias, float* c, long ldc)
     {
         var buf = NativeBuffer.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
         try
