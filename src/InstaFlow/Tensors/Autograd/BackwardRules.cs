@@ -43,22 +43,8 @@ internal static unsafe class BackwardRules
             case OpKind.Silu: return new[] { Pointwise<SiluGradOp>(g, n.Saved[0]) };
             case OpKind.Relu: return new[] { Pointwise<ReluGradOp>(g, n.Saved[0]) };
             case OpKind.QuickGelu: return new[] { Pointwise<QuickGeluGradOp>(g, n.Saved[0]) };
-            case OpKind.Gelu:
-                return new[] { Pointwise(g, n.Saved[0], static (gv, v) =>
-                {
-                    float cdf = 0.5f * (1f + ErfMath.Erf(v * 0.70710678118654752f));
-                    float pdf = 0.3989422804014327f * MathF.Exp(-0.5f * v * v);
-                    return gv * (cdf + v * pdf);
-                }) };
-            case OpKind.GeluTanh:
-                return new[] { Pointwise(g, n.Saved[0], static (gv, v) =>
-                {
-                    const float c = 0.7978845608028654f;
-                    float u = c * (v + 0.044715f * v * v * v);
-                    float t = MathF.Tanh(u);
-                    float du = c * (1 + 3 * 0.044715f * v * v);
-                    return gv * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * du);
-                }) };
+            case OpKind.Gelu: return new[] { Pointwise<GeluGradOp>(g, n.Saved[0]) };
+            case OpKind.GeluTanh: return new[] { Pointwise<GeluTanhGradOp>(g, n.Saved[0]) };
             case OpKind.Sum:
             case OpKind.Mean:
             {
