@@ -68,13 +68,17 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
     }
 }
 
-/// <summary>Patches transposed, for the weight gradient: rows = output positions, columns = (c, ky, kx).</summary>
-internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* image) : IPanelSource
+/// <summary>
+/// Patches transposed, for the weight gradient: rows = output positions of consecutive images (image by image),
+/// columns = (c, ky, kx).
+/// </summary>
+internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* images) : IPanelSource
 {
     public float* Panel(int k0, int kc, int j0, int cols, float* dst)
     {
         const int NR = GemmKernels.NR;
-        int khw = s.KH * s.KW, ow = s.OutW;
+        int khw = s.KH * s.KW, ow = s.OutW, ohw = s.OutH * s.OutW;
+        long imageSize = (long)s.InC * s.H * s.W;
         long* plane = stackalloc long[NR];
         int* dy = stackalloc int[NR], dx = stackalloc int[NR];
         for (int j = 0; j < cols; j++)
@@ -84,7 +88,8 @@ internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* im
             dy[j] = kidx % khw / s.KW - s.PadTop;
             dx[j] = kidx % s.KW - s.PadLeft;
         }
-        int oy = k0 / ow, ox = k0 % ow;
+        int b = k0 / ohw, oy = k0 % ohw / ow, ox = k0 % ow;
+        float* image = images + b * imageSize;
         for (int p = 0; p < kc; p++)
         {
             float* d = dst + p * NR;
@@ -95,7 +100,11 @@ internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* im
                 d[j] = (uint)iy < (uint)s.H && (uint)ix < (uint)s.W ? image[plane[j] + (long)iy * s.W + ix] : 0f;
             }
             for (int j = cols; j < NR; j++) d[j] = 0f;
-            if (++ox == ow) { ox = 0; oy++; }
+            if (++ox == ow)
+            {
+                ox = 0;
+                if (++oy == s.OutH) { oy = 0; image += imageSize; }
+            }
         }
         return dst;
     }
