@@ -132,8 +132,8 @@ internal static unsafe class BackwardRules
                 long rows = a.Numel / k;
                 gb = Tensor.Empty(b.ShapeArray());
                 FlopCounter.Add(2L * rows * k * nn);
-                if (!transB) Gemm.Sgemm(true, false, k, nn, (int)rows, 1f, a.Data, k, g.Data, nn, 0f, gb.Data, nn);
-                else Gemm.Sgemm(true, false, nn, k, (int)rows, 1f, g.Data, nn, a.Data, k, 0f, gb.Data, k);
+                if (!transB) GemmSplitK.Sgemm(true, false, k, nn, (int)rows, a.Data, k, g.Data, nn, gb.Data);
+                else GemmSplitK.Sgemm(true, false, nn, k, (int)rows, g.Data, nn, a.Data, k, gb.Data);
             }
             else
             {
@@ -167,7 +167,7 @@ internal static unsafe class BackwardRules
         {
             gw = Tensor.Empty(w.ShapeArray());
             FlopCounter.Add(2L * rows * inF * outF);
-            Gemm.Sgemm(true, false, outF, inF, (int)rows, 1f, g.Data, outF, xin.Data, inF, 0f, gw.Data, inF);
+            GemmSplitK.Sgemm(true, false, outF, inF, (int)rows, g.Data, outF, xin.Data, inF, gw.Data);
         }
         if (n.Inputs.Length > 2 && n.Inputs[2].TracksGrad)
             gbias = Ops.Sum(Ops.Reshape(g, (int)rows, outF), 0);
