@@ -149,12 +149,14 @@ public static unsafe class Conv2d
         finally { packed.Release(); rows.Release(); }
     }
 
-    /// <summary>Scatters patch columns col[(c, ky, kx), (oy, ox)] back onto the image, adding overlaps (overwrites x).</summary>
-    internal static void Col2Im(in Conv2dShape s, float* col, float* x)
+    /// <summary>
+    /// Scatters patch columns col[(c, ky, kx), (oy, ox)] back onto one image, adding overlaps (overwrites x). Serial:
+    /// its caller runs the images in parallel.
+    /// </summary>
+    private static void Col2Im(in Conv2dShape g, float* col, float* x)
     {
-        var g = s;
         int oh = g.OutH, ow = g.OutW;
-        Par.For(g.InC, c =>
+        for (int c = 0; c < g.InC; c++)
         {
             float* xc = x + (long)c * g.H * g.W;
             new Span<float>(xc, g.H * g.W).Clear();
@@ -175,7 +177,7 @@ public static unsafe class Conv2d
                         }
                     }
                 }
-        });
+        }
     }
 }
 
