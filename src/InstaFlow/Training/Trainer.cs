@@ -112,13 +112,12 @@ public sealed class Trainer
                 // a user-facing error (one line in the CLI, no stack trace): the usual cause is too high a learning rate
                 if (!float.IsFinite(LastLoss))
                     throw new InvalidInputException($"training diverged at step {Step + 1}: the loss is {LastLoss}; try a lower --lr (this run: {Options.LearningRate:G3}), a longer warmup or gradient clipping, and resume from the last checkpoint");
-                if (Options.MaxGradNorm is float max) GradClip.ClipGlobalNorm(_module.Parameters(), max);
-                OpProfile.MarkCurrent("step", "gradient clipping");
+                float gradScale = Options.MaxGradNorm is float max ? GradClip.Scale(_module.Parameters(), max) : 1f;
+                OpProfile.MarkCurrent("step", "gradient norm");
                 Optimizer.LearningRate = LearningRateAt(Step);
-                Optimizer.Step();
-                OpProfile.MarkCurrent("step", "AdamW");
-                Ema?.Update();
-                OpProfile.MarkCurrent("step", "EMA");
+                // clipping, AdamW and EMA in one pass over the parameters
+                Optimizer.Step(gradScale, Ema);
+                OpProfile.MarkCurrent("step", "AdamW and EMA");
             }
             OpProfile.MarkCurrent("step", "releasing the step's tensors");
             Step++;
