@@ -81,16 +81,7 @@ internal static unsafe class BackwardRules
                 for (int i = 0; i < p.Length; i++) inv[p[i]] = i;
                 return new[] { Ops.Permute(g, inv) };
             }
-            case OpKind.Narrow:
-            {
-                int d = n.Ints[0], start = n.Ints[1], size = n.Ints[2];
-                int len = g.Shape[d];
-                var parts = new List<Tensor>();
-                if (start > 0) parts.Add(Tensor.Zeros(WithDim(g, d, start)));
-                parts.Add(g);
-                if (size - start - len > 0) parts.Add(Tensor.Zeros(WithDim(g, d, size - start - len)));
-                return new[] { parts.Count == 1 ? g : Ops.Concat(parts.ToArray(), d) };
-            }
+            case OpKind.Narrow: return new[] { NarrowBackward(g, n.Ints[0], n.Ints[1], n.Ints[2]) };
             case OpKind.Concat:
             {
                 int d = n.Ints[0];
@@ -115,7 +106,31 @@ internal static unsafe class BackwardRules
         }
     }
 
-    private static int[] WithDim(Tensor t, int d, int size) { var s = t.ShapeArray(); s[d] = size; return s; }
+    /// <summary>
+    /// The gradient of narrowing dim d to [start, start + len) out of size: g in that range, zeros around it, written
+    /// in one pass (each outer row: zeros, the copy, zeros).
+    /// </summary>
+    private static Tensor NarrowBackward(Tensor g, int d, int start, int size)
+    {
+        int len = g.Shape[d];
+        if (len == size) return g;
+        var shape = g.ShapeArray(); shape[d] = size;
+        var r = Tensor.Empty(shape);
+        long inner = 1; for (int i = d + 1; i < g.Rank; i++) inner *= g.Shape[i];
+        long outer = g.Numel / (len * inner), before = start * inner, run = len * inner, after = (size - start - len) * inner;
+        float* pg = g.Data, pr = r.Data;
+        Par.ForRange(outer, Math.Max(1, (1 << 15) / (size * inner)), (s, e) =>
+        {
+            for (long o = s; o < e; o++)
+            {
+                float* dst = pr + o * size * inner;
+                new Span<float>(dst, (int)before).Clear();
+                new ReadOnlySpan<float>(pg + o * run, (int)run).CopyTo(new Span<float>(dst + before, (int)run));
+                new Span<float>(dst + before + run, (int)after).Clear();
+            }
+        });
+        return r;
+    }
 
     private static Tensor?[] MatMulBackward(TapeNode n, Tensor g)
     {
