@@ -134,6 +134,11 @@ public static unsafe class Conv2d
     private static void WeightGradImages(in Conv2dShape s, float* gy, float* x, int images, float* gw)
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW, k = images * ohw;
+        if (s.IsPointwise)
+        {
+            PointwiseWeightGrad(s, gy, x, images, gw);
+            return;
+        }
         var rows = NativeBuffer.Rent((long)s.OutC * k * sizeof(float));
         var packed = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, k, GemmKernels.MR) * sizeof(float));
         try
@@ -147,6 +152,27 @@ public static unsafe class Conv2d
             Gemm.Run(s.OutC, kdim, k, (float*)packed.Pointer, new Conv2dPatchesTransposed(s, x), 0f, null, gw, kdim);
         }
         finally { packed.Release(); rows.Release(); }
+    }
+
+    /// <summary>
+    /// A 1x1 conv's patches are the image itself, [InC, positions]: each image's GEMM takes it as a dense transposed B
+    /// (packed by rows, faster than the patch gather) and gy as A as it lies, adding onto the images before it.
+    /// </summary>
+    private static void PointwiseWeightGrad(in Conv2dShape s, float* gy, float* x, int images, float* gw)
+    {
+        int ohw = s.H * s.W;
+        long inImg = (long)s.InC * ohw, outImg = (long)s.OutC * ohw;
+        var packed = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, ohw, GemmKernels.MR) * sizeof(float));
+        try
+        {
+            float* gyp = (float*)packed.Pointer;
+            for (int b = 0; b < images; b++)
+            {
+                GemmPacking.PackA(false, gy + b * outImg, ohw, s.OutC, ohw, 1f, gyp);
+                Gemm.RunDense(s.OutC, s.InC, ohw, gyp, new DenseSource(x + b * inImg, ohw, true), b == 0 ? 0f : 1f, null, gw, s.InC);
+            }
+        }
+        finally { packed.Release(); }
     }
 
     /// <summary>
