@@ -29,7 +29,7 @@ public static unsafe class NormBackward
                 for (int c = c0; c < c0 + cpg; c++)
                 {
                     long off = ((long)b * channels + c) * spatial;
-                    var (s, sx) = SumAndCentredDot(g + off, x + off, m, spatial);
+                    var (s, sx) = SumAndCentredDot(g + off, null, x + off, m, spatial);
                     sg[b * channels + c] = s;
                     sgx[b * channels + c] = sx * rs;
                     float gam = gamma != null ? gamma[c] : 1f;
@@ -102,29 +102,10 @@ public static unsafe class NormBackward
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void LayerNormRow(float* x, float* g, float* gamma, float m, float rs, int len, float* gx)
     {
-        int i = 0;
-        float sumDy = 0, sumDyX = 0;
-        if (Vector512.IsHardwareAccelerated && len >= 16)
-        {
-            var vs = Vector512<float>.Zero; var vd = Vector512<float>.Zero; var vm = Vector512.Create(m);
-            for (; i + 16 <= len; i += 16)
-            {
-                var dy = Vector512.Load(g + i);
-                if (gamma != null) dy *= Vector512.Load(gamma + i);
-                vs += dy;
-                vd = Vector512.FusedMultiplyAdd(dy, Vector512.Load(x + i) - vm, vd);
-            }
-            sumDy = Vector512.Sum(vs); sumDyX = Vector512.Sum(vd);
-        }
-        for (; i < len; i++)
-        {
-            float dy = g[i] * (gamma != null ? gamma[i] : 1f);
-            sumDy += dy;
-            sumDyX += dy * (x[i] - m);
-        }
+        var (sumDy, sumDyX) = SumAndCentredDot(g, gamma, x, m, len);
         // gx = rs dy + k (x - m) + c
         float k = -rs * rs * rs * sumDyX / len, c = -rs * sumDy / len;
-        i = 0;
+        int i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
             var vm = Vector512.Create(m); var vk = Vector512.Create(k); var vc = Vector512.Create(c); var vr = Vector512.Create(rs);
@@ -171,9 +152,9 @@ public static unsafe class NormBackward
         }
     }
 
-    /// <summary>(sum of g, sum of g * (x - m)) over n values, in a fixed order.</summary>
+    /// <summary>(sum of dy, sum of dy * (x - m)) over n values with dy = g gamma (gamma null: g), in a fixed order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static (float Sum, float Dot) SumAndCentredDot(float* g, float* x, float m, long n)
+    private static (float Sum, float Dot) SumAndCentredDot(float* g, float* gamma, float* x, float m, long n)
     {
         long i = 0;
         float s = 0, d = 0;
@@ -183,6 +164,7 @@ public static unsafe class NormBackward
             for (; i + 16 <= n; i += 16)
             {
                 var gv = Vector512.Load(g + i);
+                if (gamma != null) gv *= Vector512.Load(gamma + i);
                 vs += gv;
                 vd = Vector512.FusedMultiplyAdd(gv, Vector512.Load(x + i) - vm, vd);
             }
@@ -194,12 +176,18 @@ public static unsafe class NormBackward
             for (; i + 8 <= n; i += 8)
             {
                 var gv = Vector256.Load(g + i);
+                if (gamma != null) gv *= Vector256.Load(gamma + i);
                 vs += gv;
                 vd = Vector256.FusedMultiplyAdd(gv, Vector256.Load(x + i) - vm, vd);
             }
             s = Vector256.Sum(vs); d = Vector256.Sum(vd);
         }
-        for (; i < n; i++) { s += g[i]; d += g[i] * (x[i] - m); }
+        for (; i < n; i++)
+        {
+            float dy = gamma != null ? g[i] * gamma[i] : g[i];
+            s += dy;
+            d += dy * (x[i] - m);
+        }
         return (s, d);
     }
 
