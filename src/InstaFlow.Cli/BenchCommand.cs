@@ -35,14 +35,15 @@ public static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "Latents per step", DefaultValueFactory = _ => 32 };
         var runs = new Option<int>("--runs") { Description = "Timed steps (after two warm-up steps; the median is reported)", DefaultValueFactory = _ => 10 };
         var threads = new Option<int>("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var c = new Command("train", "Time training steps of the Twemoji 1-RF networks (text encoder + UNet) on synthetic data") { batch, runs, threads };
+        var profile = new Option<bool>("--profile") { Description = "Then run as many steps again with per-op timing and print where a step's time goes" };
+        var c = new Command("train", "Time training steps of the Twemoji 1-RF networks (text encoder + UNet) on synthetic data") { batch, runs, threads, profile };
         c.SetAction(r =>
         {
             int b = r.GetValue(batch), n = r.GetValue(runs), t = r.GetValue(threads);
             if (b < 1 || n < 1 || t < 1) throw new UserException($"--batch, --runs and --threads must be at least 1 (got {b}, {n} and {t})");
             // under mpirun the ranks share each step's batch; rank 0 reports
             var world = CliWorld.Get();
-            var res = InstaFlow.Training.TextToImage.TrainBench.Run(b, n, t, world: world);
+            var res = InstaFlow.Training.TextToImage.TrainBench.Run(b, n, t, world: world, profile: r.GetValue(profile));
             if (!CliWorld.Speaks) return 0;
             Console.WriteLine($"machine: {KernelBench.MachineLine(t)}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -52,9 +53,21 @@ public static class BenchCommand
                     $"{res.Ranks} ranks x {t} threads: gradient all-reduce median {res.MedianAllReduceSeconds * 1e3:F1} ms per step ({res.MedianAllReduceSeconds / res.MedianSeconds:P0} of the step); FLOPs below are one rank's share"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{res.FlopsPerStep / 1e9:F2} GFLOP per step (GEMM, conv, attention; forward and backward): {res.Gflops:F1} GFLOP/s, {res.PeakFraction:P0} of the {res.PeakGflops:F0} GFLOP/s FMA peak"));
+            if (res.Profile != null) PrintProfile(res.Profile, res.Runs);
             return 0;
         });
         return c;
+    }
+
+    /// <summary>The profiled steps' time per op kind, per step, most first; GFLOP/s where the op counts FLOPs.</summary>
+    private static void PrintProfile(IReadOnlyList<InstaFlow.Tensors.Autograd.OpTiming> ops, int steps)
+    {
+        double total = ops.Sum(o => o.Seconds);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"per-op time over {steps} profiled steps ({total / steps * 1e3:F1} ms per step):"));
+        Console.WriteLine($"{"stage",-9} {"op",-28} {"calls/step",10} {"ms/step",8} {"share",6} {"GFLOP/s",8}");
+        foreach (var o in ops)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{o.Stage,-9} {o.Op,-28} {o.Calls / (double)steps,10:F1} {o.Seconds / steps * 1e3,8:F2} {o.Seconds / total,6:P1} {(o.Flops > 0 ? o.Gflops.ToString("F1", CultureInfo.InvariantCulture) : "-"),8}"));
     }
 
     private static void Run(bool asJson, int runs, int threads, string? filter)

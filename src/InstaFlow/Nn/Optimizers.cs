@@ -38,32 +38,34 @@ public sealed unsafe class AdamW : Optimizer
 
     private static Tensor Zeros(int[] shape) { var t = Tensor.EmptyPersistent(shape); t.Span.Clear(); return t; }
 
-    public override void Step()
+    public override void Step() => Step(1f, null);
+
+    /// <summary>
+    /// One pass over each parameter: its gradient times gradScale (the clipping factor of
+    /// <see cref="GradClip.Scale"/>; the stored gradient is left as it is), the AdamW update, then the EMA of the
+    /// updated weight when ema is given. Each element gets the same operations in the same order as the separate
+    /// clip, step and EMA passes, vectorized and in parallel, so the result does not depend on either.
+    /// </summary>
+    public void Step(float gradScale, Ema? ema)
     {
+        if (ema != null && !ReferenceEquals(ema.Params, Params) && !ema.Params.SequenceEqual(Params))
+            throw new ArgumentException("AdamW.Step: the EMA follows other parameters than the optimizer");
         StepCount++;
-        float lr = LearningRate, b1 = Beta1, b2 = Beta2, eps = Eps;
-        float bc1 = 1f - MathF.Pow(b1, StepCount), bc2 = 1f - MathF.Pow(b2, StepCount);
-        float decay = 1f - lr * WeightDecay;
+        var k = new AdamWStep(LearningRate, Beta1, Beta2, Eps, WeightDecay, StepCount, gradScale, ema?.Decay ?? 0f);
         for (int i = 0; i < Params.Count; i++)
         {
             var g = Params[i].Grad;
-            if (g == null) continue;
-            float* w = Params[i].Value.Data, pg = g.Data, m = _m[i].Data, v = _v[i].Data;
-            long n = g.Numel;
-            Par.ForRange(n, 1 << 14, (s, e) =>
+            if (g == null)
             {
-                for (long j = s; j < e; j++)
-                {
-                    float gj = pg[j];
-                    m[j] = b1 * m[j] + (1 - b1) * gj;
-                    v[j] = b2 * v[j] + (1 - b2) * gj * gj;
-                    float mhat = m[j] / bc1, vhat = v[j] / bc2;
-                    w[j] = w[j] * decay - lr * mhat / (MathF.Sqrt(vhat) + eps);
-                }
-            });
+                // no gradient, no update: the EMA still moves toward the (unchanged) weight, as Ema.Update does
+                ema?.Update(i);
+                continue;
+            }
+            float* w = Params[i].Value.Data, pg = g.Data, m = _m[i].Data, v = _v[i].Data;
+            float* shadow = ema != null ? ema.Shadow[i].Data : null;
+            Par.ForRange(g.Numel, 1 << 14, (s, e) => k.Run(w + s, pg + s, m + s, v + s, shadow == null ? null : shadow + s, e - s));
         }
     }
-
     public override IEnumerable<(string Name, Tensor Value)> State()
     {
         for (int i = 0; i < Params.Count; i++) { yield return ($"m.{i}", _m[i]); yield return ($"v.{i}", _v[i]); }
@@ -132,16 +134,25 @@ public static unsafe class GradClip
     public static float ClipGlobalNorm(IEnumerable<Parameter> parameters, float maxNorm)
     {
         var grads = parameters.Select(p => p.Grad).Where(g => g != null).ToList();
-        double sq = 0;
-        foreach (var g in grads) sq += Blas.Dot(g!.Data, g.Data, g.Numel);
-        float norm = (float)Math.Sqrt(sq);
-        if (norm > maxNorm && norm > 0)
-        {
-            float s = maxNorm / (norm + 1e-6f);
+        float norm = GlobalNorm(grads!);
+        float s = ScaleFor(norm, maxNorm);
+        if (s != 1f)
             foreach (var g in grads) Blas.Scale(s, g!.Data, g.Numel);
-        }
         return norm;
     }
+
+    /// <summary>The factor ClipGlobalNorm would scale the gradients by (1 when within maxNorm), leaving them as they are.</summary>
+    public static float Scale(IEnumerable<Parameter> parameters, float maxNorm) =>
+        ScaleFor(GlobalNorm(parameters.Select(p => p.Grad).Where(g => g != null).ToList()!), maxNorm);
+
+    private static float GlobalNorm(List<Tensor> grads)
+    {
+        double sq = 0;
+        foreach (var g in grads) sq += Blas.Dot(g.Data, g.Data, g.Numel);
+        return (float)Math.Sqrt(sq);
+    }
+
+    private static float ScaleFor(float norm, float maxNorm) => norm > maxNorm && norm > 0 ? maxNorm / (norm + 1e-6f) : 1f;
 }
 
 /// <summary>ema = decay * ema + (1 - decay) * param, kept in separate persistent tensors.</summary>
@@ -158,14 +169,19 @@ public sealed unsafe class Ema
         Shadow = _params.Select(p => { var t = Tensor.EmptyPersistent(p.Shape); t.CopyFrom(p.Value); return t; }).ToArray();
     }
 
+    internal IReadOnlyList<Parameter> Params => _params;
+
     public void Update()
     {
-        for (int i = 0; i < _params.Count; i++)
-        {
-            float* s = Shadow[i].Data, w = _params[i].Value.Data;
-            float d = Decay;
-            for (long j = 0; j < Shadow[i].Numel; j++) s[j] = d * s[j] + (1 - d) * w[j];
-        }
+        for (int i = 0; i < _params.Count; i++) Update(i);
+    }
+
+    /// <summary>Moves the shadow of parameter i toward its current value.</summary>
+    internal void Update(int i)
+    {
+        float* s = Shadow[i].Data, w = _params[i].Value.Data;
+        var k = new AdamWStep(0, 0, 0, 0, 0, 1, 1f, Decay);
+        Par.ForRange(Shadow[i].Numel, 1 << 14, (a, e) => k.Ema(s + a, w + a, e - a));
     }
 
     /// <summary>Copies the averaged values into the live parameters (e.g. before saving an EMA model).</summary>

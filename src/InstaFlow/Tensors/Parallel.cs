@@ -13,17 +13,29 @@ public static class Par
         set => _threads = Math.Max(1, value);
     }
 
-    /// <summary>Runs body(i) for i in [0, count); each index runs on exactly one thread.</summary>
+    /// <summary>Whether this thread is running the body of a parallel loop.</summary>
+    [ThreadStatic] private static bool _inBody;
+
+    /// <summary>
+    /// Runs body(i) for i in [0, count); each index runs on exactly one thread. A loop inside another loop's body runs
+    /// serially on its thread: the outer loop already keeps the cores busy, and nested loops would block pool threads
+    /// waiting for each other.
+    /// </summary>
     public static void For(int count, Action<int> body)
     {
         if (count <= 0) return;
-        if (_threads == 1 || count == 1)
+        if (_threads == 1 || count == 1 || _inBody)
         {
             for (int i = 0; i < count; i++) body(i);
             return;
         }
         var opts = new ParallelOptions { MaxDegreeOfParallelism = _threads };
-        Parallel.For(0, count, opts, body);
+        Parallel.For(0, count, opts, i =>
+        {
+            _inBody = true;
+            try { body(i); }
+            finally { _inBody = false; }
+        });
     }
 
     /// <summary>Splits [0, n) into ranges of at least minChunk items and runs body(start, end) on them.</summary>

@@ -7,6 +7,7 @@ using InstaFlow.Distributed;
 using InstaFlow.Flow;
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
 using InstaFlow.Tensors.Random;
 
 namespace InstaFlow.Training;
@@ -105,15 +106,20 @@ public sealed class Trainer
             using (var scope = TensorScope.Begin())
             {
                 Optimizer.ZeroGrad();
+                OpProfile.MarkCurrent("step", "zero gradients");
                 LastLoss = World.Size * Options.GradAccum == 1 ? WholeBatch() : MyPieces();
+                OpProfile.MarkCurrent("step", "loss value and all-reduce");
                 // a user-facing error (one line in the CLI, no stack trace): the usual cause is too high a learning rate
                 if (!float.IsFinite(LastLoss))
                     throw new InvalidInputException($"training diverged at step {Step + 1}: the loss is {LastLoss}; try a lower --lr (this run: {Options.LearningRate:G3}), a longer warmup or gradient clipping, and resume from the last checkpoint");
-                if (Options.MaxGradNorm is float max) GradClip.ClipGlobalNorm(_module.Parameters(), max);
+                float gradScale = Options.MaxGradNorm is float max ? GradClip.Scale(_module.Parameters(), max) : 1f;
+                OpProfile.MarkCurrent("step", "gradient norm");
                 Optimizer.LearningRate = LearningRateAt(Step);
-                Optimizer.Step();
-                Ema?.Update();
+                // clipping, AdamW and EMA in one pass over the parameters
+                Optimizer.Step(gradScale, Ema);
+                OpProfile.MarkCurrent("step", "AdamW and EMA");
             }
+            OpProfile.MarkCurrent("step", "releasing the step's tensors");
             Step++;
             if (Step % Options.LogEvery == 0 || Step == totalSteps) log.Write(Step, LastLoss, Optimizer.LearningRate, clock.Elapsed.TotalSeconds);
             Options.Progress?.Report(new TrainingProgress(Step, totalSteps, LastLoss, Optimizer.LearningRate, clock.Elapsed));

@@ -21,6 +21,10 @@ public unsafe class ConvTests
         // output rows narrower than a 32-column panel (small latents): one panel spans several rows
         yield return new object[] { new Conv2dShape(2, 6, 8, 8, 9, 3, 3, 1, 1, 1, 1, 1) };
         yield return new object[] { new Conv2dShape(1, 5, 11, 13, 7, 3, 3, 1, 0, 2, 2, 0) };
+        // batches whose weight gradient runs in several chunks of images (a last, shorter one), 3x3 and 1x1, stride 1 and 2
+        yield return new object[] { new Conv2dShape(9, 5, 16, 16, 7, 3, 3, 1, 1, 1, 1, 1) };
+        yield return new object[] { new Conv2dShape(20, 6, 13, 11, 5, 1, 1, 1, 0, 0, 0, 0) };
+        yield return new object[] { new Conv2dShape(11, 3, 18, 14, 4, 3, 3, 2, 1, 1, 1, 1) };
     }
 
     private sealed class Data(Conv2dShape s, int seed)
@@ -108,10 +112,13 @@ public unsafe class ConvTests
         TestUtil.AssertClose(gbRef.Select(v => (float)v).ToArray(), gb, tolW, 0, $"gbias {s}");
     }
 
-    [Fact]
-    public void ForwardBackward_OneVersusTwoThreads_BitwiseIdentical()
+    [Theory]
+    [InlineData(2, 24, 30, 45, 40, 3, 1)]
+    [InlineData(9, 8, 16, 16, 12, 3, 1)]
+    [InlineData(6, 5, 17, 15, 9, 3, 2)]
+    public void ForwardBackward_OneVersusTwoThreads_BitwiseIdentical(int batch, int inC, int h, int w, int outC, int kernel, int stride)
     {
-        var s = new Conv2dShape(2, 24, 30, 45, 40, 3, 3, 1, 1, 1, 1, 1);
+        var s = new Conv2dShape(batch, inC, h, w, outC, kernel, kernel, stride, 1, 1, 1, 1);
         var d = new Data(s, 21);
         float[][] RunAll()
         {

@@ -69,7 +69,7 @@ public class ElementwiseTests
     public static IEnumerable<object[]> GradCases()
     {
         foreach (var n in OddSizes)
-            foreach (var op in new[] { "silu", "quick_gelu", "sigmoid", "tanh", "relu" })
+            foreach (var op in new[] { "silu", "quick_gelu", "sigmoid", "tanh", "relu", "gelu", "gelu_tanh" })
                 yield return new object[] { op, n };
     }
 
@@ -84,8 +84,16 @@ public class ElementwiseTests
             "sigmoid" => g * v * (1 - v),
             "tanh" => g * (1 - v * v),
             "relu" => v > 0 ? g : 0,
+            "gelu" => g * (0.5 * (1 + ErfMath.ErfRef(v / Math.Sqrt(2))) + v * Math.Exp(-0.5 * v * v) / Math.Sqrt(2 * Math.PI)),
+            "gelu_tanh" => g * GeluTanhDerivative(v),
             _ => throw new ArgumentException(op),
         };
+    }
+
+    private static double GeluTanhDerivative(double v)
+    {
+        double c = Math.Sqrt(2 / Math.PI), t = Math.Tanh(c * (v + 0.044715 * v * v * v));
+        return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * c * (1 + 3 * 0.044715 * v * v);
     }
 
     private static unsafe void FastGrad(string op, float* g, float* v, float* r, long n)
@@ -97,6 +105,8 @@ public class ElementwiseTests
             case "sigmoid": VectorDriver.BinarySerial<SigmoidGradOp>(g, 1, v, 1, r, n); break;
             case "tanh": VectorDriver.BinarySerial<TanhGradOp>(g, 1, v, 1, r, n); break;
             case "relu": VectorDriver.BinarySerial<ReluGradOp>(g, 1, v, 1, r, n); break;
+            case "gelu": VectorDriver.BinarySerial<GeluGradOp>(g, 1, v, 1, r, n); break;
+            case "gelu_tanh": VectorDriver.BinarySerial<GeluTanhGradOp>(g, 1, v, 1, r, n); break;
             default: throw new ArgumentException(op);
         }
     }

@@ -98,6 +98,7 @@ public class GradCheckTests
     [Fact] public void LinearNoBias_GradientMatchesFiniteDifference() => Check(x => Ops.Linear(x[0], x[1], null), new[] { R(10, 3, 6), R(11, 4, 6) }, "linear");
     [Fact] public void Permute_GradientMatchesFiniteDifference() => Check(x => Ops.Permute(x[0], 2, 0, 1), new[] { R(13, 2, 3, 4) }, "permute");
     [Fact] public void Narrow_GradientMatchesFiniteDifference() => Check(x => Ops.Narrow(x[0], 1, 1, 2), new[] { R(14, 2, 4, 3) }, "narrow");
+    [Fact] public void Narrow_LastDimEdges_GradientMatchesFiniteDifference() => Check(x => Ops.Mul(Ops.Narrow(x[0], -1, 0, 3), Ops.Narrow(x[0], -1, 3, 3)), new[] { R(15, 2, 3, 6) }, "narrow halves");
     [Fact] public void Concat_GradientMatchesFiniteDifference() => Check(x => Ops.Concat(new[] { x[0], x[1] }, 1), new[] { R(15, 2, 3, 2), R(16, 2, 1, 2) }, "concat");
     [Fact] public void Pad_GradientMatchesFiniteDifference() => Check(x => Ops.Pad2d(x[0], 0, 1, 2, 1), new[] { R(17, 1, 2, 3, 3) }, "pad");
     [Fact] public void Reshape_GradientMatchesFiniteDifference() => Check(x => Ops.Mul(Ops.Reshape(x[0], 6, -1), Ops.Reshape(x[0], 6, -1)), new[] { R(18, 2, 3, 4) }, "reshape");

@@ -109,6 +109,9 @@ public unsafe class NormTests
     [InlineData(7, 17, 0f, false)]
     [InlineData(33, 320, 0f, true)]
     [InlineData(257, 64, 10f, true)]
+    // several runs of rows in the gamma/beta sums, the last one shorter
+    [InlineData(2049, 33, 3f, true)]
+    [InlineData(1500, 64, 0f, false)]
     public void LayerNormBackward_OddShapes_MatchesDoubleReference(int rows, int n, float offset, bool affine)
     {
         var x = Input(rows * 3 + n, (long)rows * n, offset);
@@ -175,5 +178,23 @@ public class NormThreadTests
         var x = NormTests.Input(4, 300L * 320, 5f);
         var gamma = TestUtil.RandomArray(5, 320); var beta = TestUtil.RandomArray(6, 320);
         ThreadDeterminism.AssertOneVsTwoIdentical(() => new[] { ("output", NormTests.LayerNorm(x, gamma, beta, 320, 1e-5f)) });
+    }
+
+    [Fact]
+    public unsafe void LayerNormBackward_OneVsTwoThreads_BitwiseIdentical()
+    {
+        const int rows = 3000, n = 72;
+        var x = NormTests.Input(7, (long)rows * n, 2f);
+        var g = TestUtil.RandomArray(8, x.Length);
+        var gamma = TestUtil.RandomArray(9, n);
+        float[] mean = new float[rows], rstd = new float[rows], y = new float[x.Length];
+        fixed (float* px = x, pgam = gamma, py = y, pm = mean, pr = rstd) Norms.LayerNormForward(px, pgam, null, py, rows, n, 1e-5f, pm, pr);
+        ThreadDeterminism.AssertOneVsTwoIdentical(() =>
+        {
+            float[] gx = new float[x.Length], dg = new float[n], db = new float[n];
+            fixed (float* px = x, pg = g, pgam = gamma, pm = mean, pr = rstd, pgx = gx, pdg = dg, pdb = db)
+                NormBackward.LayerNorm(px, pg, pgam, pm, pr, rows, n, pgx, pdg, pdb);
+            return new[] { ("dx", gx), ("dgamma", dg), ("dbeta", db) };
+        });
     }
 }

@@ -43,22 +43,8 @@ internal static unsafe class BackwardRules
             case OpKind.Silu: return new[] { Pointwise<SiluGradOp>(g, n.Saved[0]) };
             case OpKind.Relu: return new[] { Pointwise<ReluGradOp>(g, n.Saved[0]) };
             case OpKind.QuickGelu: return new[] { Pointwise<QuickGeluGradOp>(g, n.Saved[0]) };
-            case OpKind.Gelu:
-                return new[] { Pointwise(g, n.Saved[0], static (gv, v) =>
-                {
-                    float cdf = 0.5f * (1f + ErfMath.Erf(v * 0.70710678118654752f));
-                    float pdf = 0.3989422804014327f * MathF.Exp(-0.5f * v * v);
-                    return gv * (cdf + v * pdf);
-                }) };
-            case OpKind.GeluTanh:
-                return new[] { Pointwise(g, n.Saved[0], static (gv, v) =>
-                {
-                    const float c = 0.7978845608028654f;
-                    float u = c * (v + 0.044715f * v * v * v);
-                    float t = MathF.Tanh(u);
-                    float du = c * (1 + 3 * 0.044715f * v * v);
-                    return gv * (0.5f * (1 + t) + 0.5f * v * (1 - t * t) * du);
-                }) };
+            case OpKind.Gelu: return new[] { Pointwise<GeluGradOp>(g, n.Saved[0]) };
+            case OpKind.GeluTanh: return new[] { Pointwise<GeluTanhGradOp>(g, n.Saved[0]) };
             case OpKind.Sum:
             case OpKind.Mean:
             {
@@ -95,16 +81,7 @@ internal static unsafe class BackwardRules
                 for (int i = 0; i < p.Length; i++) inv[p[i]] = i;
                 return new[] { Ops.Permute(g, inv) };
             }
-            case OpKind.Narrow:
-            {
-                int d = n.Ints[0], start = n.Ints[1], size = n.Ints[2];
-                int len = g.Shape[d];
-                var parts = new List<Tensor>();
-                if (start > 0) parts.Add(Tensor.Zeros(WithDim(g, d, start)));
-                parts.Add(g);
-                if (size - start - len > 0) parts.Add(Tensor.Zeros(WithDim(g, d, size - start - len)));
-                return new[] { parts.Count == 1 ? g : Ops.Concat(parts.ToArray(), d) };
-            }
+            case OpKind.Narrow: return new[] { NarrowBackward(g, n.Ints[0], n.Ints[1], n.Ints[2]) };
             case OpKind.Concat:
             {
                 int d = n.Ints[0];
@@ -129,7 +106,31 @@ internal static unsafe class BackwardRules
         }
     }
 
-    private static int[] WithDim(Tensor t, int d, int size) { var s = t.ShapeArray(); s[d] = size; return s; }
+    /// <summary>
+    /// The gradient of narrowing dim d to [start, start + len) out of size: g in that range, zeros around it, written
+    /// in one pass (each outer row: zeros, the copy, zeros).
+    /// </summary>
+    private static Tensor NarrowBackward(Tensor g, int d, int start, int size)
+    {
+        int len = g.Shape[d];
+        if (len == size) return g;
+        var shape = g.ShapeArray(); shape[d] = size;
+        var r = Tensor.Empty(shape);
+        long inner = 1; for (int i = d + 1; i < g.Rank; i++) inner *= g.Shape[i];
+        long outer = g.Numel / (len * inner), before = start * inner, run = len * inner, after = (size - start - len) * inner;
+        float* pg = g.Data, pr = r.Data;
+        Par.ForRange(outer, Math.Max(1, (1 << 15) / (size * inner)), (s, e) =>
+        {
+            for (long o = s; o < e; o++)
+            {
+                float* dst = pr + o * size * inner;
+                new Span<float>(dst, (int)before).Clear();
+                new ReadOnlySpan<float>(pg + o * run, (int)run).CopyTo(new Span<float>(dst + before, (int)run));
+                new Span<float>(dst + before + run, (int)after).Clear();
+            }
+        });
+        return r;
+    }
 
     private static Tensor?[] MatMulBackward(TapeNode n, Tensor g)
     {
@@ -146,8 +147,8 @@ internal static unsafe class BackwardRules
                 long rows = a.Numel / k;
                 gb = Tensor.Empty(b.ShapeArray());
                 FlopCounter.Add(2L * rows * k * nn);
-                if (!transB) Gemm.Sgemm(true, false, k, nn, (int)rows, 1f, a.Data, k, g.Data, nn, 0f, gb.Data, nn);
-                else Gemm.Sgemm(true, false, nn, k, (int)rows, 1f, g.Data, nn, a.Data, k, 0f, gb.Data, k);
+                if (!transB) GemmSplitK.Sgemm(true, false, k, nn, (int)rows, a.Data, k, g.Data, nn, gb.Data);
+                else GemmSplitK.Sgemm(true, false, nn, k, (int)rows, g.Data, nn, a.Data, k, gb.Data);
             }
             else
             {
@@ -181,7 +182,7 @@ internal static unsafe class BackwardRules
         {
             gw = Tensor.Empty(w.ShapeArray());
             FlopCounter.Add(2L * rows * inF * outF);
-            Gemm.Sgemm(true, false, outF, inF, (int)rows, 1f, g.Data, outF, xin.Data, inF, 0f, gw.Data, inF);
+            GemmSplitK.Sgemm(true, false, outF, inF, (int)rows, g.Data, outF, xin.Data, inF, gw.Data);
         }
         if (n.Inputs.Length > 2 && n.Inputs[2].TracksGrad)
             gbias = Ops.Sum(Ops.Reshape(g, (int)rows, outF), 0);

@@ -53,7 +53,11 @@ public static class Tape
             Op = op, Inputs = inputs, Saved = saved ?? Array.Empty<Tensor>(),
             Ints = ints ?? Array.Empty<int>(), Floats = floats ?? Array.Empty<float>(),
         };
+        OpProfile.Current?.Mark("forward", OpNames[(int)op]);
     }
+
+    /// <summary>OpKind names by value, so that profiling marks allocate no strings.</summary>
+    private static readonly string[] OpNames = Enum.GetNames<OpKind>();
 
     /// <summary>
     /// Accumulates d(root)/d(leaf) into leaf.Grad for every leaf with RequiresGrad. root is usually a scalar loss;
@@ -68,9 +72,12 @@ public static class Tape
             throw new ArgumentException($"Backward: gradOutput {gradOutput.Describe()} does not match root {root.Describe()}");
 
         using var noGrad = GradMode.NoGrad();
+        var profile = OpProfile.Current;
+        profile?.Mark("forward", "until the backward pass");
         var order = TopologicalOrder(root);
         var grads = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
         grads[root] = gradOutput ?? Tensor.Full(1f, root.ShapeArray());
+        profile?.Mark("backward", "graph order");
 
         for (int i = order.Count - 1; i >= 0; i--)
         {
@@ -79,9 +86,11 @@ public static class Tape
             if (t.Node == null)
             {
                 if (t.RequiresGrad) AccumulateLeaf(t, g);
+                profile?.Mark("backward", "parameter gradients");
                 continue;
             }
             var inGrads = BackwardRules.Apply(t.Node, g, t);
+            profile?.Mark("backward", OpNames[(int)t.Node.Op]);
             var inputs = t.Node.Inputs;
             for (int k = 0; k < inputs.Length; k++)
             {
@@ -91,6 +100,7 @@ public static class Tape
                 if (grads.TryGetValue(x, out var prev)) grads[x] = Ops.Add(prev, gi);
                 else grads[x] = gi;
             }
+            profile?.Mark("backward", "gradient sums");
         }
     }
 

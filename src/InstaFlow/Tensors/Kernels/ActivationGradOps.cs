@@ -59,3 +59,43 @@ public struct TanhGradOp : IBinaryOp
     public static Vector256<float> Apply(Vector256<float> g, Vector256<float> y) => g * (Vector256<float>.One - y * y);
     public static Vector512<float> Apply(Vector512<float> g, Vector512<float> y) => g * (Vector512<float>.One - y * y);
 }
+
+/// <summary>d gelu(x)/dx = Phi(x) + x phi(x) (erf form); v is the input.</summary>
+public struct GeluGradOp : IBinaryOp
+{
+    private const float InvSqrt2 = 0.70710678118654752f, InvSqrt2Pi = 0.3989422804014327f;
+    public static float Apply(float g, float x) =>
+        g * (0.5f * (1f + ErfMath.Erf(x * InvSqrt2)) + x * InvSqrt2Pi * MathF.Exp(-0.5f * x * x));
+    public static Vector256<float> Apply(Vector256<float> g, Vector256<float> x) =>
+        g * ((Vector256<float>.One + ErfMath.Erf(x * InvSqrt2)) * 0.5f + x * InvSqrt2Pi * Vector256.Exp(x * x * -0.5f));
+    public static Vector512<float> Apply(Vector512<float> g, Vector512<float> x) =>
+        g * ((Vector512<float>.One + ErfMath.Erf(x * InvSqrt2)) * 0.5f + x * InvSqrt2Pi * Vector512.Exp(x * x * -0.5f));
+}
+
+/// <summary>
+/// Tanh-approximated GELU: with u = c (x + 0.044715 x^3) and t = tanh u, the derivative is
+/// 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2); v is the input.
+/// </summary>
+public struct GeluTanhGradOp : IBinaryOp
+{
+    private const float C = 0.7978845608028654f, A = 0.044715f;
+    public static float Apply(float g, float x)
+    {
+        float t = MathF.Tanh(C * (x + A * x * x * x));
+        return g * (0.5f * (1f + t) + 0.5f * x * (1f - t * t) * C * (1f + 3f * A * x * x));
+    }
+    public static Vector256<float> Apply(Vector256<float> g, Vector256<float> x)
+    {
+        var x2 = x * x;
+        var t = TanhOp.Apply((x + x2 * x * A) * C);
+        var one = Vector256<float>.One;
+        return g * ((one + t) * 0.5f + x * 0.5f * (one - t * t) * C * (one + x2 * (3f * A)));
+    }
+    public static Vector512<float> Apply(Vector512<float> g, Vector512<float> x)
+    {
+        var x2 = x * x;
+        var t = TanhOp.Apply((x + x2 * x * A) * C);
+        var one = Vector512<float>.One;
+        return g * ((one + t) * 0.5f + x * 0.5f * (one - t * t) * C * (one + x2 * (3f * A)));
+    }
+}

@@ -1,6 +1,6 @@
 // Fast conv2d kernels (groups 1, dilation 1, any stride, asymmetric zero padding) as GEMMs over image patches.
 // Forward and weight gradient are implicit GEMMs (patches packed straight into B panels); the input gradient is a
-// forward conv for stride 1 and SGEMM + col2im otherwise.
+// forward conv for stride 1 and SGEMM + col2im otherwise; the backward passes run images (or runs of images) in parallel.
 namespace InstaFlow.Tensors.Kernels;
 
 /// <summary>Geometry of one conv2d: input [Batch, InC, H, W], weight [OutC, InC, KH, KW], output [Batch, OutC, OutH, OutW].</summary>
@@ -49,62 +49,82 @@ public static unsafe class Conv2d
         }
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        var buf = s.IsPointwise ? null : NativeBuffer.Rent((long)kdim * ohw * 4);
-        try
+        var g = s;
+        // Images in parallel: each one's GEMM and col2im run as they would alone, so the result is the same for any
+        // thread count (the GEMMs of small training images are one task each, so one image per core keeps both busy).
+        Par.For(s.Batch, b =>
         {
-            for (int b = 0; b < s.Batch; b++)
+            float* gyb = gy + b * outImg, gxb = gx + b * inImg;
+            var buf = NativeBuffer.Rent((long)kdim * ohw * sizeof(float));
+            try
             {
-                float* gyb = gy + b * outImg, gxb = gx + b * inImg;
-                if (s.IsPointwise) { Gemm.Sgemm(true, false, kdim, ohw, s.OutC, 1f, w, kdim, gyb, ohw, 0f, gxb, ohw); continue; }
-                float* col = (float*)buf!.Pointer;
-                Gemm.Sgemm(true, false, kdim, ohw, s.OutC, 1f, w, kdim, gyb, ohw, 0f, col, ohw);
-                Col2Im(s, col, gxb);
+                float* col = (float*)buf.Pointer;
+                Gemm.Sgemm(true, false, kdim, ohw, g.OutC, 1f, w, kdim, gyb, ohw, 0f, col, ohw);
+                Col2Im(g, col, gxb);
             }
-        }
-        finally { buf?.Release(); }
+            finally { buf.Release(); }
+        });
     }
 
     /// <summary>
     /// With stride 1 the input gradient is itself a convolution of gy with the weights flipped in space and with
-    /// in/out channels swapped, padded by (kernel - 1 - pad): so it runs on the implicit-GEMM forward, no col2im.
+    /// in/out channels swapped, padded by (kernel - 1 - pad): so it runs on the implicit-GEMM forward's panels, no
+    /// col2im. The flipped weights are packed once; the images then run in parallel, one GEMM each.
     /// </summary>
     private static void BackwardInputAsConv(in Conv2dShape s, float* gy, float* w, float* gx)
     {
         var t = new Conv2dShape(s.Batch, s.OutC, s.OutH, s.OutW, s.InC, s.KH, s.KW, 1,
             s.KH - 1 - s.PadTop, s.KH - 1 - s.PadBottom, s.KW - 1 - s.PadLeft, s.KW - 1 - s.PadRight);
-        int taps = s.KH * s.KW;
-        var buf = NativeBuffer.Rent((long)s.OutC * s.InC * taps * sizeof(float));
+        int taps = s.KH * s.KW, kdim = s.OutC * taps, ihw = s.H * s.W, ohw = s.OutH * s.OutW;
+        long inImg = (long)s.InC * ihw, outImg = (long)s.OutC * ohw;
+        var flipped = NativeBuffer.Rent((long)s.InC * kdim * sizeof(float));
+        var packed = NativeBuffer.Rent(GemmPacking.PackedSize(s.InC, kdim, GemmKernels.MR) * sizeof(float));
         try
         {
-            float* wt = (float*)buf.Pointer;
+            float* wt = (float*)flipped.Pointer, wp = (float*)packed.Pointer;
             for (int o = 0; o < s.OutC; o++)
                 for (int c = 0; c < s.InC; c++)
                     for (int r = 0; r < taps; r++)
                         wt[((long)c * s.OutC + o) * taps + taps - 1 - r] = w[((long)o * s.InC + c) * taps + r];
-            Forward(t, gy, wt, null, gx);
+            GemmPacking.PackA(false, wt, kdim, s.InC, kdim, 1f, wp);
+            Par.For(s.Batch, b =>
+            {
+                float* gyb = gy + b * outImg, gxb = gx + b * inImg;
+                if (t.IsPointwise) Gemm.RunDense(t.OutC, ihw, kdim, wp, new DenseSource(gyb, ihw, false), 0f, null, gxb, ihw);
+                else Gemm.Run(t.OutC, ihw, kdim, wp, new Conv2dPatches(t, gyb), 0f, null, gxb, ihw);
+            });
         }
-        finally { buf.Release(); }
+        finally { packed.Release(); flipped.Release(); }
     }
 
-    /// <summary>gw = sum over images of gy x patches^T; gbias = sum of gy over images and positions (both overwritten).</summary>
+    /// <summary>Output positions (over all images) per K chunk of the weight gradient: the unit of its parallel work.</summary>
+    internal const int WeightGradChunk = 1024;
+
+    /// <summary>
+    /// gw = sum over images of gy x patches^T; gbias = sum of gy over images and positions (both overwritten).
+    /// One GEMM with K running over every image's output positions (patches packed straight from the images, no
+    /// im2col), cut into chunks of whole images that run in parallel into their own partial sums, which are then
+    /// added in chunk order: the chunks depend on the shape only, so the result is the same for any thread count.
+    /// </summary>
     public static void BackwardWeight(in Conv2dShape s, float* gy, float* x, float* gw, float* gbias)
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
-        long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, ohw, GemmKernels.MR) * sizeof(float));
+        long outImg = (long)s.OutC * ohw, wLen = (long)s.OutC * kdim;
+        int perChunk = Math.Max(1, WeightGradChunk / ohw);
+        int chunks = (s.Batch + perChunk - 1) / perChunk;
+        var partials = chunks > 1 ? NativeBuffer.Rent((chunks - 1) * wLen * sizeof(float)) : null;
+        var g = s;
         try
         {
-            float* gyp = (float*)buf.Pointer;
-            for (int b = 0; b < s.Batch; b++)
+            Par.For(chunks, ch =>
             {
-                float* xb = x + b * inImg;
-                GemmPacking.PackA(false, gy + b * outImg, ohw, s.OutC, ohw, 1f, gyp);
-                float beta = b == 0 ? 0f : 1f;
-                if (s.IsPointwise) Gemm.RunDense(s.OutC, kdim, ohw, gyp, new DenseSource(xb, ohw, true), beta, null, gw, kdim);
-                else Gemm.Run(s.OutC, kdim, ohw, gyp, new Conv2dPatchesTransposed(s, xb), beta, null, gw, kdim);
-            }
+                int b0 = ch * perChunk, images = Math.Min(perChunk, g.Batch - b0);
+                float* dst = ch == 0 ? gw : (float*)partials!.Pointer + (ch - 1) * wLen;
+                WeightGradImages(g, gy + b0 * outImg, x + (long)b0 * g.InC * g.H * g.W, images, dst);
+            });
+            for (int ch = 1; ch < chunks; ch++) Blas.Axpy(1f, (float*)partials!.Pointer + (ch - 1) * wLen, gw, wLen);
         }
-        finally { buf.Release(); }
+        finally { partials?.Release(); }
         if (gbias != null)
             for (int o = 0; o < s.OutC; o++)
             {
@@ -114,12 +134,59 @@ public static unsafe class Conv2d
             }
     }
 
-    /// <summary>Scatters patch columns col[(c, ky, kx), (oy, ox)] back onto the image, adding overlaps (overwrites x).</summary>
-    internal static void Col2Im(in Conv2dShape s, float* col, float* x)
+    /// <summary>gw = gy x patches^T over a run of images, as one GEMM whose K is their output positions in order.</summary>
+    private static void WeightGradImages(in Conv2dShape s, float* gy, float* x, int images, float* gw)
     {
-        var g = s;
+        int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW, k = images * ohw;
+        if (s.IsPointwise)
+        {
+            PointwiseWeightGrad(s, gy, x, images, gw);
+            return;
+        }
+        var rows = NativeBuffer.Rent((long)s.OutC * k * sizeof(float));
+        var packed = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, k, GemmKernels.MR) * sizeof(float));
+        try
+        {
+            // gy is [image, OutC, position]; A wants each output channel's positions of all the images in one row
+            float* a = (float*)rows.Pointer;
+            for (int o = 0; o < s.OutC; o++)
+                for (int b = 0; b < images; b++)
+                    new ReadOnlySpan<float>(gy + ((long)b * s.OutC + o) * ohw, ohw).CopyTo(new Span<float>(a + (long)o * k + (long)b * ohw, ohw));
+            GemmPacking.PackA(false, a, k, s.OutC, k, 1f, (float*)packed.Pointer);
+            Gemm.Run(s.OutC, kdim, k, (float*)packed.Pointer, new Conv2dPatchesTransposed(s, x), 0f, null, gw, kdim);
+        }
+        finally { packed.Release(); rows.Release(); }
+    }
+
+    /// <summary>
+    /// A 1x1 conv's patches are the image itself, [InC, positions]: each image's GEMM takes it as a dense transposed B
+    /// (packed by rows, faster than the patch gather) and gy as A as it lies, adding onto the images before it.
+    /// </summary>
+    private static void PointwiseWeightGrad(in Conv2dShape s, float* gy, float* x, int images, float* gw)
+    {
+        int ohw = s.H * s.W;
+        long inImg = (long)s.InC * ohw, outImg = (long)s.OutC * ohw;
+        var packed = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, ohw, GemmKernels.MR) * sizeof(float));
+        try
+        {
+            float* gyp = (float*)packed.Pointer;
+            for (int b = 0; b < images; b++)
+            {
+                GemmPacking.PackA(false, gy + b * outImg, ohw, s.OutC, ohw, 1f, gyp);
+                Gemm.RunDense(s.OutC, s.InC, ohw, gyp, new DenseSource(x + b * inImg, ohw, true), b == 0 ? 0f : 1f, null, gw, s.InC);
+            }
+        }
+        finally { packed.Release(); }
+    }
+
+    /// <summary>
+    /// Scatters patch columns col[(c, ky, kx), (oy, ox)] back onto one image, adding overlaps (overwrites x). Serial:
+    /// its caller runs the images in parallel.
+    /// </summary>
+    private static void Col2Im(in Conv2dShape g, float* col, float* x)
+    {
         int oh = g.OutH, ow = g.OutW;
-        Par.For(g.InC, c =>
+        for (int c = 0; c < g.InC; c++)
         {
             float* xc = x + (long)c * g.H * g.W;
             new Span<float>(xc, g.H * g.W).Clear();
@@ -140,7 +207,7 @@ public static unsafe class Conv2d
                         }
                     }
                 }
-        });
+        }
     }
 }
 

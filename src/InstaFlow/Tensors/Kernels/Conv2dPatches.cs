@@ -68,13 +68,18 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
     }
 }
 
-/// <summary>Patches transposed, for the weight gradient: rows = output positions, columns = (c, ky, kx).</summary>
-internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* image) : IPanelSource
+/// <summary>
+/// Patches transposed, for the weight gradient: rows = output positions of consecutive images (image by image),
+/// columns = (c, ky, kx). Packed column by column along runs of positions that share an output row, where each
+/// column reads one image row at a fixed stride: the bounds are settled once per run, not per element.
+/// </summary>
+internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* images) : IPanelSource
 {
     public float* Panel(int k0, int kc, int j0, int cols, float* dst)
     {
         const int NR = GemmKernels.NR;
-        int khw = s.KH * s.KW, ow = s.OutW;
+        int khw = s.KH * s.KW, ow = s.OutW, ohw = s.OutH * s.OutW;
+        long imageSize = (long)s.InC * s.H * s.W;
         long* plane = stackalloc long[NR];
         int* dy = stackalloc int[NR], dx = stackalloc int[NR];
         for (int j = 0; j < cols; j++)
@@ -84,19 +89,39 @@ internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* im
             dy[j] = kidx % khw / s.KW - s.PadTop;
             dx[j] = kidx % s.KW - s.PadLeft;
         }
-        int oy = k0 / ow, ox = k0 % ow;
-        for (int p = 0; p < kc; p++)
+        for (int p = 0; p < kc;)
         {
-            float* d = dst + p * NR;
-            int y0 = oy * s.Stride, x0 = ox * s.Stride;
+            int k = k0 + p, b = k / ohw, oy = k % ohw / ow, ox0 = k % ow;
+            int n = Math.Min(ow - ox0, kc - p);
+            float* image = images + b * imageSize;
+            float* d = dst + (long)p * NR;
             for (int j = 0; j < cols; j++)
-            {
-                int iy = y0 + dy[j], ix = x0 + dx[j];
-                d[j] = (uint)iy < (uint)s.H && (uint)ix < (uint)s.W ? image[plane[j] + (long)iy * s.W + ix] : 0f;
-            }
-            for (int j = cols; j < NR; j++) d[j] = 0f;
-            if (++ox == ow) { ox = 0; oy++; }
+                PackColumn(image + plane[j], oy * s.Stride + dy[j], ox0 * s.Stride + dx[j], n, d + j);
+            if (cols < NR)
+                for (int t = 0; t < n; t++) new Span<float>(d + t * NR + cols, NR - cols).Clear();
+            p += n;
         }
         return dst;
+    }
+
+    /// <summary>n positions of one output row, from image row iy starting at column ix0, into every NR-th float of d.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void PackColumn(float* plane, int iy, int ix0, int n, float* d)
+    {
+        const int NR = GemmKernels.NR;
+        int st = s.Stride;
+        if ((uint)iy >= (uint)s.H)
+        {
+            for (int t = 0; t < n; t++) d[t * NR] = 0f;
+            return;
+        }
+        float* src = plane + (long)iy * s.W;
+        // positions t with 0 <= ix0 + t * stride < W
+        int lo = ix0 >= 0 ? 0 : Math.Min(n, (-ix0 + st - 1) / st);
+        int hi = Math.Clamp((s.W - ix0 + st - 1) / st, lo, n);
+        int t0 = 0;
+        for (; t0 < lo; t0++) d[t0 * NR] = 0f;
+        for (; t0 < hi; t0++) d[t0 * NR] = src[ix0 + t0 * st];
+        for (; t0 < n; t0++) d[t0 * NR] = 0f;
     }
 }

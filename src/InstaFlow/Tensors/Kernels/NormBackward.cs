@@ -29,7 +29,7 @@ public static unsafe class NormBackward
                 for (int c = c0; c < c0 + cpg; c++)
                 {
                     long off = ((long)b * channels + c) * spatial;
-                    var (s, sx) = SumAndCentredDot(g + off, x + off, m, spatial);
+                    var (s, sx) = SumAndCentredDot(g + off, null, x + off, m, spatial);
                     sg[b * channels + c] = s;
                     sgx[b * channels + c] = sx * rs;
                     float gam = gamma != null ? gamma[c] : 1f;
@@ -66,45 +66,95 @@ public static unsafe class NormBackward
         if (gx != null)
             Par.ForRange(rows, Math.Max(1, 4096 / len), (s, e) =>
             {
-                for (long r = s; r < e; r++)
-                {
-                    float* xr = x + r * len, gr = g + r * len, gxr = gx + r * len;
-                    float m = mean[r], rs = rstd[r];
-                    float sumDy = 0, sumDyX = 0;
-                    for (int i = 0; i < len; i++)
-                    {
-                        float dy = gr[i] * (gamma != null ? gamma[i] : 1f);
-                        sumDy += dy;
-                        sumDyX += dy * (xr[i] - m) * rs;
-                    }
-                    float mDy = sumDy / len, mDyX = sumDyX / len;
-                    for (int i = 0; i < len; i++)
-                        gxr[i] = rs * (gr[i] * (gamma != null ? gamma[i] : 1f) - mDy - (xr[i] - m) * rs * mDyX);
-                }
+                for (long r = s; r < e; r++) LayerNormRow(x + r * len, g + r * len, gamma, mean[r], rstd[r], len, gx + r * len);
             });
         if (dgamma == null && dbeta == null) return;
-        // column sums over rows, each column in row order: parallel over column blocks
-        Par.ForRange(len, 64, (s, e) =>
+        // column sums over rows: fixed runs of rows (from the shape alone) summed in parallel, each column in row order,
+        // then the runs' partial sums added in run order, so any thread count gives the same bits
+        int runs = (int)Math.Clamp(rows / LayerNormRowsPerRun, 1, 64);
+        long per = (rows + runs - 1) / runs;
+        var partials = NativeBuffer.Rent(2L * runs * len * sizeof(float));
+        try
         {
-            int i0 = (int)s, n = (int)(e - s);
-            if (dgamma != null) new Span<float>(dgamma + i0, n).Clear();
-            if (dbeta != null) new Span<float>(dbeta + i0, n).Clear();
-            for (long r = 0; r < rows; r++)
+            float* pg = (float*)partials.Pointer, pb = pg + (long)runs * len;
+            Par.For(runs, run =>
             {
-                float* xr = x + r * len + i0, gr = g + r * len + i0;
-                float m = mean[r], rs = rstd[r];
-                for (int i = 0; i < n; i++)
-                {
-                    if (dgamma != null) dgamma[i0 + i] += gr[i] * (xr[i] - m) * rs;
-                    if (dbeta != null) dbeta[i0 + i] += gr[i];
-                }
+                long r0 = run * per, r1 = Math.Min(rows, r0 + per);
+                LayerNormColumns(x, g, mean, rstd, r0, r1, len, pg + (long)run * len, pb + (long)run * len);
+            });
+            for (int i = 0; i < len; i++)
+            {
+                float dg = 0, db = 0;
+                for (int run = 0; run < runs; run++) { dg += pg[(long)run * len + i]; db += pb[(long)run * len + i]; }
+                if (dgamma != null) dgamma[i] = dg;
+                if (dbeta != null) dbeta[i] = db;
             }
-        });
+        }
+        finally { partials.Release(); }
     }
 
-    /// <summary>(sum of g, sum of g * (x - m)) over n values, in a fixed order.</summary>
+    /// <summary>Rows per run of the layer-norm gamma/beta column sums.</summary>
+    private const int LayerNormRowsPerRun = 512;
+
+    /// <summary>
+    /// One row's input gradient: with dy = g gamma and xhat = (x - m) rs, gx = rs (dy - mean(dy) - xhat mean(dy xhat)).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static (float Sum, float Dot) SumAndCentredDot(float* g, float* x, float m, long n)
+    private static void LayerNormRow(float* x, float* g, float* gamma, float m, float rs, int len, float* gx)
+    {
+        var (sumDy, sumDyX) = SumAndCentredDot(g, gamma, x, m, len);
+        // gx = rs dy + k (x - m) + c
+        float k = -rs * rs * rs * sumDyX / len, c = -rs * sumDy / len;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vm = Vector512.Create(m); var vk = Vector512.Create(k); var vc = Vector512.Create(c); var vr = Vector512.Create(rs);
+            for (; i + 16 <= len; i += 16)
+            {
+                var dy = Vector512.Load(g + i);
+                if (gamma != null) dy *= Vector512.Load(gamma + i);
+                Vector512.Store(Vector512.FusedMultiplyAdd(vr, dy, Vector512.FusedMultiplyAdd(vk, Vector512.Load(x + i) - vm, vc)), gx + i);
+            }
+        }
+        for (; i < len; i++)
+        {
+            float dy = g[i] * (gamma != null ? gamma[i] : 1f);
+            gx[i] = MathF.FusedMultiplyAdd(rs, dy, MathF.FusedMultiplyAdd(k, x[i] - m, c));
+        }
+    }
+
+    /// <summary>Sums of g xhat and of g over rows [r0, r1), column by column in row order, into dg and db (overwritten).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void LayerNormColumns(float* x, float* g, float* mean, float* rstd, long r0, long r1, int len, float* dg, float* db)
+    {
+        new Span<float>(dg, len).Clear();
+        new Span<float>(db, len).Clear();
+        for (long r = r0; r < r1; r++)
+        {
+            float* xr = x + r * len, gr = g + r * len;
+            float m = mean[r], rs = rstd[r];
+            int i = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                var vm = Vector512.Create(m); var vr = Vector512.Create(rs);
+                for (; i + 16 <= len; i += 16)
+                {
+                    var gv = Vector512.Load(gr + i);
+                    Vector512.Store(Vector512.FusedMultiplyAdd(gv, (Vector512.Load(xr + i) - vm) * vr, Vector512.Load(dg + i)), dg + i);
+                    Vector512.Store(Vector512.Load(db + i) + gv, db + i);
+                }
+            }
+            for (; i < len; i++)
+            {
+                dg[i] = MathF.FusedMultiplyAdd(gr[i], (xr[i] - m) * rs, dg[i]);
+                db[i] += gr[i];
+            }
+        }
+    }
+
+    /// <summary>(sum of dy, sum of dy * (x - m)) over n values with dy = g gamma (gamma null: g), in a fixed order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static (float Sum, float Dot) SumAndCentredDot(float* g, float* gamma, float* x, float m, long n)
     {
         long i = 0;
         float s = 0, d = 0;
@@ -114,6 +164,7 @@ public static unsafe class NormBackward
             for (; i + 16 <= n; i += 16)
             {
                 var gv = Vector512.Load(g + i);
+                if (gamma != null) gv *= Vector512.Load(gamma + i);
                 vs += gv;
                 vd = Vector512.FusedMultiplyAdd(gv, Vector512.Load(x + i) - vm, vd);
             }
@@ -125,12 +176,18 @@ public static unsafe class NormBackward
             for (; i + 8 <= n; i += 8)
             {
                 var gv = Vector256.Load(g + i);
+                if (gamma != null) gv *= Vector256.Load(gamma + i);
                 vs += gv;
                 vd = Vector256.FusedMultiplyAdd(gv, Vector256.Load(x + i) - vm, vd);
             }
             s = Vector256.Sum(vs); d = Vector256.Sum(vd);
         }
-        for (; i < n; i++) { s += g[i]; d += g[i] * (x[i] - m); }
+        for (; i < n; i++)
+        {
+            float dy = gamma != null ? g[i] * gamma[i] : g[i];
+            s += dy;
+            d += dy * (x[i] - m);
+        }
         return (s, d);
     }
 

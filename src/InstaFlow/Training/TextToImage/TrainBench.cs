@@ -4,6 +4,7 @@ using System.Diagnostics;
 using InstaFlow.Flow;
 using InstaFlow.Models.Vae;
 using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
 using InstaFlow.Tensors.Random;
 
 namespace InstaFlow.Training.TextToImage;
@@ -15,6 +16,9 @@ public sealed record TrainBenchResult(int BatchSize, int Threads, long Parameter
     public int Ranks { get; init; } = 1;
     /// <summary>Median wall time of one step's gradient all-reduce (0 on one rank).</summary>
     public double MedianAllReduceSeconds { get; init; }
+    /// <summary>Per-op time and FLOPs summed over <see cref="Runs"/> extra profiled steps (null unless asked for).</summary>
+    public IReadOnlyList<OpTiming>? Profile { get; init; }
+    public int Runs { get; init; }
 
     public double Gflops => FlopsPerStep / MedianSeconds / 1e9;
     public double PeakFraction => Gflops / PeakGflops;
@@ -28,7 +32,10 @@ public static class TrainBench
 
     /// <summary>Two warm-up steps, then runs timed steps; the FLOPs are counted on the first timed step.</summary>
     /// <param name="world">Ranks that share each step's batch of <paramref name="batch"/> (null: this process alone).</param>
-    public static TrainBenchResult Run(int batch, int runs, int threads, FlowArchitecture? architecture = null, Distributed.ICommunicator? world = null)
+    /// <param name="profile">Also run <paramref name="runs"/> more steps under an <see cref="OpProfile"/> (after the
+    /// timed ones, which stay unprofiled) and return its per-op breakdown.</param>
+    public static TrainBenchResult Run(int batch, int runs, int threads, FlowArchitecture? architecture = null, Distributed.ICommunicator? world = null,
+        bool profile = false)
     {
         if (batch < 1 || runs < 1) throw new InvalidInputException($"batch and runs must be at least 1 (got {batch} and {runs})");
         int saved = Par.Threads;
@@ -69,12 +76,19 @@ public static class TrainBench
                 if (i == 0) flops = FlopCounter.Flops;
                 FlopCounter.Enabled = false;
             }
+            IReadOnlyList<OpTiming>? ops = null;
+            if (profile)
+            {
+                var p = new OpProfile();
+                using (p.Start()) trainer.Train(trainer.Step + runs);
+                ops = p.Entries();
+            }
             Array.Sort(times);
             Array.Sort(reduce);
             double peak = Tensors.Bench.KernelBench.MeasurePeakGflops(threads, 3, 5_000_000);
             return new TrainBenchResult(batch, threads, net.ParameterCount, times[runs / 2], times[0], times[^1], flops, peak)
             {
-                Ranks = trainer.World.Size, MedianAllReduceSeconds = reduce[runs / 2],
+                Ranks = trainer.World.Size, MedianAllReduceSeconds = reduce[runs / 2], Profile = ops, Runs = runs,
             };
         }
         finally
