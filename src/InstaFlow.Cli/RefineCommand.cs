@@ -89,7 +89,7 @@ internal sealed record RefineSettings(string ModelDir, float Strength, int Steps
         var load = Stopwatch.StartNew();
         using var model = RefinerComponents.Load(ModelDir, Variant);
         CliIO.Err.WriteLine($"loaded refiner {model.Name} in {load.Elapsed.TotalSeconds:F2} s");
-        var pipe = new RefinerPipeline(model);
+        var pipe = new RefinerPipeline(model) { ReleaseWeightsAsUsed = true };
         return ProgressDisplay.Run("refine", p =>
         {
             pipe.Progress = g => p.Report(new JobProgress(g.Step + 1, g.Steps));

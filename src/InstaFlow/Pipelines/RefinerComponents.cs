@@ -6,6 +6,7 @@ using InstaFlow.Models.Clip;
 using InstaFlow.Models.Unet;
 using InstaFlow.Models.Vae;
 using InstaFlow.Nn;
+using InstaFlow.Tensors;
 
 namespace InstaFlow.Pipelines;
 
@@ -66,6 +67,19 @@ public sealed class RefinerComponents : IDisposable
             RequiresAestheticsScore = aesthetics,
             ForceZerosForEmptyPrompt = index.Bool("force_zeros_for_empty_prompt", false),
         };
+    }
+
+    /// <summary>True once text_encoder_2 or the UNet was released: these components cannot refine again.</summary>
+    public bool WeightsReleased { get; private set; }
+
+    /// <summary>Frees text_encoder_2 or the UNet when a one-shot refinement is done with it (memory-mapped weights are unmapped).</summary>
+    public void Release(Module network)
+    {
+        if (!ReferenceEquals(network, TextEncoder) && !ReferenceEquals(network, Unet))
+            throw new ArgumentException("only text_encoder_2 and the UNet can be released; the VAE decodes last");
+        foreach (var p in network.Parameters()) p.Value.Dispose();
+        BufferPool.Trim();
+        WeightsReleased = true;
     }
 
     public void Dispose()

@@ -46,6 +46,12 @@ public sealed class RefinerPipeline(RefinerComponents model)
     /// <summary>Called after each denoising step (Step of Steps counts only the steps strength leaves).</summary>
     public Action<GenerationProgress>? Progress { get; set; }
 
+    /// <summary>
+    /// One-shot (the CLI): text_encoder_2 is freed after the prompts and the UNet after the last step, and the decode is
+    /// the VAE weights' last use (see <see cref="WeightLastUse"/>); the components cannot refine again. A server leaves it off.
+    /// </summary>
+    public bool ReleaseWeightsAsUsed { get; init; }
+
     /// <summary>diffusers' get_timesteps: int(steps * strength) in double precision, truncated; the run starts at steps - that.</summary>
     public static int StartStep(int steps, float strength)
     {
@@ -56,6 +62,8 @@ public sealed class RefinerPipeline(RefinerComponents model)
     public GenerationResult Refine(RefineRequest req, CancellationToken cancellation = default)
     {
         Validate(req);
+        if (Model.WeightsReleased)
+            throw new InvalidOperationException($"{Model.Name}: text_encoder_2 and the UNet were released after the last refinement (ReleaseWeightsAsUsed); load the refiner again");
         var timer = new PipelineSteps.Timer(cancellation);
         int f = Model.Vae.Config.ScaleFactor, lc = Model.Vae.Config.LatentChannels;
         int[] latentShape = [1, lc, req.Height / f, req.Width / f];
@@ -79,6 +87,7 @@ public sealed class RefinerPipeline(RefinerComponents model)
             textEmbeds = Ops.Concat([negPooled, pooled], 0);
         }
         timer.Mark("text_encoder");
+        if (ReleaseWeightsAsUsed) Model.Release(Model.TextEncoder);
 
         // 2. image u8 -> [-1, 1], [1, 3, H, W]
         var image = ImageTensors.ToTensorSigned(req.ImageHwc, 1, req.Width, req.Height);
@@ -101,6 +110,8 @@ public sealed class RefinerPipeline(RefinerComponents model)
         var initLatents = Ops.MulScalar(Ops.Add(mean, Ops.Mul(std, encodeNoise)), Model.Vae.Config.ScalingFactor);
         Hook?.Invoke("init_latents", initLatents);
         timer.Mark("vae_encode");
+        // The encoder's 512x512 activations do not fit the UNet's sizes: give them back instead of keeping them pooled.
+        BufferPool.Trim();
 
         // 6. the scheduler's add_noise at the first timestep run: x + noise * sigma[start]
         var latents = Ops.Add(initLatents, Ops.MulScalar(addNoise, scheduler.Sigmas[start]));
@@ -135,8 +146,11 @@ public sealed class RefinerPipeline(RefinerComponents model)
         }
 
         // 9. decode latents / scaling_factor (float32 throughout, which is what force_upcast asks for)
+        if (ReleaseWeightsAsUsed) Model.Release(Model.Unet);
         BufferPool.Trim();
-        var raw = Model.Vae.Decode(Ops.Div(latents, Tensor.Scalar(Model.Vae.Config.ScalingFactor)));
+        Tensor raw;
+        using (ReleaseWeightsAsUsed ? WeightLastUse.Begin() : null)
+            raw = Model.Vae.Decode(Ops.Div(latents, Tensor.Scalar(Model.Vae.Config.ScalingFactor)));
         Hook?.Invoke("image_raw", raw);
         timer.Mark("vae_decode");
         var images = ImageTensors.ToUint8Hwc(raw);

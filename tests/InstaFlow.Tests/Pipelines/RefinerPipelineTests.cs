@@ -68,6 +68,22 @@ public class RefinerPipelineTests
         res.FinalLatents.Dispose();
     }
 
+    [Fact]
+    public void Refine_ReleaseWeightsAsUsed_SameImageThenRefusesAnotherRun()
+    {
+        using var scope = TensorScope.Begin();
+        using var g = SafeTensors.Open(Path.Combine(RefinerModelGoldenTests.Dir, "img2img_b.safetensors"));
+        using var model = RefinerComponents.Load(RefinerModelGoldenTests.Tiny);
+        var pipe = new RefinerPipeline(model) { ReleaseWeightsAsUsed = true };
+        var res = pipe.Refine(Request(g, Cases["img2img_b"], withNoise: true));
+        TestUtil.AssertClose(g.ReadF32("final_latents"), res.FinalLatents, 2e-4f, what: "one-shot final_latents");
+        RectifiedFlowPipelineTests.AssertImagesClose(g.ReadU8("image_u8_hwc"), res.ImagesHwc[0], "one-shot image");
+        res.FinalLatents.Dispose();
+        Assert.True(model.WeightsReleased);
+        var e = Assert.Throws<InvalidOperationException>(() => pipe.Refine(Request(g, Cases["img2img_b"], withNoise: true)));
+        Assert.Contains("load the refiner again", e.Message);
+    }
+
     [Theory]
     [InlineData(50, 0.3f, 35)]
     [InlineData(8, 0.6f, 4)]
