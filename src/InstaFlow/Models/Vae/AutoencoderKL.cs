@@ -99,17 +99,18 @@ public sealed class VaeEncoder : Module
     public Tensor Forward(Tensor x)
     {
         // x: [B, 3, H, W] -> [B, 2L, H/f, W/f]
+        bool free = Hook == null && !GradMode.IsEnabled;
         var h = ConvIn.Forward(x);
         Hook?.Invoke("encoder.conv_in", h);
         for (int i = 0; i < DownBlocks.Length; i++)
         {
-            h = DownBlocks[i].Forward(h);
+            h = VaeLevelBlock.Advance(h, DownBlocks[i].Forward(h), x, free);
             Hook?.Invoke($"encoder.down_blocks.{i}", h);
             Cooperative.ThrowIfCancellationRequested();
         }
-        h = MidBlock.Forward(h);
+        h = VaeLevelBlock.Advance(h, MidBlock.Forward(h), x, free);
         Hook?.Invoke("encoder.mid_block", h);
-        h = ConvNormOut.Forward(h);
+        h = VaeLevelBlock.Advance(h, ConvNormOut.Forward(h), x, free);
         Hook?.Invoke("encoder.conv_norm_out", h);
         var o = ConvOut.Forward(Ops.Silu(h));
         Hook?.Invoke("encoder.conv_out", o);
@@ -147,14 +148,15 @@ public sealed class VaeDecoder : Module
     public Tensor Forward(Tensor z)
     {
         // z: [B, L, h, w] -> [B, 3, h*f, w*f]
+        bool free = Hook == null && !GradMode.IsEnabled;
         var h = ConvIn.Forward(z);
         Hook?.Invoke("decoder.conv_in", h);
-        h = MidBlock.Forward(h);
+        h = VaeLevelBlock.Advance(h, MidBlock.Forward(h), z, free);
         Hook?.Invoke("decoder.mid_block", h);
         Cooperative.ThrowIfCancellationRequested();
         for (int i = 0; i < UpBlocks.Length; i++)
         {
-            h = UpBlocks[i].Forward(h);
+            h = VaeLevelBlock.Advance(h, UpBlocks[i].Forward(h), z, free);
             Hook?.Invoke($"decoder.up_blocks.{i}", h);
             Cooperative.ThrowIfCancellationRequested();
         }
@@ -199,14 +201,27 @@ public sealed class VaeLevelBlock : Module
     public Tensor Forward(Tensor x)
     {
         // x: [B, C, H, W]
+        bool free = !GradMode.IsEnabled;
+        var input = x;
         foreach (var r in Resnets)
         {
-            x = r.Forward(x, null);
+            x = Advance(x, r.Forward(x, null), input, free);
             Cooperative.ThrowIfCancellationRequested(); // a full-size decoder block takes seconds: check per resnet
         }
-        if (Downsampler != null) x = Downsampler.Forward(x);
-        if (Upsampler != null) x = Upsampler.Forward(x);
+        if (Downsampler != null) x = Advance(x, Downsampler.Forward(x), input, free);
+        if (Upsampler != null) x = Advance(x, Upsampler.Forward(x), input, free);
         return x;
+    }
+
+    /// <summary>
+    /// At inference a stage's output replaces the previous one, which is freed at once (unless it is the caller's
+    /// input): at 512x512 these maps are 134-268 MB each, and kept to the end of the pass they added ~1 GB to the
+    /// peak. While gradients are recorded (or a hook holds the maps) nothing is freed.
+    /// </summary>
+    internal static Tensor Advance(Tensor previous, Tensor next, Tensor input, bool free)
+    {
+        if (free && !ReferenceEquals(previous, input) && !ReferenceEquals(previous, next)) previous.Dispose();
+        return next;
     }
 }
 
