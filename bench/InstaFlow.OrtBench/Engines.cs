@@ -144,7 +144,8 @@ public sealed class OurEngine : IStageEngine
         // Networks no stage uses are released, so our resident set holds what ONNX Runtime's sessions hold.
         if (!networks.Contains(SdStage.TextEncoder)) _model.ReleaseTextEncoder();
         if (!networks.Contains(SdStage.Unet)) _model.ReleaseDenoiser();
-        if (!networks.Contains(SdStage.VaeDecode)) _model.Release(_model.Vae);
+        // (SdComponents releases only what runs before the decoder, so the VAE's weights are freed here directly.)
+        if (!networks.Contains(SdStage.VaeDecode)) foreach (var p in _model.Vae.Parameters()) p.Value.Dispose();
         BufferPool.Trim();
         // The pipeline's field: InstaFlow's convention maps flow time 0 (the one step's start) to UNet time 1000.
         _flow = new FlowModel(new DenoiserVelocity(_model.Denoiser), FlowConvention.InstaFlow);
