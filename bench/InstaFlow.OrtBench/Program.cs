@@ -182,9 +182,10 @@ internal static class Report
     /// <summary>The timing table in Markdown, ready for docs/PERFORMANCE.md. Rates count our FLOPs for both engines.</summary>
     public static void Table(IReadOnlyList<StageResult> results, OrtBenchOptions o, double peak)
     {
-        Console.WriteLine($"Seconds: median (min..max) of {o.Pairs} {(o.Engines == BenchEngines.Both ? "interleaved pairs" : "runs")}; GFLOP counted by our engine; rate (fraction of the {peak:F0} GFLOP/s FMA peak measured before the runs).");
+        Console.WriteLine($"Seconds: median (min..max) of {o.Pairs} {(o.Engines == BenchEngines.Both ? "interleaved pairs" : "runs")}; GFLOP counted by our engine; rate (fraction of the {peak:F0} GFLOP/s FMA peak measured before the runs); " +
+            "CPU s = process user + system time per run, so GFLOP per CPU s is what a busy core did while other processes shared the machine.");
         Console.WriteLine();
-        Console.WriteLine("| stage | GFLOP | ORT s | ours s | ours/ORT, median of pairs (min..max) | ORT GFLOP/s | ours GFLOP/s | CPU s per run, ORT / ours |");
+        Console.WriteLine("| stage | GFLOP | ORT s | ours s | ours/ORT, median of pairs (min..max) | ORT GFLOP/s | ours GFLOP/s | CPU s per run, ORT / ours (GFLOP per CPU s) |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
@@ -192,12 +193,13 @@ internal static class Report
             var ours = Spread.Of(r.Times.Ours);
             var ratio = Spread.Of(r.Times.Ratios);
             string ratioCell = double.IsNaN(ratio.Median) ? "-" : $"**{ratio.Median:F2}** ({ratio.Min:F2}..{ratio.Max:F2})";
-            string cpu = $"{Fmt(Spread.Of(r.Times.OrtCpu).Median)} / {Fmt(Spread.Of(r.Times.OursCpu).Median)}";
+            double ortCpu = Spread.Of(r.Times.OrtCpu).Median, oursCpu = Spread.Of(r.Times.OursCpu).Median;
+            string cpu = $"{Fmt(ortCpu)} / {Fmt(oursCpu)} ({Fmt(r.Gflop / ortCpu, "F0")} / {Fmt(r.Gflop / oursCpu, "F0")})";
             Console.WriteLine($"| {Label(r.Stage)} | {(double.IsNaN(r.Gflop) ? "-" : r.Gflop.ToString("F1"))} | {Cell(ort)} | {Cell(ours)} | {ratioCell} | {Rate(r.Gflop, ort, peak)} | {Rate(r.Gflop, ours, peak)} | {cpu} |");
         }
     }
 
-    private static string Fmt(double x) => double.IsNaN(x) ? "-" : x.ToString("F2");
+    private static string Fmt(double x, string format = "F2") => double.IsNaN(x) ? "-" : x.ToString(format);
 
     /// <summary>Largest absolute differences between the engines' outputs and against the diffusers reference.</summary>
     public static void Diffs(IReadOnlyList<StageResult> results, OrtBenchOptions o, StageInputs inputs)
