@@ -152,7 +152,9 @@ public static class Sd15Bench
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
                 if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / (1024.0 * 1024.0);
+                    // The kernel writes "VmHWM:\t%8lu kB": from 10^7 kB (9.5 GiB) on no space pads the number, and
+                    // only the tab separates it from the name.
+                    return long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1]) / (1024.0 * 1024.0);
         }
         catch (IOException) { }
         return 0;
