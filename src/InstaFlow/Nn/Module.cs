@@ -60,6 +60,12 @@ public abstract class Module
             foreach (var x in c.NamedModules(prefix + n + ".")) yield return x;
     }
 
+    /// <summary>Frees every parameter's storage (memory-mapped weights are unmapped): the module cannot run afterwards.</summary>
+    public void FreeWeights()
+    {
+        foreach (var p in Parameters()) p.Value.Dispose();
+    }
+
     public void SetRequiresGrad(bool on)
     {
         foreach (var (name, p) in NamedParameters())

@@ -77,7 +77,7 @@ public sealed class RefinerComponents : IDisposable
     {
         if (!ReferenceEquals(network, TextEncoder) && !ReferenceEquals(network, Unet))
             throw new ArgumentException("only text_encoder_2 and the UNet can be released; the VAE decodes last");
-        foreach (var p in network.Parameters()) p.Value.Dispose();
+        network.FreeWeights();
         BufferPool.Trim();
         WeightsReleased = true;
     }

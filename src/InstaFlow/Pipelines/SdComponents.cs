@@ -154,7 +154,7 @@ public sealed partial class SdComponents : ITextToImageModel, IDisposable
     {
         if (!ReferenceEquals(network, TextEncoder) && !ReferenceEquals(network, Unet))
             throw new ArgumentException("only the text encoder and the UNet can be released; the decoder runs last");
-        foreach (var p in network.Parameters()) p.Value.Dispose();
+        network.FreeWeights();
         BufferPool.Trim();
         DenoisersReleased = true;
     }
