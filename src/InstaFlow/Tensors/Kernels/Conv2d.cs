@@ -29,12 +29,19 @@ public static unsafe class Conv2d
         {
             float* wp = (float*)buf.Pointer;
             GemmPacking.PackA(w, kdim, s.OutC, kdim, wp);
-            for (int b = 0; b < s.Batch; b++)
+            var g = s;
+            void Image(int b)
             {
                 float* xb = x + b * inImg, yb = y + b * outImg;
-                if (s.IsPointwise) Gemm.RunDense(s.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
-                else Gemm.Run(s.OutC, ohw, kdim, wp, new Conv2dPatches(s, xb), 0f, bias, yb, ohw);
+                if (g.IsPointwise) Gemm.RunDense(g.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
+                else Gemm.Run(g.OutC, ohw, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, yb, ohw);
             }
+            // A small image's GEMM is planned as fewer tasks than there are threads (a training batch of 16x16 maps ran
+            // on one core): then the images run in parallel instead, each GEMM serial inside (Par nests serially).
+            // Every output element is summed in the same K order either way, so the results do not change.
+            bool perImage = s.Batch > 1 && Par.Threads > 1 && 2L * s.OutC * ohw * kdim < 10_000_000L * Par.Threads;
+            if (perImage) Par.For(s.Batch, Image);
+            else for (int b = 0; b < s.Batch; b++) Image(b);
         }
         finally { buf.Release(); }
     }
