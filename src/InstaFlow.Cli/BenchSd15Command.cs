@@ -74,7 +74,7 @@ public static class BenchSd15Command
             }
             else
             {
-                CliIO.Out.WriteLine(string.Format(inv, "one 512x512 one-step image (text 1t + unet b1 + vae): {0:F2} s, {1:F0} GFLOP, {2:F1} GFLOP/s = {3:P0} of the {4:F0} GFLOP/s FMA peak ({5} threads, the higher of two measurements around the run)",
+                CliIO.Out.WriteLine(string.Format(inv, "one 512x512 one-step image (text 1t + unet b1 + vae): {0:F2} s, {1:F0} GFLOP, {2:F1} GFLOP/s = {3:P0} of the {4:F0} GFLOP/s FMA peak ({5} threads, the higher of two measurements around the run; an effective rate: the FLOPs are counted as direct convolutions, which Winograd does with fewer)",
                     image, imageGflop, imageGflop / image, fraction, peak, Par.Threads));
                 CliIO.Out.WriteLine(string.Format(inv, "the same with the TAESD decoder (generate --taesd): {0:F2} s", taesd));
             }
