@@ -20,7 +20,12 @@ Fuzzer.OutOfProcess.Run(stream =>
         {
             File.WriteAllBytes(scratch, bytes);
             using var f = SafeTensors.Open(scratch);
-            foreach (var t in f.Tensors) f.ReadF32(t.Name).Dispose();
+            foreach (var t in f.Tensors)
+            {
+                f.ReadF32(t.Name).Dispose();
+                using var stored = f.ReadStored(t.Name);
+                stored.ToArray();
+            }
         }
     }
     catch (InvalidInputException) { }

@@ -25,7 +25,12 @@ public sealed class FuzzRegressionTests
         try
         {
             using var f = SafeTensors.Open(copy);
-            foreach (var t in f.Tensors) f.ReadF32(t.Name).Dispose();
+            foreach (var t in f.Tensors)
+            {
+                f.ReadF32(t.Name).Dispose();
+                using var stored = f.ReadStored(t.Name);
+                stored.ToArray();
+            }
         }
         catch (InvalidInputException) { }
         finally { File.Delete(copy); }

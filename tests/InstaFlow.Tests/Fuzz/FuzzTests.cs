@@ -75,7 +75,12 @@ public sealed class FuzzTests : IDisposable
             {
                 using var scope = TensorScope.Begin();
                 using var w = WeightsFile.Open(path);
-                foreach (var t in w.Tensors.Where(t => t.IsFloat)) w.ReadF32(t.Name).Dispose();
+                foreach (var t in w.Tensors.Where(t => t.IsFloat))
+                {
+                    w.ReadF32(t.Name).Dispose();
+                    using var stored = w.ReadStored(t.Name); // F16/BF16 kept as views of the mapping
+                    stored.ToArray();
+                }
             });
         }
     }
@@ -111,7 +116,12 @@ public sealed class FuzzTests : IDisposable
             Case("safetensors", i, () =>
             {
                 using var f = SafeTensors.Open(path);
-                foreach (var t in f.Tensors) f.ReadF32(t.Name).Dispose();
+                foreach (var t in f.Tensors)
+                {
+                    f.ReadF32(t.Name).Dispose();
+                    using var stored = f.ReadStored(t.Name); // the F16 seed's tensors as half views of the mapping
+                    stored.ToArray();
+                }
             });
         }
     }
