@@ -28,6 +28,8 @@ public sealed class ProgressDisplay : IProgress<JobProgress>
     private string? _stage;
     private bool _started;
     private TimeSpan _lastLine;
+    // The stage's first report: a resumed job starts at step k, and its rate must count only the steps done since.
+    private (long Done, TimeSpan At)? _origin;
 
     private ProgressDisplay(string label, IAnsiConsole? console, ProgressContext? live)
     {
@@ -91,6 +93,7 @@ public sealed class ProgressDisplay : IProgress<JobProgress>
         _started = true;
         _stageClock.Restart();
         _lastLine = TimeSpan.MinValue;
+        _origin = null;
     }
 
     private void Draw(string name, JobProgress p)
@@ -104,26 +107,31 @@ public sealed class ProgressDisplay : IProgress<JobProgress>
     private void WritePlain(string name, JobProgress p)
     {
         var now = _stageClock.Elapsed;
+        _origin ??= (p.Done, now);
         bool last = p.Total > 0 && p.Done >= p.Total;
         // The first report, the last one, and one per interval in between: a job of hours must not flood a log file.
         if (_lastLine != TimeSpan.MinValue && !last && now - _lastLine < PlainInterval) return;
         _lastLine = now;
-        CliIO.Err.WriteLine(PlainLine(name, p, now));
+        CliIO.Err.WriteLine(PlainLine(name, p, now, _origin));
     }
 
     /// <summary>
     /// "label: done/total (pct), detail, seconds s, ETA left": the ETA only once a second has passed (a rate from the first
-    /// step alone says nothing) and while something remains.
+    /// step alone says nothing) and while something remains. The rate is taken from origin (the stage's first report: a
+    /// job resumed at step 2000 of 5000 has done only what it did since) when given, else from zero.
     /// </summary>
-    public static string PlainLine(string name, JobProgress p, TimeSpan elapsed)
+    public static string PlainLine(string name, JobProgress p, TimeSpan elapsed, (long Done, TimeSpan At)? origin = null)
     {
         var inv = CultureInfo.InvariantCulture;
         var line = new System.Text.StringBuilder(string.Create(inv, $"{name}: {p.Done}/{p.Total}"));
         if (p.Total > 0) line.Append(string.Create(inv, $" ({100.0 * p.Done / p.Total:F0}%)"));
         if (!string.IsNullOrEmpty(p.Detail)) line.Append(", ").Append(p.Detail);
         line.Append(string.Create(inv, $", {elapsed.TotalSeconds:F1} s"));
-        if (p.Done > 0 && p.Done < p.Total && elapsed >= TimeSpan.FromSeconds(1))
-            line.Append(", ").Append(Duration(elapsed * ((double)(p.Total - p.Done) / p.Done))).Append(" left");
+        var (fromDone, fromTime) = origin ?? (0, TimeSpan.Zero);
+        long done = p.Done - fromDone;
+        var spent = elapsed - fromTime;
+        if (done > 0 && p.Done < p.Total && spent >= TimeSpan.FromSeconds(1))
+            line.Append(", ").Append(Duration(spent * ((double)(p.Total - p.Done) / done))).Append(" left");
         return line.ToString();
     }
 

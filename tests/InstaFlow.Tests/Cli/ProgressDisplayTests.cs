@@ -70,4 +70,12 @@ public class ProgressDisplayTests
     [InlineData(1, 100, 0.5, "flow: 1/100 (1%), loss 0.1, 0.5 s")]
     public void PlainLine_Counts_FormatsPercentElapsedAndEta(long done, long total, double seconds, string expected) =>
         Assert.Equal(expected, ProgressDisplay.PlainLine("flow", new JobProgress(done, total, done == 0 ? null : "loss 0.1"), TimeSpan.FromSeconds(seconds)));
+
+    [Fact]
+    public void PlainLine_ResumedAtStep2000_EtaFromStepsDoneSinceTheFirstReport()
+    {
+        // Resumed at 2000 of 5000 (first report at 2 s), 10 steps in the next 10 s: 2990 left at 1 step/s, not "16 s".
+        var line = ProgressDisplay.PlainLine("vae", new JobProgress(2010, 5000), TimeSpan.FromSeconds(12), (2000, TimeSpan.FromSeconds(2)));
+        Assert.Equal("vae: 2010/5000 (40%), 12.0 s, 49m 50s left", line);
+    }
 }

@@ -81,7 +81,7 @@ public sealed class SafeFileTests : IDisposable
     }
 
     [Fact]
-    public void Write_Fifo_WritesThroughThePipeInPlace()
+    public async Task Write_Fifo_WritesThroughThePipeInPlace()
     {
         if (OperatingSystem.IsWindows()) Assert.Fail("named pipes in the file system are Unix-only; this suite runs on Linux");
         string fifo = Path.Combine(_dir, "pipe");
@@ -89,8 +89,8 @@ public sealed class SafeFileTests : IDisposable
         Assert.Equal(FileKind.Special, FileKinds.Of(fifo));
         var reader = Task.Run(() => File.ReadAllBytes(fifo));
         SafeFile.WriteAllBytes(fifo, [7, 8, 9]);
-        Assert.True(reader.Wait(TimeSpan.FromSeconds(10)), "the reader never saw the end of the pipe");
-        Assert.Equal(new byte[] { 7, 8, 9 }, reader.Result);
+        Assert.True(await Task.WhenAny(reader, Task.Delay(TimeSpan.FromSeconds(10))) == reader, "the reader never saw the end of the pipe");
+        Assert.Equal(new byte[] { 7, 8, 9 }, await reader);
         Assert.Equal(FileKind.Special, FileKinds.Of(fifo));
     }
 

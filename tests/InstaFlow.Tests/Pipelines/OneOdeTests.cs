@@ -54,9 +54,9 @@ public class OneOdeTests
         var src = Directory.GetFiles(Path.Combine(TestUtil.RepoRoot, "src"), "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}")).ToArray();
         // the network time 1000 (1 - t) is written once (FlowConvention), and so is the Euler update (EulerSampler)
-        var timeMaps = src.Where(f => File.ReadAllText(f).Contains("(1.0 - t) * 1000.0")).Select(Path.GetFileName).ToArray();
+        var timeMaps = src.Where(f => File.ReadAllText(f).Contains("(1.0 - t) * 1000.0")).Select(f => Path.GetFileName(f)).ToArray();
         Assert.Equal(["FlowConvention.cs"], timeMaps);
-        var eulerLoops = src.Where(f => File.ReadAllText(f).Contains("Ops.MulScalar(v(x, t), (float)h)")).Select(Path.GetFileName).ToArray();
+        var eulerLoops = src.Where(f => File.ReadAllText(f).Contains("Ops.MulScalar(v(x, t), (float)h)")).Select(f => Path.GetFileName(f)).ToArray();
         Assert.Equal(["Samplers.cs"], eulerLoops);
         foreach (var f in src)
         {

@@ -94,7 +94,7 @@ public static unsafe class Gemm
 
     /// <summary>
     /// C (m x n) = packedA * op(B) (+ bias[row]) (+ beta * C), op(B) supplied panel by panel by source.
-    /// packedA is laid out by <see cref="GemmPacking.PackA"/>; k must be positive.
+    /// packedA is laid out by <see cref="GemmPacking.PackA(bool, float*, int, int, int, float, float*)"/>; k must be positive.
     /// </summary>
     internal static void Run<TSource>(int m, int n, int k, float* packedA, TSource source, float beta, float* bias, float* c, long ldc)
         where TSource : struct, IPanelSource

@@ -166,7 +166,7 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>
-    /// <see cref="PackA"/> for a row-major A in its stored precision (weights kept F16/BF16): each MR x kc block is
+    /// <see cref="PackA(bool, float*, int, int, int, float, float*)"/> for a row-major A in its stored precision (weights kept F16/BF16): each MR x kc block is
     /// widened into a scratch block first, so the result equals packing the widened matrix.
     /// </summary>
     public static void PackA(StoredData a, int lda, int m, int k, float* dst)

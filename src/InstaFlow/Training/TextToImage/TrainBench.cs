@@ -31,6 +31,10 @@ public static class TrainBench
     private const int ClipVocabulary = 49408;
 
     /// <summary>Two warm-up steps, then runs timed steps; the FLOPs are counted on the first timed step.</summary>
+    /// <param name="batch">Samples per step (the global batch when <paramref name="world"/> is given).</param>
+    /// <param name="runs">Timed steps.</param>
+    /// <param name="threads">Worker threads for the kernels.</param>
+    /// <param name="architecture">Text encoder and UNet sizes (null: the shipped model's).</param>
     /// <param name="world">Ranks that share each step's batch of <paramref name="batch"/> (null: this process alone).</param>
     /// <param name="profile">Also run <paramref name="runs"/> more steps under an <see cref="OpProfile"/> (after the
     /// timed ones, which stay unprofiled) and return its per-op breakdown.</param>
