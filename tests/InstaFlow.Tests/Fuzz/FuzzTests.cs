@@ -11,6 +11,7 @@ using InstaFlow.Tests.Serve;
 
 namespace InstaFlow.Tests.Fuzz;
 
+[Collection(ProcessWide.Name)]
 public sealed class FuzzTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("instaflow-fuzz-").FullName;

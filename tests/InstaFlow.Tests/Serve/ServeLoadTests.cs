@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 
 namespace InstaFlow.Tests.Serve;
 
+[Collection(ProcessWide.Name)]
 public sealed class ServeLoadTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
