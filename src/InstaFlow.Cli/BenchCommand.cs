@@ -36,14 +36,26 @@ public static class BenchCommand
         var runs = new Option<int>("--runs") { Description = "Timed steps (after two warm-up steps; the median is reported)", DefaultValueFactory = _ => 10 };
         var threads = new Option<int>("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var profile = new Option<bool>("--profile") { Description = "Then run as many steps again with per-op timing and print where a step's time goes" };
-        var c = new Command("train", "Time training steps of the Twemoji 1-RF networks (text encoder + UNet) on synthetic data") { batch, runs, threads, profile };
+        // The sizes train flow takes, so a candidate architecture's step can be timed before a run is started with it.
+        var channels = new Option<string>("--channels") { Description = "UNet block_out_channels", DefaultValueFactory = _ => "32,64,64" };
+        var textHidden = new Option<int>("--text-hidden") { Description = "text encoder width (= UNet cross_attention_dim)", DefaultValueFactory = _ => 64 };
+        var textLayers = new Option<int>("--text-layers") { Description = "text encoder layers", DefaultValueFactory = _ => 2 };
+        var c = new Command("train", "Time training steps of the Twemoji 1-RF networks (text encoder + UNet) on synthetic data")
+            { batch, runs, threads, profile, channels, textHidden, textLayers };
         c.SetAction(r =>
         {
             int b = r.GetValue(batch), n = r.GetValue(runs), t = r.GetValue(threads);
             if (b < 1 || n < 1 || t < 1) throw new UserException($"--batch, --runs and --threads must be at least 1 (got {b}, {n} and {t})");
             // under mpirun the ranks share each step's batch; rank 0 reports
             var world = CliWorld.Get();
-            var res = InstaFlow.Training.TextToImage.TrainBench.Run(b, n, t, world: world, profile: r.GetValue(profile));
+            int hidden = r.GetValue(textHidden), layers = r.GetValue(textLayers);
+            if (hidden < 8 || hidden > 1024 || layers < 1 || layers > 24)
+                throw new UserException($"--text-hidden must be 8..1024 and --text-layers 1..24 (got {hidden} and {layers})");
+            var arch = new InstaFlow.Training.TextToImage.FlowArchitecture
+            {
+                UnetChannels = TrainCommand.Ints(r.GetValue(channels)!), TextHidden = hidden, TextLayers = layers,
+            };
+            var res = InstaFlow.Training.TextToImage.TrainBench.Run(b, n, t, arch, world, r.GetValue(profile));
             if (!CliWorld.Speaks) return 0;
             Console.WriteLine($"machine: {KernelBench.MachineLine(t)}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -73,4 +73,11 @@ public sealed class HardeningCliTests : IDisposable
         string[] args = ["triplets", "--teacher", TinyModel, "--prompts", prompts, .. count, "--out", Path.Combine(_dir, "t"), option, value];
         CliRunner.AssertUserError(args, fragment);
     }
+
+    [Theory]
+    [InlineData("--text-hidden", "5", "--text-hidden must be 8..1024")]
+    [InlineData("--text-layers", "100", "--text-layers 1..24")]
+    [InlineData("--channels", "32,x", "not a list of positive integers: 32,x")]
+    public void BenchTrain_ArchitectureOutOfRange_OneLineError(string option, string value, string fragment) =>
+        CliRunner.AssertUserError(["bench", "train", "--runs", "1", option, value], fragment);
 }
