@@ -16,17 +16,14 @@ public sealed partial class ClipTokenizer
         return new ClipTokenizer(vocab, ReadMerges(merges, "(embedded) merges.txt"), TokenizerSettings.Default, "(embedded) vocab.json");
     }
 
-    /// <summary>Writes the embedded vocab.json and merges.txt into dir (a diffusers tokenizer/ folder), via temp + rename.</summary>
+    /// <summary>Writes the embedded vocab.json and merges.txt into dir (a diffusers tokenizer/ folder) through SafeFile.</summary>
     public static void WriteStandardFiles(string dir)
     {
         Directory.CreateDirectory(dir);
         foreach (var (resource, name) in new[] { (VocabResource, "vocab.json"), (MergesResource, "merges.txt") })
         {
-            var path = Path.Combine(dir, name);
-            var tmp = path + ".tmp";
-            using (var src = OpenResource(resource))
-            using (var dst = File.Create(tmp)) src.CopyTo(dst);
-            File.Move(tmp, path, overwrite: true);
+            using var src = OpenResource(resource);
+            IO.SafeFile.Write(Path.Combine(dir, name), src.CopyTo);
         }
     }
 
