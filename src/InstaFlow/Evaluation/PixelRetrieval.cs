@@ -8,13 +8,16 @@ namespace InstaFlow.Evaluation;
 /// <summary>Top-1 and top-10 fractions and the median of the ranks of the true images (1 = nearest).</summary>
 public sealed record RetrievalScore(double Top1, double Top10, double MedianRank)
 {
+    /// <summary>The ranks summarised, in query order (null for the expected values of <see cref="Random"/>).</summary>
+    public IReadOnlyList<int>? Ranks { get; init; }
+
     public static RetrievalScore FromRanks(IReadOnlyCollection<int> ranks)
     {
         if (ranks.Count == 0) throw new ArgumentException("no ranks to summarise", nameof(ranks));
         var sorted = ranks.Order().ToArray();
         int n = sorted.Length;
         double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0;
-        return new RetrievalScore(sorted.Count(r => r <= 1) / (double)n, sorted.Count(r => r <= 10) / (double)n, median);
+        return new RetrievalScore(sorted.Count(r => r <= 1) / (double)n, sorted.Count(r => r <= 10) / (double)n, median) { Ranks = ranks.ToArray() };
     }
 
     /// <summary>What a random image scores among n candidates: top-1 1/n, top-10 10/n, expected rank (n + 1) / 2.</summary>

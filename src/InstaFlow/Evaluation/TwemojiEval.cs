@@ -169,7 +169,7 @@ public static class TwemojiEval
             if (o.OneRfDir != null) straight["1-RF"] = Straightness(models[o.OneRfDir], sp, o.OneRfGuidance, 25, o.Seed);
             if (o.TwoRfDir != null) straight["2-RF"] = Straightness(models[o.TwoRfDir], sp, 0f, 25, o.Seed);
             double? oneImage = o.DistilledDir != null ? SingleImageSeconds(models[o.DistilledDir]) : null;
-            return new TwemojiReport(clfAcc, evalIdx.Length, items.Subcategories.Length, n, o.Seed, rows, straight, oneImage, reference);
+            return new TwemojiReport(clfAcc, evalIdx.Length, items.Subcategories.Length, n, o.Seed, rows, straight, oneImage, reference) { Captions = texts };
         }
         finally
         {
@@ -218,6 +218,9 @@ public sealed record RetrievalReference(int Candidates, int Width, int Height, R
 public sealed record TwemojiReport(double ClassifierAccuracy, int HeldOutImages, int Classes, int Prompts, ulong Seed,
     IReadOnlyList<EvalRow> Rows, IReadOnlyDictionary<string, double> Straightness, double? OneImageSeconds, RetrievalReference Retrieval)
 {
+    /// <summary>The held-out captions evaluated, in the order of each row's retrieval ranks.</summary>
+    public IReadOnlyList<string> Captions { get; init; } = [];
+
     public void WriteJson(string path) => DiffusersWriter.WriteJson(path, new
     {
         classifier_eval_accuracy = ClassifierAccuracy, prompts = Prompts, seed = Seed,
@@ -225,7 +228,9 @@ public sealed record TwemojiReport(double ClassifierAccuracy, int HeldOutImages,
         {
             model = x.Name, steps = x.Steps, guidance = x.Guidance, fd_twemoji = x.FdTwemoji, prompt_accuracy = x.PromptAccuracy, seconds_per_image = x.SecondsPerImage,
             retrieval_top1 = x.Retrieval?.Top1, retrieval_top10 = x.Retrieval?.Top10, retrieval_median_rank = x.Retrieval?.MedianRank,
+            retrieval_ranks = x.Retrieval?.Ranks,
         }),
+        captions = Captions,
         retrieval = new
         {
             distance = $"mean squared error of 8-bit RGB pixels at {Retrieval.Width}x{Retrieval.Height}; rank 1 = nearest, ties counted in the true image's favour",

@@ -58,6 +58,11 @@ public sealed class EvalTwemojiCommandTests : IDisposable
         Assert.Equal(2, rows.Length);
         Assert.Equal(JsonValueKind.Null, rows[0].GetProperty("retrieval_top1").ValueKind);
         Assert.Equal(median, rows[1].GetProperty("retrieval_median_rank").GetDouble());
+        // one rank per caption, in the order of "captions" (held-out items 0, 4, 8, 12)
+        var ranks = rows[1].GetProperty("retrieval_ranks").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(["red thing 0", "red thing 4", "red thing 8", "red thing 12"], root.GetProperty("captions").EnumerateArray().Select(e => e.GetString()));
+        Assert.All(ranks, k => Assert.InRange(k, 1, 16));
+        Assert.Equal(ranks.Count(k => k <= 10) / 4.0, rows[1].GetProperty("retrieval_top10").GetDouble());
         double top1 = rows[1].GetProperty("retrieval_top1").GetDouble(), top10 = rows[1].GetProperty("retrieval_top10").GetDouble();
         // 16 candidates: every true image is in the top 10 or not, and top-1 can never beat top-10
         Assert.True(top1 <= top10 && top10 <= 1, $"top-1 {top1}, top-10 {top10}");
