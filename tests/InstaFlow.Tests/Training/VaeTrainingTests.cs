@@ -41,7 +41,7 @@ public sealed class VaeTrainingTests : IDisposable
     }
 
     [Fact]
-    public void Run_StoppedAndResumedWithDecayEmaAndEval_BitIdenticalToOneRun()
+    public void Run_StoppedAndResumedWithDecayEmaAndEval_BitIdenticalToOneRunAndToNoEval()
     {
         var o = Options("whole", 8) with { WarmupSteps = 2, DecayFrom = 4, MinLearningRate = 1e-4f, EmaDecay = 0.8f, EvalEvery = 3 };
         var whole = VaeTraining.Run(o);
@@ -62,6 +62,13 @@ public sealed class VaeTrainingTests : IDisposable
             Assert.True(va.AsSpan().SequenceEqual(b[name]), $"{name}: max abs diff {TestUtil.MaxAbsDiff(va, b[name])} after resuming");
         Assert.Equal(whole.EvalPsnr, resumed.EvalPsnr);
         Assert.Equal(whole.LivePsnr, resumed.LivePsnr);
+
+        // measuring along the way leaves the run as it would have been without it
+        var quiet = VaeTraining.Run(o with { OutDir = Path.Combine(_tmp, "quiet"), EvalEvery = 0 });
+        var c = CheckpointTensors(Path.Combine(_tmp, "quiet"));
+        foreach (var (name, va) in a)
+            Assert.True(va.AsSpan().SequenceEqual(c[name]), $"{name}: max abs diff {TestUtil.MaxAbsDiff(va, c[name])} with vs without --eval-every");
+        Assert.Equal(whole.EvalPsnr, quiet.EvalPsnr);
     }
 
     [Fact]
