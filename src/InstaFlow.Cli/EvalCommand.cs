@@ -1,6 +1,6 @@
 // `instaflow eval classifier|twemoji|grid|prompts|clip-score|fid`: trains the Twemoji subcategory classifier, scores
-// models with FD-twemoji (Frechet distance of classifier features; not FID), prompt accuracy, straightness and time
-// per image, draws sample grids, classifies the images of given prompts, and computes CLIP scores and pytorch-fid's
+// models with FD-twemoji (Frechet distance of classifier features; not FID), prompt accuracy, pixel-distance retrieval
+// of the caption's own image, straightness and time per image, draws sample grids, classifies the images of given prompts, and computes CLIP scores and pytorch-fid's
 // FID between two image sets (PNG, JPEG, WebP, BMP or GIF).
 using System.CommandLine;
 using System.Diagnostics;
@@ -52,31 +52,42 @@ public static class EvalCommand
     {
         var data = new Option<string>("--data") { Description = "Twemoji dataset folder (eval split: prompts and real images)", Required = true };
         var classifier = new Option<string>("--classifier") { Description = "classifier folder from eval classifier", Required = true };
-        var oneRf = new Option<string>("--1rf") { Description = "1-RF model folder", Required = true };
-        var twoRf = new Option<string>("--2rf") { Description = "2-RF model folder", Required = true };
-        var distilled = new Option<string>("--distilled") { Description = "one-step distilled model folder", Required = true };
+        var oneRf = new Option<string?>("--1rf") { Description = "1-RF model folder (1, 4, 25, 100 steps)" };
+        var twoRf = new Option<string?>("--2rf") { Description = "2-RF model folder (1, 4, 25 steps)" };
+        var distilled = new Option<string?>("--distilled") { Description = "one-step distilled model folder (1 step)" };
         var guidance = new Option<float>("--guidance") { DefaultValueFactory = _ => 2f, Description = "guidance for 1-RF (the one its pairs were made with)" };
-        var prompts = new Option<int>("--prompts") { DefaultValueFactory = _ => 0, Description = "evaluate on this many eval captions, evenly spread (0: all)" };
+        var prompts = new Option<int>("--prompts") { DefaultValueFactory = _ => 0, Description = "evaluate on this many held-out captions, evenly spread (0, the default, or more than there are: all, 190 for Twemoji)" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 1000UL };
         var outPath = new Option<string?>("--json") { Description = "also write the results as JSON here" };
         var threads = new Option<int?>("--threads") { Description = "worker threads (default: all cores)" };
-        var c = new Command("twemoji", "FD-twemoji and prompt accuracy of 1-RF (1/4/25/100 steps), 2-RF (1/4/25) and the distilled model (1)")
+        var c = new Command("twemoji",
+            "FD-twemoji, prompt accuracy and pixel retrieval of 1-RF (1/4/25/100 steps), 2-RF (1/4/25) and the distilled model (1); " +
+            "give any of the three folders (at least one)")
             { data, classifier, oneRf, twoRf, distilled, guidance, prompts, seed, outPath, threads };
         c.SetAction(r =>
         {
             if (r.GetValue(threads) is int th) Par.Threads = th;
-            var protocol = new TwemojiProtocol(r.GetValue(data)!, r.GetValue(classifier)!, r.GetValue(oneRf)!, r.GetValue(twoRf)!, r.GetValue(distilled)!)
+            var protocol = new TwemojiProtocol(r.GetValue(data)!, r.GetValue(classifier)!, r.GetValue(oneRf), r.GetValue(twoRf), r.GetValue(distilled))
             {
                 OneRfGuidance = r.GetValue(guidance), Prompts = r.GetValue(prompts), Seed = r.GetValue(seed),
             };
             var report = ProgressDisplay.Run("eval twemoji", p => TwemojiEval.RunProtocol(protocol, p, row => p.Log(Format(row))));
             var o = CliIO.Out;
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"classifier eval-split accuracy {report.ClassifierAccuracy:P1} ({report.HeldOutImages} held-out images, {report.Classes} classes); {report.Prompts} prompts"));
-            o.WriteLine("| model | steps | guidance | FD-twemoji | prompt accuracy | s / image (batch 32) |");
-            o.WriteLine("|---|---|---|---|---|---|");
+            var inv = CultureInfo.InvariantCulture;
+            o.WriteLine(string.Create(inv, $"classifier eval-split accuracy {report.ClassifierAccuracy:P1} ({report.HeldOutImages} held-out images, {report.Classes} classes); {report.Prompts} prompts"));
+            o.WriteLine("| model | steps | guidance | FD-twemoji | prompt accuracy | retrieval top-1 | top-10 | median rank | s / image (batch 32) |");
+            o.WriteLine("|---|---|---|---|---|---|---|---|---|");
             foreach (var row in report.Rows) o.WriteLine(Format(row));
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"straightness (25 Euler steps, 32 prompts): 1-RF (guidance {protocol.OneRfGuidance}) {report.Straightness["1-RF"]:F4}, 2-RF {report.Straightness["2-RF"]:F4}"));
-            o.WriteLine(string.Create(CultureInfo.InvariantCulture, $"distilled one-step, one image end to end (text encoder, UNet, VAE decode): {report.OneImageSeconds * 1000:F0} ms"));
+            var rr = report.Retrieval;
+            o.WriteLine(string.Create(inv,
+                $"retrieval: rank of the caption's own image among all {rr.Candidates} dataset images by mean squared RGB error at {rr.Width}x{rr.Height} to the generated image (1 = nearest). " +
+                $"The real image itself: rank 1 (top-1 100%). A random image: top-1 {rr.RandomImage.Top1:P2}, top-10 {rr.RandomImage.Top10:P2}, median rank {rr.RandomImage.MedianRank:F1}. " +
+                $"The mean of all images for every caption: top-1 {rr.MeanImage.Top1:P1}, top-10 {rr.MeanImage.Top10:P1}, median rank {rr.MeanImage.MedianRank:F1}."));
+            if (report.Straightness.Count > 0)
+                o.WriteLine(string.Create(inv, $"straightness (25 Euler steps, 32 prompts): {string.Join(", ", report.Straightness.Select(kv =>
+                    kv.Key == "1-RF" ? string.Create(inv, $"1-RF (guidance {protocol.OneRfGuidance}) {kv.Value:F4}") : string.Create(inv, $"{kv.Key} {kv.Value:F4}")))}"));
+            if (report.OneImageSeconds is double one)
+                o.WriteLine(string.Create(inv, $"distilled one-step, one image end to end (text encoder, UNet, VAE decode): {one * 1000:F0} ms"));
             if (r.GetValue(outPath) is string path) report.WriteJson(path);
             return 0;
         });
@@ -195,6 +206,11 @@ public static class EvalCommand
         return c;
     }
 
-    private static string Format(EvalRow r) => string.Create(CultureInfo.InvariantCulture,
-        $"| {r.Name} | {(r.Steps == 0 ? "-" : r.Steps.ToString(CultureInfo.InvariantCulture))} | {(r.Guidance > 1 ? r.Guidance.ToString("G3", CultureInfo.InvariantCulture) : "off")} | {r.FdTwemoji:F2} | {r.PromptAccuracy:P1} | {r.SecondsPerImage:F4} |");
+    private static string Format(EvalRow r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string steps = r.Steps == 0 ? "-" : r.Steps.ToString(inv), guidance = r.Guidance > 1 ? r.Guidance.ToString("G3", inv) : "off";
+        string retrieval = r.Retrieval is { } q ? string.Create(inv, $"{q.Top1:P1} | {q.Top10:P1} | {q.MedianRank:F1}") : "- | - | -";
+        return string.Create(inv, $"| {r.Name} | {steps} | {guidance} | {r.FdTwemoji:F2} | {r.PromptAccuracy:P1} | {retrieval} | {r.SecondsPerImage:F4} |");
+    }
 }

@@ -47,19 +47,42 @@ public static class TrainCommand
         var channels = new Option<string>("--channels") { DefaultValueFactory = _ => "32,64,64", Description = "block_out_channels" };
         var groups = new Option<int>("--groups") { DefaultValueFactory = _ => 8, Description = "norm_num_groups" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var warmup = new Option<int?>("--warmup") { Description = "linear warmup steps (default: min(100, steps / 10))" };
+        var decayFrom = new Option<int?>("--decay-from")
+        {
+            Description = "cosine learning-rate decay from this step to --min-lr at --steps (default: constant lr after warmup; " +
+                "the schedule depends on --steps, so keep --steps when resuming inside the decay)",
+        };
+        var minLr = new Option<float?>("--min-lr") { Description = "learning rate at the end of the decay (default: lr / 10)" };
+        var ema = new Option<float?>("--ema")
+        {
+            Description = "EMA decay (e.g. 0.999): export and measure the averaged weights (default: none); " +
+                "resuming a checkpoint written without it starts the average from the resumed weights",
+        };
+        var evalEvery = new Option<int>("--eval-every")
+        {
+            DefaultValueFactory = _ => 0,
+            Description = "steps between held-out PSNR measurements, logged to train_log.jsonl and shown in the progress (0: only at the end)",
+        };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 200, Description = "steps between checkpoints (resume with the same command)" };
         var threads = Threads();
-        var c = new Command("vae", "Train the AutoencoderKL (64x64x3 <-> 16x16x4 with three levels)") { data, outDir, steps, batch, lr, kl, channels, groups, seed, threads };
+        var c = new Command("vae", "Train the AutoencoderKL (64x64x3 <-> 16x16x4 with three levels)")
+            { data, outDir, steps, batch, lr, kl, channels, groups, seed, warmup, decayFrom, minLr, ema, evalEvery, checkpointEvery, threads };
         c.SetAction(r =>
         {
             UseThreads(r, threads);
-            var res = ProgressDisplay.Run("train vae", p => VaeTraining.Run(new VaeTrainingOptions
+            var options = new VaeTrainingOptions
             {
                 DataDir = r.GetValue(data)!, OutDir = r.GetValue(outDir)!, Steps = r.GetValue(steps), BatchSize = r.GetValue(batch),
                 LearningRate = r.GetValue(lr), KlWeight = r.GetValue(kl), BlockOutChannels = Ints(r.GetValue(channels)!),
-                NormNumGroups = r.GetValue(groups), Seed = r.GetValue(seed), Progress = p.Training,
-            }, p.Log));
+                NormNumGroups = r.GetValue(groups), Seed = r.GetValue(seed), WarmupSteps = r.GetValue(warmup), DecayFrom = r.GetValue(decayFrom),
+                MinLearningRate = r.GetValue(minLr), EmaDecay = r.GetValue(ema), EvalEvery = r.GetValue(evalEvery), CheckpointEvery = r.GetValue(checkpointEvery),
+            };
+            // before the data is read
+            options.Validate();
+            var res = ProgressDisplay.Run("train vae", p => VaeTraining.Run(options with { Progress = p.Training }, p.Log));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"vae: {res.Parameters} parameters, eval PSNR {res.EvalPsnr:F2} dB, scaling_factor {res.ScalingFactor:G6}, {res.Seconds:F0} s"));
+                $"vae: {res.Parameters} parameters, eval PSNR {res.EvalPsnr:F2} dB{(res.LivePsnr is double live ? $" (EMA weights; raw weights {live:F2} dB)" : "")}, scaling_factor {res.ScalingFactor:G6}, {res.Seconds:F0} s"));
             return 0;
         });
         return c;

@@ -49,12 +49,16 @@ public static class Checkpoint
         }
     }
 
-    /// <summary>Restores parameters, optimizer moments and EMA in place; returns the state (step, generator state).</summary>
-    public static CheckpointState Load(string dir, Module module, Optimizer optimizer, Ema? ema)
+    /// <summary>
+    /// Restores parameters, optimizer moments and EMA in place; returns the state (step, generator state). With
+    /// emaMayStart, a checkpoint without EMA loaded into a trainer with EMA starts the average at the loaded weights.
+    /// </summary>
+    public static CheckpointState Load(string dir, Module module, Optimizer optimizer, Ema? ema, bool emaMayStart = false)
     {
         var state = ReadState(dir);
-        if (state.HasEma != (ema != null))
-            throw new InvalidInputException($"{dir}: checkpoint was saved {(state.HasEma ? "with" : "without")} EMA but the trainer is configured {(ema != null ? "with" : "without")} it");
+        bool startEma = !state.HasEma && ema != null && emaMayStart;
+        if (state.HasEma != (ema != null) && !startEma)
+            throw new InvalidInputException($"{dir}: checkpoint was saved {(state.HasEma ? "with" : "without")} EMA but the trainer is configured {(ema != null ? "with" : "without")} it; resume with the EMA setting (--ema) of the run that wrote it");
         using var scope = TensorScope.Begin();
         using var file = SafeTensors.Open(Path.Combine(dir, state.Weights));
         var all = file.Names.ToDictionary(n => n, n => file.ReadF32(n));
@@ -77,7 +81,9 @@ public static class Checkpoint
                 p.Value.CopyFrom(t);
             }
             optimizer.LoadState(opt, state.Step);
-            if (ema != null)
+            if (startEma)
+                for (int i = 0; i < ema!.Shadow.Length; i++) ema.Shadow[i].CopyFrom(own[i].Param.Value);
+            else if (ema != null)
                 for (int i = 0; i < ema.Shadow.Length; i++)
                     ema.Shadow[i].CopyFrom(all.TryGetValue($"ema.{i}", out var e) ? e : throw new InvalidInputException($"{state.Weights}: missing 'ema.{i}'"));
             return state;

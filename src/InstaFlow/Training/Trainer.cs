@@ -1,5 +1,5 @@
-// The training loop: AdamW with linear learning-rate warmup, optional global-norm gradient clipping and EMA,
-// JSONL logging, periodic atomic checkpoints and exact resume (all randomness comes from one checkpointed generator),
+// The training loop: AdamW with linear learning-rate warmup and optional cosine decay, optional global-norm gradient
+// clipping and EMA, periodic evaluation, JSONL logging, periodic atomic checkpoints and exact resume (all randomness comes from one checkpointed generator),
 // data-parallel over a world of ranks and with gradient accumulation (each step's global batch is cut into
 // ranks x accumulation pieces; the gradients of the pieces are summed, weighted by their share of the batch).
 using System.Diagnostics;
@@ -17,9 +17,22 @@ public sealed record TrainerOptions
 {
     public float LearningRate { get; init; } = 1e-3f;
     public int WarmupSteps { get; init; }
+    /// <summary>
+    /// First step of a cosine decay from LearningRate to MinLearningRate, reached at DecayEndStep (null: constant after
+    /// warmup). A pure function of the step, so a resumed run follows the same schedule when these are unchanged.
+    /// </summary>
+    public long? DecayFromStep { get; init; }
+    /// <summary>The step at which the decay reaches MinLearningRate (usually the run's total steps).</summary>
+    public long DecayEndStep { get; init; }
+    public float MinLearningRate { get; init; }
     public float WeightDecay { get; init; }
     public float? MaxGradNorm { get; init; }
     public float? EmaDecay { get; init; }
+    /// <summary>
+    /// Resuming a checkpoint saved without EMA while EmaDecay is set starts the average from the resumed weights
+    /// (instead of refusing), so a run can switch weight averaging on part-way.
+    /// </summary>
+    public bool EmaMayStartOnResume { get; init; }
     /// <summary>Seeds the generator behind every random draw of the objective (noise, times, batches, dropout).</summary>
     public ulong Seed { get; init; }
     public string? LogPath { get; init; }
@@ -27,6 +40,14 @@ public sealed record TrainerOptions
     public string? CheckpointDir { get; init; }
     /// <summary>Steps between checkpoints (0: only at the end of Train).</summary>
     public int CheckpointEvery { get; init; }
+    /// <summary>Steps between calls of Evaluate (0: never).</summary>
+    public int EvalEvery { get; init; }
+    /// <summary>
+    /// Measures the model after a step (e.g. held-out quality); the named values go to the log as an "eval" entry and
+    /// into the progress reports. It must not change the training state (parameters, optimizer, EMA, generator), so that
+    /// evaluating leaves the run identical.
+    /// </summary>
+    public Func<Trainer, IReadOnlyList<(string Name, double Value)>>? Evaluate { get; init; }
     /// <summary>Receives a report after every step (synchronously, on the training thread); null reports nothing.</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>
@@ -51,6 +72,11 @@ public sealed class Trainer
     public Trainer(Module module, ITrainingObjective objective, TrainerOptions options)
     {
         if (options.WarmupSteps < 0) throw new InvalidInputException($"warmup steps cannot be negative, got {options.WarmupSteps}");
+        if (options.DecayFromStep is long from && (from < 0 || from > options.DecayEndStep))
+            throw new InvalidInputException($"the learning-rate decay must start between step 0 and its end step {options.DecayEndStep}, got {from}");
+        if (options.MinLearningRate < 0 || options.MinLearningRate > options.LearningRate)
+            throw new InvalidInputException($"the learning-rate floor must be between 0 and the learning rate {options.LearningRate:G3}, got {options.MinLearningRate:G3}");
+        if (options.EvalEvery < 0) throw new InvalidInputException($"steps between evaluations cannot be negative, got {options.EvalEvery}");
         if (options.GradAccum < 1) throw new InvalidInputException($"gradient accumulation must be at least 1, got {options.GradAccum}");
         World = options.World ?? SingleProcessCommunicator.Instance;
         if (World.Size * options.GradAccum > 1 && objective is not ISplittableObjective)
@@ -72,15 +98,34 @@ public sealed class Trainer
     public TimeSpan AllReduceTime { get; private set; }
     private bool _synchronized;
 
-    /// <summary>Linear warmup from LearningRate / WarmupSteps to LearningRate over the first WarmupSteps steps.</summary>
-    public float LearningRateAt(long step) =>
-        Options.WarmupSteps == 0 ? Options.LearningRate : Options.LearningRate * Math.Min(1f, (step + 1f) / Options.WarmupSteps);
+    /// <summary>The last evaluation (null before the first), as "name value" pairs for progress details.</summary>
+    public IReadOnlyList<(string Name, double Value)>? LastEval { get; private set; }
+    public long LastEvalStep { get; private set; }
+
+    /// <summary>
+    /// Linear warmup from LearningRate / WarmupSteps to LearningRate over the first WarmupSteps steps; then, from
+    /// DecayFromStep, a cosine from LearningRate down to MinLearningRate at DecayEndStep (and the floor after it).
+    /// Step is zero-based: the rate the optimizer step number step + 1 uses.
+    /// </summary>
+    public float LearningRateAt(long step) => LearningRateAt(Options, step);
+
+    /// <inheritdoc cref="LearningRateAt(long)"/>
+    public static float LearningRateAt(TrainerOptions o, long step)
+    {
+        float lr = o.WarmupSteps == 0 ? o.LearningRate : o.LearningRate * Math.Min(1f, (step + 1f) / o.WarmupSteps);
+        if (o.DecayFromStep is not long from || step < from) return lr;
+        long span = o.DecayEndStep - from;
+        double progress = span <= 0 ? 1 : Math.Min(1.0, (double)(step - from) / span);
+        float cosine = o.MinLearningRate + (o.LearningRate - o.MinLearningRate) * (float)(0.5 * (1 + Math.Cos(Math.PI * progress)));
+        // a decay that starts inside the warmup must not jump above the warming-up rate
+        return Math.Min(lr, cosine);
+    }
 
     /// <summary>Resumes from the checkpoint directory when it holds a checkpoint; returns whether it did.</summary>
     public bool TryResume()
     {
         if (Options.CheckpointDir == null || !Checkpoint.Exists(Options.CheckpointDir)) return false;
-        var state = Checkpoint.Load(Options.CheckpointDir, _module, Optimizer, Ema);
+        var state = Checkpoint.Load(Options.CheckpointDir, _module, Optimizer, Ema, Options.EmaMayStartOnResume);
         Rng.SetState(Convert.FromBase64String(state.RngState));
         Step = state.Step;
         return true;
@@ -122,12 +167,21 @@ public sealed class Trainer
             OpProfile.MarkCurrent("step", "releasing the step's tensors");
             Step++;
             if (Step % Options.LogEvery == 0 || Step == totalSteps) log.Write(Step, LastLoss, Optimizer.LearningRate, clock.Elapsed.TotalSeconds);
-            Options.Progress?.Report(new TrainingProgress(Step, totalSteps, LastLoss, Optimizer.LearningRate, clock.Elapsed));
+            if (Options.Evaluate != null && Options.EvalEvery > 0 && Step % Options.EvalEvery == 0)
+            {
+                LastEval = Options.Evaluate(this);
+                LastEvalStep = Step;
+                log.WriteEval(Step, LastEval, clock.Elapsed.TotalSeconds);
+            }
+            Options.Progress?.Report(new TrainingProgress(Step, totalSteps, LastLoss, Optimizer.LearningRate, clock.Elapsed) { Eval = EvalNote() });
             if (World.Size > 1 && Options.SyncCheckEvery > 0 && (Step % Options.SyncCheckEvery == 0 || Step == totalSteps)) CheckInSync();
             if (Options.CheckpointDir != null && Options.CheckpointEvery > 0 && Step % Options.CheckpointEvery == 0) SaveCheckpoint();
         }
         if (Options.CheckpointDir != null) SaveCheckpoint();
     }
+
+    private string? EvalNote() => LastEval == null ? null : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{string.Join(", ", LastEval.Select(e => $"{e.Name} {e.Value:G4}"))} at step {LastEvalStep}");
 
     private float WholeBatch()
     {

@@ -4,7 +4,7 @@ using System.Text.Json;
 
 namespace InstaFlow.Training;
 
-/// <summary>Appends {step, loss, lr, seconds} lines to a JSONL file; a null path logs nothing.</summary>
+/// <summary>Appends {step, loss, lr, seconds} lines (and evaluation lines) to a JSONL file; a null path logs nothing.</summary>
 public sealed class TrainingLog : IDisposable
 {
     private readonly StreamWriter? _file;
@@ -20,6 +20,10 @@ public sealed class TrainingLog : IDisposable
 
     public void Write(long step, float loss, float lr, double seconds) =>
         _file?.WriteLine(JsonSerializer.Serialize(new { step, loss, lr, seconds }));
+
+    /// <summary>An evaluation line, {step, eval: {name: value, ...}, seconds}: told apart from loss lines by "eval".</summary>
+    public void WriteEval(long step, IEnumerable<(string Name, double Value)> values, double seconds) =>
+        _file?.WriteLine(JsonSerializer.Serialize(new { step, eval = values.ToDictionary(v => v.Name, v => v.Value), seconds }));
 
     public void Dispose() => _file?.Dispose();
 }

@@ -11,9 +11,13 @@ namespace InstaFlow.Training;
 /// <param name="Elapsed">Wall time since this call of Train began (a resumed run starts from zero).</param>
 public readonly record struct TrainingProgress(long Step, long TotalSteps, float Loss, float LearningRate, TimeSpan Elapsed)
 {
-    /// <summary>As a generic job report: Done = Step, Total = TotalSteps, Detail "loss L, lr R".</summary>
+    /// <summary>The last periodic evaluation, e.g. "psnr_db 27.31 at step 500" (null: none yet).</summary>
+    public string? Eval { get; init; }
+
+    /// <summary>As a generic job report: Done = Step, Total = TotalSteps, Detail "loss L, lr R" (then "; " and Eval).</summary>
     public JobProgress ToJob(string? stage = null) =>
-        new(Step, TotalSteps, string.Create(CultureInfo.InvariantCulture, $"loss {Loss:F4}, lr {LearningRate.ToString("G3", CultureInfo.InvariantCulture).ToLowerInvariant()}"), stage);
+        new(Step, TotalSteps, string.Create(CultureInfo.InvariantCulture,
+            $"loss {Loss:F4}, lr {LearningRate.ToString("G3", CultureInfo.InvariantCulture).ToLowerInvariant()}{(Eval == null ? "" : "; " + Eval)}"), stage);
 
     /// <summary>An IProgress that forwards each step to a job-progress sink as <see cref="ToJob"/> (null stays null).</summary>
     public static IProgress<TrainingProgress>? AsJob(IProgress<JobProgress>? sink, string? stage = null) =>

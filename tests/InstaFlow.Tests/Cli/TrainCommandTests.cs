@@ -7,4 +7,12 @@ public class TrainCommandTests
     public void TrainDistill_MissingLpipsWeights_OneLineErrorNamesTheFile() =>
         CliRunner.AssertUserError(["train", "distill", "--data", "d", "--out", "o", "--model", "m", "--pairs", "p", "--lpips", "no-such-vgg.safetensors", "lin.safetensors"],
             "no-such-vgg.safetensors", "LPIPS weights file not found");
+
+    [Fact]
+    public void TrainVae_DecayBeyondTheRun_OneLineErrorNamesTheOption() =>
+        CliRunner.AssertUserError(["train", "vae", "--data", "d", "--out", "o", "--steps", "10", "--decay-from", "20"], "--decay-from", "--steps");
+
+    [Fact]
+    public void TrainVae_EmaOfOne_OneLineErrorNamesTheOption() =>
+        CliRunner.AssertUserError(["train", "vae", "--data", "d", "--out", "o", "--ema", "1"], "--ema");
 }
