@@ -101,6 +101,12 @@ public static class TrainCommand
         public readonly Option<int?> Threads = Threads();
         public readonly Option<int> CheckpointEvery = new("--checkpoint-every") { DefaultValueFactory = _ => 100, Description = "steps between checkpoints (resume with the same command)" };
         public readonly Option<int> GradAccum = TrainCommand.GradAccum();
+        public readonly Option<int?> DecayFrom = new("--decay-from")
+        {
+            Description = "cosine learning-rate decay from this step to --min-lr at --steps (default: constant lr after warmup; " +
+                "the schedule depends on --steps, so keep --steps when resuming inside the decay)",
+        };
+        public readonly Option<float?> MinLr = new("--min-lr") { Description = "learning rate at the end of the decay (default: lr / 10)" };
 
         public StageArgs(int steps, float lr)
         {
@@ -111,7 +117,7 @@ public static class TrainCommand
         public Command Command(string name, string description, params Option[] extra)
         {
             var c = new Command(name, description);
-            foreach (var o in new Option[] { Data, Out, Steps, Batch, Lr, Ema, Seed, Threads, CheckpointEvery, GradAccum }.Concat(extra)) c.Options.Add(o);
+            foreach (var o in new Option[] { Data, Out, Steps, Batch, Lr, Ema, Seed, Threads, CheckpointEvery, GradAccum, DecayFrom, MinLr }.Concat(extra)) c.Options.Add(o);
             return c;
         }
 
@@ -120,11 +126,16 @@ public static class TrainCommand
         {
             UseThreads(r, Threads);
             float ema = r.GetValue(Ema);
+            int steps = r.GetValue(Steps);
+            float lr = r.GetValue(Lr);
+            int? decayFrom = r.GetValue(DecayFrom);
+            float? minLr = r.GetValue(MinLr);
+            TrainerOptions.ValidateDecay(steps, lr, decayFrom, minLr);
             var world = CliWorld.Get();
             return new StageOptions
             {
-                DataDir = r.GetValue(Data)!, OutDir = r.GetValue(Out)!, Steps = r.GetValue(Steps), BatchSize = r.GetValue(Batch),
-                LearningRate = r.GetValue(Lr), EmaDecay = ema > 0 ? ema : null, Seed = r.GetValue(Seed),
+                DataDir = r.GetValue(Data)!, OutDir = r.GetValue(Out)!, Steps = steps, BatchSize = r.GetValue(Batch),
+                LearningRate = lr, DecayFrom = decayFrom, MinLearningRate = minLr, EmaDecay = ema > 0 ? ema : null, Seed = r.GetValue(Seed),
                 Progress = CliWorld.Speaks ? display.Training : null, CheckpointEvery = r.GetValue(CheckpointEvery),
                 World = world, GradAccum = r.GetValue(GradAccum),
             };

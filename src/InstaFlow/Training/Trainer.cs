@@ -25,6 +25,19 @@ public sealed record TrainerOptions
     /// <summary>The step at which the decay reaches MinLearningRate (usually the run's total steps).</summary>
     public long DecayEndStep { get; init; }
     public float MinLearningRate { get; init; }
+
+    /// <summary>
+    /// Checks a stage's decay options as the CLI names them (--decay-from, --min-lr) before any data is read; the
+    /// constructor of <see cref="Trainer"/> checks the resolved schedule again.
+    /// </summary>
+    public static void ValidateDecay(int steps, float learningRate, int? decayFrom, float? minLearningRate)
+    {
+        if (decayFrom is int d && (d < 0 || d > steps))
+            throw new InvalidInputException($"--decay-from must be a step between 0 and --steps ({steps}), got {d}");
+        if (minLearningRate is float m && (!(m >= 0) || m > learningRate))
+            throw new InvalidInputException($"--min-lr must be between 0 and --lr ({learningRate:G3}), got {m:G3}");
+        if (minLearningRate != null && decayFrom == null) throw new InvalidInputException("--min-lr is the floor of the decay; give --decay-from STEP too");
+    }
     public float WeightDecay { get; init; }
     public float? MaxGradNorm { get; init; }
     public float? EmaDecay { get; init; }

@@ -15,4 +15,43 @@ public class TrainCommandTests
     [Fact]
     public void TrainVae_EmaOfOne_OneLineErrorNamesTheOption() =>
         CliRunner.AssertUserError(["train", "vae", "--data", "d", "--out", "o", "--ema", "1"], "--ema");
+
+    [Theory]
+    [InlineData("flow", "--decay-from", "30", "--decay-from", "--steps")]
+    [InlineData("reflow", "--min-lr", "1e-5", "--min-lr", "--decay-from")]
+    [InlineData("distill", "--min-lr", "1", "--min-lr", "--lr")]
+    public void TrainStage_BadDecay_OneLineErrorNamesTheOption(string stage, string option, string value, string fragment1, string fragment2)
+    {
+        string[] stageArgs = stage == "flow" ? ["--vae", "v", "--tokenizer", "t"] : ["--model", "m", "--pairs", "p"];
+        string[] decay = option == "--min-lr" && stage == "distill" ? ["--decay-from", "5"] : [];
+        CliRunner.AssertUserError(["train", stage, "--data", "d", "--out", "o", "--steps", "20", .. stageArgs, .. decay, option, value], fragment1, fragment2);
+    }
+
+    [Fact]
+    public void TrainFlow_DecayFrom_LogsTheCosineScheduleDownToTheFloor()
+    {
+        var dir = Directory.CreateTempSubdirectory("instaflow-flowdecay-").FullName;
+        try
+        {
+            var data = Training.TinyTwemoji.Write(Path.Combine(dir, "data"));
+            var vae = Path.Combine(dir, "vae");
+            var (code, _, err) = CliRunner.Run("train", "vae", "--data", data, "--out", vae, "--steps", "1", "--batch", "2", "--channels", "8,8", "--groups", "4", "--checkpoint-every", "0");
+            Assert.True(code == 0, err);
+            var flow = Path.Combine(dir, "flow");
+            (code, _, err) = CliRunner.Run("train", "flow", "--data", data, "--vae", Path.Combine(vae, "vae"), "--tokenizer", Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer"),
+                "--out", flow, "--steps", "30", "--batch", "2", "--lr", "1e-3", "--decay-from", "10", "--min-lr", "1e-4", "--channels", "8,8", "--text-hidden", "8",
+                "--text-layers", "1", "--max-tokens", "8", "--checkpoint-every", "0", "--seed", "3");
+            Assert.True(code == 0, err);
+            var lr = File.ReadLines(Path.Combine(flow, "train_log.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+                .Where(e => e.TryGetProperty("lr", out _)).ToDictionary(e => e.GetProperty("step").GetInt64(), e => e.GetProperty("lr").GetSingle());
+            // The stage warms up over min(100, --steps) = 30 steps; a logged step k used the rate of step index k - 1.
+            // Step 10: still warming up, 1e-3 * 10/30. Step 30: cosine at 19/20 of the way from 1e-3 to 1e-4.
+            Assert.Equal(1e-3f * 10 / 30, lr[10], 6);
+            Assert.Equal(1e-4f + 9e-4f * 0.5f * (1 + MathF.Cos(MathF.PI * 19 / 20)), lr[30], 6);
+            using var result = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(flow, "result.json")));
+            Assert.Equal(10, result.RootElement.GetProperty("decay_from").GetInt32());
+            Assert.Equal(1e-4f, result.RootElement.GetProperty("min_learning_rate").GetSingle(), 6);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

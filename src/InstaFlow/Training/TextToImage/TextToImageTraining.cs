@@ -26,6 +26,10 @@ public sealed record StageOptions
     public float? EmaDecay { get; init; } = 0.998f;
     public ulong Seed { get; init; }
     public int CheckpointEvery { get; init; } = 100;
+    /// <summary>First step of a cosine decay of the learning rate to MinLearningRate at Steps (null: constant after warmup).</summary>
+    public int? DecayFrom { get; init; }
+    /// <summary>The decay's floor (null: LearningRate / 10); only with DecayFrom.</summary>
+    public float? MinLearningRate { get; init; }
     /// <summary>Receives a report after every training step (null: none).</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>The ranks that train together (null: this process alone); only rank 0 writes files.</summary>
@@ -189,9 +193,11 @@ public static class TextToImageTraining
         (int Steps, float Guidance) defaults)
     {
         Directory.CreateDirectory(o.OutDir);
+        float? minLr = o.DecayFrom == null ? null : o.MinLearningRate ?? o.LearningRate / 10;
         var trainer = new Trainer(net, objective, new TrainerOptions
         {
             LearningRate = o.LearningRate, WarmupSteps = Math.Min(o.WarmupSteps, o.Steps), MaxGradNorm = 1f, EmaDecay = o.EmaDecay, Seed = o.Seed,
+            DecayFromStep = o.DecayFrom, DecayEndStep = o.Steps, MinLearningRate = minLr ?? 0f,
             LogPath = Path.Combine(o.OutDir, "train_log.jsonl"), LogEvery = 10,
             CheckpointDir = Path.Combine(o.OutDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery,
             Progress = o.Progress, World = o.World, GradAccum = o.GradAccum,
@@ -207,7 +213,8 @@ public static class TextToImageTraining
         {
             // a run that only finishes a resumed checkpoint takes no step and has no loss of its own
             stage = label, seconds = result.Seconds, final_loss = float.IsFinite(result.FinalLoss) ? result.FinalLoss : (float?)null, parameters = result.Parameters,
-            steps = o.Steps, batch_size = o.BatchSize, ranks = trainer.World.Size, grad_accum = o.GradAccum, learning_rate = o.LearningRate, ema_decay = o.EmaDecay, seed = o.Seed,
+            steps = o.Steps, batch_size = o.BatchSize, ranks = trainer.World.Size, grad_accum = o.GradAccum, learning_rate = o.LearningRate,
+            decay_from = o.DecayFrom, min_learning_rate = minLr, ema_decay = o.EmaDecay, seed = o.Seed,
         });
         return result;
     }

@@ -50,11 +50,7 @@ public sealed record VaeTrainingOptions
         if (WarmupSteps < 0) throw new InvalidInputException($"--warmup cannot be negative, got {WarmupSteps}");
         if (CheckpointEvery < 0) throw new InvalidInputException($"--checkpoint-every cannot be negative (0: only at the end), got {CheckpointEvery}");
         if (EvalEvery < 0) throw new InvalidInputException($"--eval-every cannot be negative (0: only at the end), got {EvalEvery}");
-        if (DecayFrom is int d && (d < 0 || d > Steps))
-            throw new InvalidInputException($"--decay-from must be a step between 0 and --steps ({Steps}), got {d}");
-        if (MinLearningRate is float m && (!(m >= 0) || m > LearningRate))
-            throw new InvalidInputException($"--min-lr must be between 0 and --lr ({LearningRate:G3}), got {m:G3}");
-        if (MinLearningRate != null && DecayFrom == null) throw new InvalidInputException("--min-lr is the floor of the decay; give --decay-from STEP too");
+        TrainerOptions.ValidateDecay(Steps, LearningRate, DecayFrom, MinLearningRate);
         if (EmaDecay is float e && !(e > 0 && e < 1)) throw new InvalidInputException($"--ema must be between 0 and 1 (exclusive), e.g. 0.999, got {e}");
     }
 }
