@@ -16,9 +16,9 @@ I=${INSTAFLOW:-src/InstaFlow.Cli/bin/Release/net10.0/instaflow}
 TOKENIZER=models/twemoji-instaflow/tokenizer
 CLASSIFIER=models/twemoji-instaflow/eval_classifier
 
-VAE_STEPS=${VAE_STEPS:-8000}
+VAE_STEPS=${VAE_STEPS:-6000}
 FLOW_STEPS=${FLOW_STEPS:-16000}
-PAIRS1=${PAIRS1:-16384}
+PAIRS1=${PAIRS1:-12288}
 REFLOW_STEPS=${REFLOW_STEPS:-4000}
 PAIRS2=${PAIRS2:-32768}
 DISTILL_STEPS=${DISTILL_STEPS:-4000}
@@ -40,12 +40,12 @@ for stage in "${stages[@]}"; do
       [ -f "$DATA/captions.jsonl" ] || "$I" data twemoji --out "$DATA" ;;
     vae)
       "$I" train vae --data "$DATA" --out "$RUNS/vae" --steps "$VAE_STEPS" --batch 16 --lr 2e-3 --channels 16,32,32 --groups 8 \
-        --seed 1 --decay-from $((VAE_STEPS * 5 / 8)) --min-lr 2e-4 --ema 0.999 --eval-every 500 ;;
+        --seed 1 --decay-from $((VAE_STEPS * 3 / 4)) --min-lr 2e-4 --ema 0.999 --eval-every 500 ;;
     flow)
       "$I" train flow --data "$DATA" --vae "$RUNS/vae/vae" --tokenizer "$TOKENIZER" --out "$RUNS/flow" "${ARCH[@]}" \
         --batch 32 --lr 5e-4 --ema 0.999 --seed 1 --checkpoint-every 50 --steps "$FLOW_STEPS" --decay-from $((FLOW_STEPS * 3 / 4)) ;;
     pairs1)
-      "$I" train pairs --data "$DATA" --model "$RUNS/flow/model" --out "$RUNS/pairs1" --steps 16 --guidance 2 --batch 64 \
+      "$I" train pairs --data "$DATA" --model "$RUNS/flow/model" --out "$RUNS/pairs1" --steps 8 --guidance 2 --batch 64 \
         --shard 128 --seed 2 --count "$PAIRS1" ;;
     reflow)
       "$I" train reflow --data "$DATA" --model "$RUNS/flow/model" --pairs "$RUNS/pairs1" --out "$RUNS/reflow" --batch 32 \
