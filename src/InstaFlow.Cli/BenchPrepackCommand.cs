@@ -38,14 +38,15 @@ public static class BenchPrepackCommand
                     foreach (var e in p.Entries)
                         o.WriteLine(string.Format(inv, "| {0} | {1} | {2:F1} | {3:P1} |", e.Op, e.Calls, e.Seconds * 1e3, e.Seconds / total));
                 }
-            o.WriteLine("\n| network | packing every call, s: median (min..max) | packed once, s | once / every call, median of pairs (min..max) | packs MiB | max abs diff |");
-            o.WriteLine("|---|---|---|---|---|---|");
+            o.WriteLine("\n| network | packing every call, s: median (min..max) | packed once, s | once / every call, median of pairs (min..max) | CPU s, every call / once (ratio) | packs MiB | max abs diff |");
+            o.WriteLine("|---|---|---|---|---|---|---|");
             foreach (var s in PrepackBench.Pairs(m, n))
             {
                 var ratios = s.EveryCall.Zip(s.Once, (a, b) => b / a).ToArray();
-                o.WriteLine(string.Format(inv, "| {0} | {1:F3} ({2:F3}..{3:F3}) | {4:F3} ({5:F3}..{6:F3}) | **{7:F2}** ({8:F2}..{9:F2}) | {10:F0} | {11} |",
+                o.WriteLine(string.Format(inv, "| {0} | {1:F3} ({2:F3}..{3:F3}) | {4:F3} ({5:F3}..{6:F3}) | **{7:F2}** ({8:F2}..{9:F2}) | {10:F3} / {11:F3} ({12:F2}) | {13:F0} | {14} |",
                     s.Stage, s.MedianEveryCall, s.EveryCall.Min(), s.EveryCall.Max(), s.MedianOnce, s.Once.Min(), s.Once.Max(),
-                    s.MedianRatio, ratios.Min(), ratios.Max(), s.PackedBytes / (1024.0 * 1024.0), s.MaxAbsDiff.ToString("G3", inv)));
+                    s.MedianRatio, ratios.Min(), ratios.Max(), s.MedianEveryCallCpu, s.MedianOnceCpu, s.MedianCpuRatio,
+                    s.PackedBytes / (1024.0 * 1024.0), s.MaxAbsDiff.ToString("G3", inv)));
             }
             o.WriteLine(string.Format(inv, "packs of all networks: {0:F0} MiB; peak RSS {1:F2} GiB", m.PackedWeightBytes / (1024.0 * 1024.0), Sd15Bench.PeakRssGiB()));
             return 0;

@@ -9,15 +9,21 @@ using InstaFlow.Tensors.Random;
 
 namespace InstaFlow.Pipelines;
 
-/// <summary>Seconds of each pair (packing every call, packed once), the packs' bytes and whether the outputs agreed bit for bit.</summary>
-public sealed record PrepackPairs(string Stage, double[] EveryCall, double[] Once, long PackedBytes, float MaxAbsDiff)
+/// <summary>
+/// Wall seconds of each pair (packing every call, packed once), the process's CPU seconds (user + system) of each
+/// call, the packs' bytes and the largest difference between the two outputs (0: bit for bit the same).
+/// </summary>
+public sealed record PrepackPairs(string Stage, double[] EveryCall, double[] Once, double[] EveryCallCpu, double[] OnceCpu, long PackedBytes, float MaxAbsDiff)
 {
     public double MedianEveryCall => Median(EveryCall);
     public double MedianOnce => Median(Once);
     /// <summary>Median over the pairs of once / every call.</summary>
     public double MedianRatio => Median(EveryCall.Zip(Once, (a, b) => b / a).ToArray());
+    public double MedianCpuRatio => Median(EveryCallCpu.Zip(OnceCpu, (a, b) => b / a).ToArray());
+    public double MedianEveryCallCpu => Median(EveryCallCpu);
+    public double MedianOnceCpu => Median(OnceCpu);
 
-    private static double Median(double[] xs)
+    internal static double Median(double[] xs)
     {
         var s = xs.OrderBy(x => x).ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
@@ -82,29 +88,32 @@ public static class PrepackBench
     {
         var every = new List<double>();
         var once = new List<double>();
+        var everyCpu = new List<double>();
+        var onceCpu = new List<double>();
         float diff = 0;
         for (int i = 0; i <= pairs; i++)
         {
-            var (t0, y0) = TimeCall(call, packed: false);
-            var (t1, y1) = TimeCall(call, packed: true);
+            var (t0, c0, y0) = TimeCall(call, packed: false);
+            var (t1, c1, y1) = TimeCall(call, packed: true);
             for (int j = 0; j < y0.Length; j++) diff = MathF.Max(diff, MathF.Abs(y0[j] - y1[j]));
             // Pair 0 warms up the JIT and the pool and makes the packs.
-            if (i > 0) { every.Add(t0); once.Add(t1); }
+            if (i > 0) { every.Add(t0); once.Add(t1); everyCpu.Add(c0); onceCpu.Add(c1); }
         }
-        return new PrepackPairs(stage, every.ToArray(), once.ToArray(), WeightPacking.PackedBytes(network), diff);
+        return new PrepackPairs(stage, every.ToArray(), once.ToArray(), everyCpu.ToArray(), onceCpu.ToArray(), WeightPacking.PackedBytes(network), diff);
     }
 
-    private static (double Seconds, float[] Output) TimeCall(Func<Tensor> call, bool packed)
+    private static (double Seconds, double CpuSeconds, float[] Output) TimeCall(Func<Tensor> call, bool packed)
     {
         using var scope = TensorScope.Begin();
         using var ng = GradMode.NoGrad();
         WeightPacks.Bypass = !packed;
         try
         {
+            var cpu = Environment.CpuUsage.TotalTime;
             var sw = Stopwatch.StartNew();
             var y = call();
             double s = sw.Elapsed.TotalSeconds;
-            return (s, y.ToArray());
+            return (s, (Environment.CpuUsage.TotalTime - cpu).TotalSeconds, y.ToArray());
         }
         finally { WeightPacks.Bypass = false; }
     }
