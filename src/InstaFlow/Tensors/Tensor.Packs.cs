@@ -40,6 +40,8 @@ public sealed unsafe partial class Tensor
     /// <summary>Frees every packed copy of this tensor (the next eligible call packs again from the current values).</summary>
     internal void DropPacks()
     {
+        // Every disposed tensor comes here: those without packs (all activations) must not take the lock.
+        if (Volatile.Read(ref _packs) == null) return;
         lock (PackLock)
         {
             var packs = _packs;
@@ -51,7 +53,7 @@ public sealed unsafe partial class Tensor
 
     private byte* DropPacksThen(byte* p)
     {
-        if (_packs != null) DropPacks();
+        DropPacks();
         return p;
     }
 

@@ -227,6 +227,22 @@ public unsafe class WeightPackTests
         return loss.Item();
     }
 
+    [Fact]
+    public void Pipeline_PackWeightsOnce_SameImagesAndLatents()
+    {
+        var dir = Path.Combine(TestUtil.Fixtures, "tiny-sd15");
+        var req = new GenerationRequest { Prompts = ["a photo of a cat"], Seed = 3, Steps = 2, Guidance = 2f };
+        using var plain = SdComponents.Load(dir);
+        var expected = new RectifiedFlowPipeline(plain).GenerateImages(req, 2);
+        using var packed = SdComponents.Load(dir);
+        packed.PackWeightsOnce(int.MaxValue);
+        var actual = new RectifiedFlowPipeline(packed).GenerateImages(req, 2);
+        Assert.True(packed.PackedWeightBytes > 0, "the run kept no packs");
+        AssertBitwiseEqual(expected.FinalLatents.ToArray(), actual.FinalLatents, "final latents of 2 images, 2 guided steps");
+        for (int i = 0; i < 2; i++) Assert.Equal(expected.ImagesHwc[i], actual.ImagesHwc[i]);
+        expected.FinalLatents.Dispose(); actual.FinalLatents.Dispose();
+    }
+
     private static string LoraFile => Path.Combine(TestUtil.Fixtures, "lora", "kohya_lora.safetensors");
 
     private static float[] UnetOut(SdComponents m)
