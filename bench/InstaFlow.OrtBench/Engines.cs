@@ -1,6 +1,7 @@
 // The two engines behind one interface: each stage takes and returns plain float arrays, so both are timed doing the
 // same thing (inputs in, output copied out) and their outputs can be compared element by element.
 using InstaFlow.Flow;
+using InstaFlow.Nn;
 using InstaFlow.Pipelines;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
@@ -137,7 +138,7 @@ public sealed class OurEngine : IStageEngine
 
     public string Name => "InstaFlow.NET";
 
-    public OurEngine(string modelDir, IReadOnlyCollection<SdStage> networks, Action<string> log)
+    public OurEngine(string modelDir, IReadOnlyCollection<SdStage> networks, Action<string> log, bool prepack = false)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         _model = SdComponents.Open(new ModelSource(modelDir));
@@ -147,6 +148,7 @@ public sealed class OurEngine : IStageEngine
         // (SdComponents releases only what runs before the decoder, so the VAE's weights are freed here directly.)
         if (!networks.Contains(SdStage.VaeDecode)) foreach (var p in _model.Vae.Parameters()) p.Value.Dispose();
         BufferPool.Trim();
+        if (prepack) log($"InstaFlow.NET: {_model.PackWeightsOnce()} weights keep a pack after first use (calls of at most {WeightPacking.DefaultMaxRows} rows)");
         // The pipeline's field: InstaFlow's convention maps flow time 0 (the one step's start) to UNet time 1000.
         _flow = new FlowModel(new DenoiserVelocity(_model.Denoiser), FlowConvention.InstaFlow);
         log($"InstaFlow.NET: {modelDir} loaded in {sw.Elapsed.TotalSeconds:F1} s");
@@ -174,6 +176,9 @@ public sealed class OurEngine : IStageEngine
         using var ng = GradMode.NoGrad();
         return _model.Vae.Decode(Tensor.FromArray(scaledLatents, StageInputs.LatentShape)).ToArray();
     }
+
+    /// <summary>Bytes of our weights' packs (0 without --prepack).</summary>
+    public long PackedWeightBytes => _model.PackedWeightBytes;
 
     public void Dispose() => _model.Dispose();
 }

@@ -15,13 +15,14 @@ public sealed record OrtBenchOptions
 {
     public const string Usage =
         "usage: InstaFlow.OrtBench --onnx DIR --model SD15_FOLDER [--ref REF.safetensors] [--pairs 5] [--threads N]\n" +
-        "                          [--stages te,unet,vae,image] [--engine both|ort|ours]\n" +
+        "                          [--stages te,unet,vae,image] [--engine both|ort|ours] [--prepack]\n" +
         "  --onnx     folder with text_encoder/model.onnx, unet/model.onnx (+ model.onnx.data), vae_decoder/model.onnx\n" +
         "  --model    the diffusers SD-1.5 folder those graphs were exported from (our engine loads it)\n" +
         "  --ref      reference inputs/outputs (input_ids, init_latents, timestep, prompt_embeds, final_latents, v_pred, image_raw)\n" +
         "  --pairs    timed (ONNX Runtime, ours) pairs per stage after one warm-up pair (default 5)\n" +
         "  --threads  ONNX Runtime intra-op threads = our Par.Threads (default: all cores)\n" +
-        "  --engine   ort or ours: that engine alone (e.g. under /usr/bin/time -v for its peak RSS)";
+        "  --engine   ort or ours: that engine alone (e.g. under /usr/bin/time -v for its peak RSS)\n" +
+        "  --prepack  our engine keeps its weights packed after first use (SdComponents.PackWeightsOnce), as ONNX Runtime does";
 
     /// <summary>ONNX file of each network inside the --onnx folder, as the anchor kit's export writes them.</summary>
     public static readonly IReadOnlyDictionary<SdStage, string> OnnxFiles = new Dictionary<SdStage, string>
@@ -39,6 +40,8 @@ public sealed record OrtBenchOptions
     public static readonly IReadOnlyList<SdStage> AllStages = [SdStage.TextEncoder, SdStage.Unet, SdStage.VaeDecode, SdStage.Image];
     public IReadOnlyList<SdStage> Stages { get; init; } = AllStages;
     public BenchEngines Engines { get; init; } = BenchEngines.Both;
+    /// <summary>Our engine packs its weights once (made in the warm-up pair) instead of on every call.</summary>
+    public bool Prepack { get; init; }
     public bool RunsOrt => Engines != BenchEngines.Ours;
     public bool RunsOurs => Engines != BenchEngines.Ort;
 
@@ -61,6 +64,7 @@ public sealed record OrtBenchOptions
         int pairs = 5, threads = Environment.ProcessorCount;
         var stages = new List<SdStage>();
         var engines = BenchEngines.Both;
+        bool prepack = false;
         for (int i = 0; i < args.Count; i++)
         {
             string a = args[i];
@@ -70,6 +74,7 @@ public sealed record OrtBenchOptions
             switch (a)
             {
                 case "--onnx": onnx = Value(); break;
+                case "--prepack": prepack = true; break;
                 case "--model": model = Value(); break;
                 case "--ref": reference = Value(); break;
                 case "--pairs": pairs = PositiveInt(a, Value()); break;
@@ -106,7 +111,7 @@ public sealed record OrtBenchOptions
         return new OrtBenchOptions
         {
             OnnxDir = onnx ?? "", ModelDir = model, RefFile = reference, Pairs = pairs, Threads = threads,
-            Stages = stages.Count > 0 ? stages.Distinct().ToList() : AllStages, Engines = engines,
+            Stages = stages.Count > 0 ? stages.Distinct().ToList() : AllStages, Engines = engines, Prepack = prepack,
         };
     }
 

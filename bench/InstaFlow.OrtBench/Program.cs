@@ -46,7 +46,7 @@ internal sealed class BenchRun(OrtBenchOptions o)
 
         using var ort = o.RunsOrt ? new OrtEngine(o.OnnxDir, o.Networks, o.Threads, inputs.Timestep, Log) : null;
         if (ort != null) Console.WriteLine($"peak RSS after loading ONNX Runtime: {Sd15Bench.PeakRssGiB():F2} GiB");
-        using var ours = o.RunsOurs ? new OurEngine(o.ModelDir!, o.Networks, Log) : null;
+        using var ours = o.RunsOurs ? new OurEngine(o.ModelDir!, o.Networks, Log, o.Prepack) : null;
         if (ours != null) Console.WriteLine($"peak RSS after loading {(ort != null ? "both engines" : "InstaFlow.NET")}: {Sd15Bench.PeakRssGiB():F2} GiB");
 
         var results = new List<StageResult>();
@@ -61,6 +61,7 @@ internal sealed class BenchRun(OrtBenchOptions o)
         Report.Diffs(results, o, inputs);
         Console.WriteLine();
         Console.WriteLine($"peak RSS of this process ({(ort != null && ours != null ? "both engines loaded" : ort != null ? "ONNX Runtime only" : "InstaFlow.NET only")}): {Sd15Bench.PeakRssGiB():F2} GiB");
+        if (ours != null && o.Prepack) Console.WriteLine($"InstaFlow.NET weight packs: {ours.PackedWeightBytes / (1024.0 * 1024.0):F0} MiB");
         return 0;
     }
 

@@ -27,7 +27,7 @@ public static class BenchCommand
             Run(asJson, n, t, parseResult.GetValue(filter));
             return 0;
         });
-        return new Command("bench", "Benchmarks") { kernels, BenchSd15Command.Create(), BenchRefinerCommand.Create(), Train() };
+        return new Command("bench", "Benchmarks") { kernels, BenchSd15Command.Create(), BenchRefinerCommand.Create(), BenchPrepackCommand.Create(), Train() };
     }
 
     private static Command Train()

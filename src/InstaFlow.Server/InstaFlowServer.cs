@@ -38,6 +38,7 @@ public sealed class InstaFlowServer : IAsyncDisposable
         try
         {
             options.Additions.ApplyTo(model, options.ConsoleLog ? Console.Error.WriteLine : null);
+            if (options.PackWeightsOnce) model.PackWeightsOnce();
             refiner = options.RefinerDir == null ? null : RefinerComponents.Load(options.RefinerDir, options.Variant);
             long maxBody = options.MaxRequestBodyBytes;
             var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });

@@ -23,6 +23,8 @@ public sealed class Parameter
         var old = Value;
         // A reduced-precision weight is for inference only; it never asks for a gradient.
         t.RequiresGrad = old.RequiresGrad && t.DType == TensorDType.F32;
+        // The new values are packed afresh on first use (the old tensor's packs go with it), if the old ones were.
+        t.PackMaxRows = old.PackMaxRows;
         Value = t;
         if (!ReferenceEquals(old, t)) old.Dispose();
     }

@@ -27,6 +27,15 @@ public sealed record ModelAdditions
     public void ApplyTo(SdComponents model, Action<string>? log = null)
     {
         if (!float.IsFinite(LoraScale)) throw new InvalidInputException($"the LoRA scale must be a finite number, got {LoraScale}");
+        // The merges below edit weights in place or replace them: packs made from the old values must not survive
+        // (edits through the tensors' writable accessors drop them already; this covers every other way).
+        model.DropWeightPacks();
+        try { Apply(model, log); }
+        finally { model.DropWeightPacks(); }
+    }
+
+    private void Apply(SdComponents model, Action<string>? log)
+    {
         // The merge changes the base weights, so it comes before anything layered on top of them (LoRAs).
         FinetuneMerge.Apply(model, this, log);
         if (TaesdDir != null)

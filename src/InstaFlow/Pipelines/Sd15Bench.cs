@@ -114,7 +114,7 @@ public static class Sd15Bench
     }
 
     /// <summary>77 ids as a short prompt gives them: start token, five tokens, end and padding tokens.</summary>
-    private static int[] PromptIds()
+    internal static int[] PromptIds()
     {
         var ids = new int[77];
         ids[0] = 49406;

@@ -22,13 +22,25 @@ public static unsafe partial class Ops
         var s = new Conv2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), weight.Dim(0), weight.Dim(2), weight.Dim(3), stride, padTop, padBottom, padLeft, padRight);
         if (s.H + padTop + padBottom < s.KH || s.W + padLeft + padRight < s.KW)
             throw new ArgumentException($"Conv2d: input {x.Describe()} (padded) is smaller than the kernel {weight.Describe()}");
+        InferenceMark("other ops (elementwise, copies, embeddings)");
         var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
         FlopCounter.Add(s.Flops);
         // Inference and training forward alike; the backward rules keep the direct kernels.
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         RequireTrainable(weight, inputs, "Conv2d");
-        if (Conv2dWinograd.ShouldUse(s)) Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data);
-        else Kernels.Conv2d.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data);
+        long rows = (long)s.Batch * s.OutH * s.OutW;
+        if (Conv2dWinograd.ShouldUse(s))
+        {
+            var u = WeightPacks.For(weight, rows, inputs, WeightPackKind.WinogradU, s.OutC, s.InC);
+            Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, u != null ? u.Pointer : null);
+            InferenceMark("conv Winograd: GEMMs and data transforms");
+        }
+        else
+        {
+            var a = WeightPacks.For(weight, rows, inputs, WeightPackKind.ConvA, s.OutC, s.InC * s.KH * s.KW);
+            Kernels.Conv2d.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, a != null ? a.Pointer : null);
+            InferenceMark(s.IsPointwise ? "conv 1x1: GEMM" : "conv direct: implicit GEMM");
+        }
         WeightLastUse.DropPages(weight);
         if (GradMode.ShouldRecord(inputs))
             Tape.Record(y, OpKind.Conv2d, inputs, new[] { x, weight }, ints: new[] { stride, padTop, padBottom, padLeft, padRight });
@@ -42,7 +54,9 @@ public static unsafe partial class Ops
         var y = Tensor.Empty(x.ShapeArray());
         bool rec = GradMode.ShouldRecord(new[] { x, gamma, beta });
         Tensor? mean = rec ? Tensor.Empty(b, groups) : null, rstd = rec ? Tensor.Empty(b, groups) : null;
+        InferenceMark("other ops (elementwise, copies, embeddings)");
         Norms.GroupNormForward(x.Data, Ptr(gamma), Ptr(beta), y.Data, b, c, spatial, groups, eps, Ptr(mean), Ptr(rstd));
+        InferenceMark("group and layer norms");
         if (rec) Tape.Record(y, OpKind.GroupNorm, Affine(x, gamma, beta), new[] { x, gamma ?? x, mean!, rstd! }, ints: new[] { groups, gamma != null ? 1 : 0, beta != null ? 1 : 0 });
         return y;
     }
@@ -54,7 +68,9 @@ public static unsafe partial class Ops
             throw new InvalidOperationException($"GroupNormSilu is inference-only (no backward rule) but {x.Describe()} is recording gradients: use GroupNorm then Silu");
         var (b, c, spatial) = CheckGroupNorm(x, groups, gamma, beta, "GroupNormSilu");
         var y = Tensor.Empty(x.ShapeArray());
+        InferenceMark("other ops (elementwise, copies, embeddings)");
         Norms.GroupNormSiluForward(x.Data, Ptr(gamma), Ptr(beta), y.Data, b, c, spatial, groups, eps);
+        InferenceMark("group and layer norms");
         return y;
     }
 
@@ -77,7 +93,9 @@ public static unsafe partial class Ops
         var y = Tensor.Empty(x.ShapeArray());
         bool rec = GradMode.ShouldRecord(new[] { x, gamma, beta });
         Tensor? mean = rec ? Tensor.Empty((int)rows) : null, rstd = rec ? Tensor.Empty((int)rows) : null;
+        InferenceMark("other ops (elementwise, copies, embeddings)");
         Norms.LayerNormForward(x.Data, Ptr(gamma), Ptr(beta), y.Data, rows, n, eps, Ptr(mean), Ptr(rstd));
+        InferenceMark("group and layer norms");
         if (rec) Tape.Record(y, OpKind.LayerNorm, Affine(x, gamma, beta), new[] { x, gamma ?? x, mean!, rstd! }, ints: new[] { gamma != null ? 1 : 0, beta != null ? 1 : 0 });
         return y;
     }
@@ -196,7 +214,9 @@ public static unsafe partial class Ops
         bool rec = GradMode.ShouldRecord(new[] { q, k, v });
         var lse = rec ? Tensor.Empty(b, heads, tq) : null;
         FlopCounter.Add(s.Flops);
+        InferenceMark("other ops (elementwise, copies, embeddings)");
         Kernels.Attention.Forward(s, q.Data, k.Data, v.Data, o.Data, Ptr(lse), sc);
+        InferenceMark("attention");
         if (rec) Tape.Record(o, OpKind.Attention, new[] { q, k, v }, new[] { q, k, v, o.Detach(), lse! }, ints: new[] { heads, causal ? 1 : 0 }, floats: new[] { sc });
         return o;
     }

@@ -43,6 +43,7 @@ public static unsafe partial class Ops
         if (x.Rank < 1 || x.Dim(-1) != inF) throw new ArgumentException($"Linear: input {x.Describe()} does not end in {inF} features for weight {weight.Describe()}");
         if (bias != null && (bias.Rank != 1 || bias.Dim(0) != outF)) throw new ArgumentException($"Linear: bias {bias.Describe()} does not match weight {weight.Describe()}");
         long rows = x.Numel / Math.Max(1, inF);
+        InferenceMark("other ops (elementwise, copies, embeddings)");
         var outShape = x.ShapeArray(); outShape[^1] = outF;
         var y = Tensor.Empty(outShape);
         FlopCounter.Add(2L * rows * outF * inF);
@@ -54,10 +55,22 @@ public static unsafe partial class Ops
         }
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         RequireTrainable(weight, inputs, "Linear");
-        Gemm.SgemmStoredBT((int)rows, outF, inF, x.Data, inF, weight.Stored, inF, bias != null ? 1f : 0f, py, outF);
+        // SgemmStoredBT packs the weight only from 16 rows and columns on; below that there is nothing to keep.
+        var pack = rows >= 16 && outF >= 16 ? WeightPacks.For(weight, rows, inputs, WeightPackKind.LinearB, outF, inF) : null;
+        Gemm.SgemmStoredBT((int)rows, outF, inF, x.Data, inF, weight.Stored, inF, bias != null ? 1f : 0f, py, outF, pack != null ? pack.Pointer : null);
         WeightLastUse.DropPages(weight);
+        InferenceMark("Linear: GEMM (with packing the activations)");
         if (GradMode.ShouldRecord(inputs)) Tape.Record(y, OpKind.Linear, inputs, new[] { x, weight });
         return y;
+    }
+
+    /// <summary>
+    /// Splits an inference pass's time by kernel for an <see cref="OpProfile"/> collecting on this thread (a training
+    /// forward is split by the tape's own marks instead).
+    /// </summary>
+    internal static void InferenceMark(string op)
+    {
+        if (OpProfile.Current != null && !GradMode.IsEnabled) OpProfile.MarkCurrent("inference", op);
     }
 
     /// <summary>Reduced-precision weights have no backward rule: recording one would fail later, far from the cause.</summary>

@@ -46,12 +46,14 @@ public sealed unsafe partial class Tensor : IDisposable
         get
         {
             if (DType != TensorDType.F32) throw NotFloat32();
+            // A writable pointer may change the values, so a weight's packed copy is dropped (see WeightPacks).
+            if (_packs != null) DropPacks();
             return (float*)Storage.Pointer + _offset;
         }
     }
 
     /// <summary>The stored bits of an F16 or BF16 tensor.</summary>
-    public ushort* HalfData => DType != TensorDType.F32 ? (ushort*)Storage.Pointer + _offset
+    public ushort* HalfData => DType != TensorDType.F32 ? (ushort*)DropPacksThen(Storage.Pointer) + _offset
         : throw new InvalidOperationException($"tensor {Describe()} is F32; HalfData reads F16/BF16 tensors");
 
     /// <summary>The storage in its own precision, for the kernels that widen weights while packing them.</summary>
@@ -203,6 +205,7 @@ public sealed unsafe partial class Tensor : IDisposable
     {
         var b = Interlocked.Exchange(ref _buffer, null);
         b?.Release();
+        DropPacks();
         Node = null;
     }
 }

@@ -15,6 +15,15 @@ public class OrtBenchOptionsTests
         Assert.Equal(Environment.ProcessorCount, o.Threads);
         Assert.True(o.RunsOrt && o.RunsOurs);
         Assert.Null(o.RefFile);
+        Assert.False(o.Prepack);
+    }
+
+    [Fact]
+    public void Parse_Prepack_IsAFlagBeforeOtherOptions()
+    {
+        var o = OrtBenchOptions.Parse(["--prepack", "--onnx", "o", "--model", "m"])!;
+        Assert.True(o.Prepack);
+        Assert.Equal("o", o.OnnxDir);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
-// Opt-in per-op timing of training steps: while a profile is active on a thread, the tape and the trainer mark the
-// end of every forward op, backward rule and optimizer phase, and the time (and FLOPs) since the previous mark go to it.
+// Opt-in per-op timing: while a profile is active on a thread, the tape and the trainer mark the end of every forward
+// op, backward rule and optimizer phase (inference calls mark their kernels instead), and the time (and FLOPs) since
+// the previous mark go to it.
 using System.Diagnostics;
 
 namespace InstaFlow.Tensors.Autograd;

@@ -19,16 +19,24 @@ public static unsafe class Conv2d
     public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y) =>
         Forward(s, x, new StoredData((byte*)w, TensorDType.F32), bias, y);
 
-    /// <summary>The same with the weight in its stored precision (F16/BF16 weights are widened while packed).</summary>
-    internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y)
+    /// <summary>
+    /// The same with the weight in its stored precision (F16/BF16 weights are widened while packed). prepackedW, when
+    /// not null, is w already packed as PackA packs it here (a <see cref="WeightPack"/>), and w is not read.
+    /// </summary>
+    internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, float* prepackedW = null)
     {
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
-        var buf = PackArena.Rent(GemmPacking.PackedSize(s.OutC, kdim, GemmKernels.MR) * sizeof(float));
+        var buf = prepackedW == null ? PackArena.Rent(GemmPacking.PackedSize(s.OutC, kdim, GemmKernels.MR) * sizeof(float)) : null;
         try
         {
-            float* wp = (float*)buf.Pointer;
-            GemmPacking.PackA(w, kdim, s.OutC, kdim, wp);
+            float* wp = prepackedW;
+            if (wp == null)
+            {
+                wp = (float*)buf!.Pointer;
+                GemmPacking.PackA(w, kdim, s.OutC, kdim, wp);
+                Ops.InferenceMark(s.IsPointwise ? "conv 1x1: packing the weight" : "conv direct: packing the weight");
+            }
             var g = s;
             void Image(int b)
             {
@@ -43,7 +51,7 @@ public static unsafe class Conv2d
             if (perImage) Par.For(s.Batch, Image);
             else for (int b = 0; b < s.Batch; b++) Image(b);
         }
-        finally { buf.Release(); }
+        finally { buf?.Release(); }
     }
 
     /// <summary>gx = conv_transpose(gy, w): the gradient with respect to the input (overwrites gx).</summary>

@@ -18,7 +18,7 @@ public enum WinogradMode { Auto, Always, Never }
 /// micro-kernel, and transformed back into the output, all by one thread, so the block's buffers stay near L2.
 /// Blocks run in parallel. The weight transform U = G g G^T is redone on every call (small next to the GEMMs at
 /// the shapes the heuristic picks): U is 4x the size of the weights (36 vs 9 numbers per filter), so caching it for
-/// every layer of SD-1.5 would add gigabytes.
+/// every layer of SD-1.5 would add gigabytes. Only weights that opt in (<see cref="WeightPack"/>) keep theirs.
 /// </para>
 /// </summary>
 public static unsafe class Conv2dWinograd
@@ -80,8 +80,12 @@ public static unsafe class Conv2dWinograd
     public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y) =>
         Forward(s, x, new StoredData((byte*)w, TensorDType.F32), bias, y);
 
-    /// <summary>The same with the weight in its stored precision (F16/BF16 taps are widened as they are transformed).</summary>
-    internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y)
+    /// <summary>
+    /// The same with the weight in its stored precision (F16/BF16 taps are widened as they are transformed).
+    /// prepackedU, when not null, holds w already transformed by <see cref="TransformWeights(StoredData, int, int, float*)"/>
+    /// (a <see cref="WeightPack"/>), and w is not read.
+    /// </summary>
+    internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, float* prepackedU = null)
     {
         if (!Qualifies(s)) throw new ArgumentException($"Conv2dWinograd: needs a 3x3 kernel, stride 1, padding 1; got {s}");
         var g = s;
@@ -89,14 +93,19 @@ public static unsafe class Conv2dWinograd
         long tiles = (long)s.Batch * tilesX * tilesY;
         int blockTiles = BlockTiles(s.InC, s.OutC, tiles);
         int blocks = (int)((tiles + blockTiles - 1) / blockTiles);
-        long uStride = Skewed(GemmPacking.PackedSize(s.OutC, s.InC, MR));
+        long uStride = UStride(s.OutC, s.InC);
         // The transformed weights (4x the weights, up to ~120 MB for SD-1.5) differ in size per layer: pooled, every
         // layer's would stay alive (+0.45 GiB peak for one image), so they share the one packed-weights buffer.
-        var ubuf = PackArena.Rent(36 * uStride * sizeof(float));
+        var ubuf = prepackedU == null ? PackArena.Rent(TransformedFloats(s.OutC, s.InC) * sizeof(float)) : null;
         try
         {
-            float* u = (float*)ubuf.Pointer;
-            TransformWeights(g, w, u, uStride);
+            float* u = prepackedU;
+            if (u == null)
+            {
+                u = (float*)ubuf!.Pointer;
+                TransformWeights(g, w, u, uStride);
+                Ops.InferenceMark("conv Winograd: transforming the weight");
+            }
             Par.For(blocks, blk =>
             {
                 long t0 = (long)blk * blockTiles;
@@ -104,8 +113,17 @@ public static unsafe class Conv2dWinograd
                 RunBlock(g, x, u, uStride, bias, y, t0, n, blockTiles, tilesX, tilesY);
             });
         }
-        finally { ubuf.Release(); }
+        finally { ubuf?.Release(); }
     }
+
+    private static long UStride(int outC, int inC) => Skewed(GemmPacking.PackedSize(outC, inC, MR));
+
+    /// <summary>Floats of the 36 transformed weight matrices of an outC x inC 3x3 layer, as <see cref="Forward(in Conv2dShape, float*, StoredData, float*, float*, float*)"/> lays them out.</summary>
+    internal static long TransformedFloats(int outC, int inC) => 36 * UStride(outC, inC);
+
+    /// <summary>U for a weight [outC, inC, 3, 3], laid out as Forward uses it (TransformedFloats(outC, inC) floats).</summary>
+    internal static void TransformWeights(StoredData w, int outC, int inC, float* u) =>
+        TransformWeights(new Conv2dShape(1, inC, 4, 4, outC, 3, 3, 1, 1, 1, 1, 1), w, u, UStride(outC, inC));
 
     /// <summary>
     /// Distance between two of the 36 matrices: an odd number of cache lines. The transforms touch one element of

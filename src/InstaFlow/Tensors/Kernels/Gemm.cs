@@ -35,7 +35,12 @@ public static unsafe class Gemm
     /// C = A * B^T + beta * C with B (n x k, row-major) a Linear weight in its stored precision (F32, or F16/BF16
     /// widened while its panels are packed: the products equal those of the widened weight).
     /// </summary>
-    internal static void SgemmStoredBT(int m, int n, int k, float* a, int lda, StoredData b, int ldb, float beta, float* c, int ldc)
+    /// <remarks>
+    /// prepackedB, when not null, is b already packed by <see cref="PackStoredBT"/> (a <see cref="WeightPack"/>); it is
+    /// used only where this call would pack b itself (m and n of at least 16), so the products are the same.
+    /// </remarks>
+    internal static void SgemmStoredBT(int m, int n, int k, float* a, int lda, StoredData b, int ldb, float beta, float* c, int ldc,
+        float* prepackedB = null)
     {
         if (m <= 0 || n <= 0 || k <= 0) throw new ArgumentException($"SgemmStoredBT: sizes must be positive, got m={m} n={n} k={k}");
         if (m < 16 || n < 16)
@@ -57,18 +62,30 @@ public static unsafe class Gemm
         {
             float* ap = (float*)buf.Pointer;
             GemmPacking.PackA(false, a, lda, m, k, 1f, ap);
+            if (prepackedB != null)
+            {
+                Run(m, n, k, ap, new PackedSource(prepackedB, n), beta, null, c, ldc);
+                return;
+            }
             // The packed weight goes to the shared packed-weights buffer, not the pool (see PackArena).
             var packedB = PackArena.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
             try
             {
                 float* bp = (float*)packedB.Pointer;
-                if (b.DType == TensorDType.F32) GemmPacking.PackB(new DenseSource(b.Float32, ldb, true), n, k, bp);
-                else GemmPacking.PackB(new StoredTransposedSource(b, ldb), n, k, bp);
+                PackStoredBT(b, ldb, n, k, bp);
+                Ops.InferenceMark("Linear: packing the weight");
                 Run(m, n, k, ap, new PackedSource(bp, n), beta, null, c, ldc);
             }
             finally { packedB.Release(); }
         }
         finally { buf.Release(); }
+    }
+
+    /// <summary>Packs a Linear weight b (n x k, row-major, stored precision) as op(B) = b^T panels: GemmPacking.PackedSize(n, k, NR) floats.</summary>
+    internal static void PackStoredBT(StoredData b, int ldb, int n, int k, float* dst)
+    {
+        if (b.DType == TensorDType.F32) GemmPacking.PackB(new DenseSource(b.Float32, ldb, true), n, k, dst);
+        else GemmPacking.PackB(new StoredTransposedSource(b, ldb), n, k, dst);
     }
 
     /// <summary>Run with a dense B packed once up front: cheaper than packing it again in every M tile.</summary>
