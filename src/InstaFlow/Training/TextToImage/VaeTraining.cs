@@ -8,6 +8,7 @@ using InstaFlow.Models.Vae;
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Autograd;
 using InstaFlow.Tensors.Random;
+using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Training.TextToImage;
 
@@ -123,6 +124,10 @@ public static class VaeTraining
             // export the averaged weights, as the flow stages do (training is over, the live weights are not needed)
             trainer.Ema.CopyTo();
         }
+        // The folder holds F16 weights: round them first, so that the PSNR and the scaling factor are the shipped VAE's
+        // (the flow stages encode their latents with the F16 folder too). Training is over; nothing reads F32 after this.
+        foreach (var (_, p) in vae.NamedParameters())
+            foreach (ref var v in p.Value.Span) v = HalfConvert.F16ToF32Scalar(HalfConvert.F32ToF16Scalar(v));
         double psnr = EvalPsnr(vae, data.Images, data.EvalIndices);
         var latents = EncodeMeans(vae, data.Images, data.TrainIndices);
         float scaling = (float)(1.0 / Std(latents.Span));
