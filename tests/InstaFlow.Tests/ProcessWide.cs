@@ -1,5 +1,6 @@
-// The collection of tests that measure the whole test process (its resident set, its response times): they run alone,
-// because xunit runs the other test classes in parallel and their memory and CPU would count against these bounds.
+// The collection of tests that measure the whole test process (its resident set, its response times) or wait on a
+// browser with timeouts: they run alone, because xunit runs the other test classes in parallel and their memory and CPU
+// would count against these bounds.
 namespace InstaFlow.Tests;
 
 [CollectionDefinition(Name, DisableParallelization = true)]

@@ -5,6 +5,7 @@ using Microsoft.Playwright;
 
 namespace InstaFlow.Tests.Serve;
 
+[Collection(ProcessWide.Name)]
 public sealed class ServeBrowserTests : IAsyncLifetime
 {
     private const string Chromium = "/usr/bin/chromium";

@@ -7,6 +7,7 @@ using Microsoft.Playwright;
 
 namespace InstaFlow.Tests.Serve;
 
+[Collection(ProcessWide.Name)]
 public sealed class ServeRefineBrowserTests : IAsyncLifetime
 {
     private const string Chromium = "/usr/bin/chromium";
