@@ -1,6 +1,7 @@
 // The page's behaviour: fills the size list from /api/model, sends the form to /api/generate/stream, shows the
 // step progress and a Cancel button, errors from the API, and each result (images, seeds to reuse, stage timings,
-// download links) at the top of the gallery; with a refiner (GET /api/refiner) each image gets a Refine button.
+// download links) at the top of the gallery; with a refiner (GET /api/refiner) each image gets a Refine button; with a
+// ControlNet (/api/model's control_net) the form offers a control image and its scale.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -34,7 +35,9 @@ async function loadModel() {
     return;
   }
   const m = await response.json();
+  // the name carries what the server put on top of the weights, e.g. "sd15 (merge ..., lora x.safetensors x0.8, controlnet c)"
   $("model-name").textContent = m.name;
+  $("control-row").hidden = !m.control_net;
   $("steps").value = m.default_steps;
   $("guidance").value = m.default_guidance;
   for (const s of m.sample_sizes) {
@@ -82,6 +85,13 @@ async function readForm() {
     body.init_image = init;
     body.strength = Number($("strength").value);
     delete body.width; delete body.height; // the output takes the image's size
+  }
+  const control = $("control-row").hidden ? null : await fileBase64($("control-image"));
+  if (control) {
+    // with an init image too, the API answers that the two cannot be combined, and the page shows that
+    body.control_image = control;
+    body.control_scale = Number($("control-scale").value);
+    delete body.width; delete body.height; // the output takes the control image's size
   }
   return body;
 }

@@ -8,37 +8,24 @@ namespace InstaFlow.Tests.Serve;
 [Collection(ProcessWide.Name)]
 public sealed class ServeBrowserTests : IAsyncLifetime
 {
-    private const string Chromium = "/usr/bin/chromium";
     private RunningServer _run = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
+    private PageBrowser _browser = null!;
 
     public async Task InitializeAsync()
     {
-        // Not a skip: a missing browser would otherwise hide a broken page.
-        if (!File.Exists(Chromium))
-            throw new InvalidOperationException($"{Chromium} not found: the web UI test needs Debian's chromium; install it with `apt-get update && apt-get install -y chromium` (.ci/run does this)");
-        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        _browser = await PageBrowser.LaunchAsync();
         _run = await RunningServer.StartAsync();
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
     }
 
     public async Task DisposeAsync()
     {
         if (_browser != null) await _browser.DisposeAsync();
-        _playwright?.Dispose();
         if (_run != null) await _run.DisposeAsync();
     }
 
     private async Task<IPage> OpenPage()
     {
-        var page = await _browser.NewPageAsync();
+        var page = await _browser.Browser.NewPageAsync();
         await page.GotoAsync(_run.Server.Address.ToString());
         // The size list is filled from /api/model once the page has talked to the server.
         await page.Locator("#size option").First.WaitForAsync(new() { State = WaitForSelectorState.Attached });
@@ -66,9 +53,8 @@ public sealed class ServeBrowserTests : IAsyncLifetime
         Assert.Contains("a green frog on a leaf", await page.Locator("#gallery .params").First.InnerTextAsync());
         Assert.Equal(1, await page.Locator("#gallery a[download]").CountAsync());
 
-        var dir = Path.Combine(AppContext.BaseDirectory, "TestResults");
-        Directory.CreateDirectory(dir);
-        await page.ScreenshotAsync(new() { Path = Path.Combine(dir, "serve-web-ui.png"), FullPage = true });
+        Assert.True(await page.Locator("#control-row").IsHiddenAsync(), "a server without a ControlNet offers no control image");
+        await page.ScreenshotAsync(new() { Path = PageBrowser.Screenshot("serve-web-ui.png"), FullPage = true });
     }
 
     [Fact]

@@ -10,44 +10,26 @@ namespace InstaFlow.Tests.Serve;
 [Collection(ProcessWide.Name)]
 public sealed class ServeRefineBrowserTests : IAsyncLifetime
 {
-    private const string Chromium = "/usr/bin/chromium";
     private RunningServer _run = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
+    private PageBrowser _browser = null!;
     private readonly string _tmp = Directory.CreateTempSubdirectory("instaflow-page-").FullName;
 
     public async Task InitializeAsync()
     {
-        if (!File.Exists(Chromium))
-            throw new InvalidOperationException($"{Chromium} not found: the web UI test needs Debian's chromium (`apt-get install -y chromium`)");
-        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        _browser = await PageBrowser.LaunchAsync();
         _run = await RunningServer.StartAsync(o => o with { RefinerDir = RefinerModelGoldenTests.Tiny });
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Chromium, Headless = true,
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
     }
 
     public async Task DisposeAsync()
     {
         if (_browser != null) await _browser.DisposeAsync();
-        _playwright?.Dispose();
         if (_run != null) await _run.DisposeAsync();
         Directory.Delete(_tmp, true);
     }
 
-    private static string Screenshot(string name)
-    {
-        var dir = Path.Combine(AppContext.BaseDirectory, "TestResults");
-        Directory.CreateDirectory(dir);
-        return Path.Combine(dir, name);
-    }
-
     private async Task<IPage> OpenPage()
     {
-        var page = await _browser.NewPageAsync();
+        var page = await _browser.Browser.NewPageAsync();
         // the Refine button is added only once the page knows the server has a refiner
         var refiner = page.WaitForResponseAsync(r => r.Url.EndsWith("/api/refiner"));
         await page.GotoAsync(_run.Server.Address.ToString());
@@ -87,7 +69,7 @@ public sealed class ServeRefineBrowserTests : IAsyncLifetime
         var refinedSrc = await refined.GetAttributeAsync("src");
         Assert.NotEqual(src, refinedSrc);
         Assert.Matches(@"refined in \d+\.\d\d s \(.*vae_encode .*unet_step0 .*vae_decode", await page.Locator("#gallery .refine-time").First.InnerTextAsync());
-        await page.ScreenshotAsync(new() { Path = Screenshot("serve-refine.png"), FullPage = true });
+        await page.ScreenshotAsync(new() { Path = PageBrowser.Screenshot("serve-refine.png"), FullPage = true });
     }
 
     [Fact]
@@ -107,6 +89,6 @@ public sealed class ServeRefineBrowserTests : IAsyncLifetime
         var natural = await img.EvaluateAsync<int[]>("i => i.decode().then(() => [i.naturalWidth, i.naturalHeight])");
         Assert.Equal(new[] { 40, 24 }, natural);
         Assert.Contains("vae_encode", await page.Locator("#gallery .time").First.InnerTextAsync());
-        await page.ScreenshotAsync(new() { Path = Screenshot("serve-img2img.png"), FullPage = true });
+        await page.ScreenshotAsync(new() { Path = PageBrowser.Screenshot("serve-img2img.png"), FullPage = true });
     }
 }
