@@ -43,7 +43,8 @@ for stage in "${stages[@]}"; do
         --seed 1 --decay-from $((VAE_STEPS * 3 / 4)) --min-lr 2e-4 --ema 0.999 --eval-every 500 ;;
     flow)
       "$I" train flow --data "$DATA" --vae "$RUNS/vae/vae" --tokenizer "$TOKENIZER" --out "$RUNS/flow" "${ARCH[@]}" \
-        --batch 32 --lr 5e-4 --ema 0.999 --seed 1 --checkpoint-every 50 --steps "$FLOW_STEPS" --decay-from $((FLOW_STEPS * 3 / 4)) ;;
+        --batch 32 --lr 5e-4 --ema 0.999 --seed 1 --checkpoint-every 50 --steps "$FLOW_STEPS" --decay-from $((FLOW_STEPS * 3 / 4)) \
+        --eval-every 500 ;;
     pairs1)
       "$I" train pairs --data "$DATA" --model "$RUNS/flow/model" --out "$RUNS/pairs1" --steps 8 --guidance 2 --batch 64 \
         --shard 128 --seed 2 --count "$PAIRS1" ;;

@@ -157,14 +157,21 @@ public static class TrainCommand
         var textLayers = new Option<int>("--text-layers") { DefaultValueFactory = _ => 2 };
         var maxTokens = new Option<int>("--max-tokens") { DefaultValueFactory = _ => 16, Description = "prompt length incl. start/end tokens (max_position_embeddings)" };
         var channels = new Option<string>("--channels") { DefaultValueFactory = _ => "32,64,64", Description = "UNet block_out_channels" };
-        var c = a.Command("flow", "1-RF: text encoder + UNet from scratch on cached VAE latents, caption dropout 0.1", vae, tokenizer, textHidden, textLayers, maxTokens, channels);
+        var evalEvery = new Option<int>("--eval-every")
+        {
+            DefaultValueFactory = _ => 0,
+            Description = "steps between held-out loss measurements (the eval split, fixed draws; EMA weights when --ema), in train_log.jsonl and the progress (0: none)",
+        };
+        var c = a.Command("flow", "1-RF: text encoder + UNet from scratch on cached VAE latents, caption dropout 0.1", vae, tokenizer, textHidden, textLayers, maxTokens, channels, evalEvery);
         c.SetAction(r =>
         {
             var arch = new FlowArchitecture
             {
                 TextHidden = r.GetValue(textHidden), TextLayers = r.GetValue(textLayers), MaxTokens = r.GetValue(maxTokens), UnetChannels = Ints(r.GetValue(channels)!),
             };
-            Report(ProgressDisplay.Run("train flow", p => TextToImageTraining.TrainFlow(a.Read(r, p), r.GetValue(vae)!, r.GetValue(tokenizer)!, arch, p.Log)));
+            int every = r.GetValue(evalEvery);
+            if (every < 0) throw new UserException($"--eval-every cannot be negative (0: none), got {every}");
+            Report(ProgressDisplay.Run("train flow", p => TextToImageTraining.TrainFlow(a.Read(r, p) with { EvalEvery = every }, r.GetValue(vae)!, r.GetValue(tokenizer)!, arch, p.Log)));
             return 0;
         });
         return c;

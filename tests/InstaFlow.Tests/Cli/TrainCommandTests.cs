@@ -27,21 +27,51 @@ public class TrainCommandTests
         CliRunner.AssertUserError(["train", stage, "--data", "d", "--out", "o", "--steps", "20", .. stageArgs, .. decay, option, value], fragment1, fragment2);
     }
 
+    /// <summary>A tiny Twemoji-like dataset and a 1-step VAE under dir; then runs `train flow` on them with extra options.</summary>
+    private static string TinyFlow(string dir, string name, params string[] extra)
+    {
+        var data = Path.Combine(dir, "data");
+        var vae = Path.Combine(dir, "vae");
+        if (!Directory.Exists(data))
+        {
+            Training.TinyTwemoji.Write(data);
+            var (vc, _, verr) = CliRunner.Run("train", "vae", "--data", data, "--out", vae, "--steps", "1", "--batch", "2", "--channels", "8,8", "--groups", "4", "--checkpoint-every", "0");
+            Assert.True(vc == 0, verr);
+        }
+        var flow = Path.Combine(dir, name);
+        var (code, _, err) = CliRunner.Run(["train", "flow", "--data", data, "--vae", Path.Combine(vae, "vae"), "--tokenizer", Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer"),
+            "--out", flow, "--batch", "2", "--lr", "1e-3", "--channels", "8,8", "--text-hidden", "8", "--text-layers", "1", "--max-tokens", "8",
+            "--checkpoint-every", "0", "--seed", "3", .. extra]);
+        Assert.True(code == 0, err);
+        return flow;
+    }
+
+    [Fact]
+    public void TrainFlow_EvalEvery_LogsTheHeldOutLossAndTrainsExactlyAsWithout()
+    {
+        var dir = Directory.CreateTempSubdirectory("instaflow-flowheldout-").FullName;
+        try
+        {
+            var measured = TinyFlow(dir, "measured", "--steps", "10", "--eval-every", "5");
+            var plain = TinyFlow(dir, "plain", "--steps", "10");
+            var evals = File.ReadLines(Path.Combine(measured, "train_log.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+                .Where(e => e.TryGetProperty("eval", out _)).ToDictionary(e => e.GetProperty("step").GetInt64(), e => e.GetProperty("eval").GetProperty("heldout_loss").GetDouble());
+            Assert.Equal([5L, 10L], evals.Keys.Order());
+            Assert.All(evals.Values, v => Assert.True(double.IsFinite(v) && v > 0, $"held-out loss {v}"));
+            // measuring draws nothing from the training generator and changes no weight: the same model comes out
+            foreach (var file in new[] { "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors" })
+                Assert.True(File.ReadAllBytes(Path.Combine(measured, "model", file)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(plain, "model", file))), $"{file} differs");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Fact]
     public void TrainFlow_DecayFrom_LogsTheCosineScheduleDownToTheFloor()
     {
         var dir = Directory.CreateTempSubdirectory("instaflow-flowdecay-").FullName;
         try
         {
-            var data = Training.TinyTwemoji.Write(Path.Combine(dir, "data"));
-            var vae = Path.Combine(dir, "vae");
-            var (code, _, err) = CliRunner.Run("train", "vae", "--data", data, "--out", vae, "--steps", "1", "--batch", "2", "--channels", "8,8", "--groups", "4", "--checkpoint-every", "0");
-            Assert.True(code == 0, err);
-            var flow = Path.Combine(dir, "flow");
-            (code, _, err) = CliRunner.Run("train", "flow", "--data", data, "--vae", Path.Combine(vae, "vae"), "--tokenizer", Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer"),
-                "--out", flow, "--steps", "30", "--batch", "2", "--lr", "1e-3", "--decay-from", "10", "--min-lr", "1e-4", "--channels", "8,8", "--text-hidden", "8",
-                "--text-layers", "1", "--max-tokens", "8", "--checkpoint-every", "0", "--seed", "3");
-            Assert.True(code == 0, err);
+            var flow = TinyFlow(dir, "flow", "--steps", "30", "--decay-from", "10", "--min-lr", "1e-4");
             var lr = File.ReadLines(Path.Combine(flow, "train_log.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
                 .Where(e => e.TryGetProperty("lr", out _)).ToDictionary(e => e.GetProperty("step").GetInt64(), e => e.GetProperty("lr").GetSingle());
             // The stage warms up over min(100, --steps) = 30 steps; a logged step k used the rate of step index k - 1.

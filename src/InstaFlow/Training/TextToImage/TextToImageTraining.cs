@@ -30,6 +30,8 @@ public sealed record StageOptions
     public int? DecayFrom { get; init; }
     /// <summary>The decay's floor (null: LearningRate / 10); only with DecayFrom.</summary>
     public float? MinLearningRate { get; init; }
+    /// <summary>Steps between held-out measurements (0: none); only stages that have one (1-RF: the held-out loss).</summary>
+    public int EvalEvery { get; init; }
     /// <summary>Receives a report after every training step (null: none).</summary>
     public IProgress<TrainingProgress>? Progress { get; init; }
     /// <summary>The ranks that train together (null: this process alone); only rank 0 writes files.</summary>
@@ -82,7 +84,8 @@ public static class TextToImageTraining
         });
         var flow = new FlowModel(net, FlowConvention.InstaFlow);
         var objective = new RectifiedFlowObjective(flow, pairs, new UniformTime(), o.BatchSize, new CondDropout(ConditionDropout, captions.NullIds));
-        return TrainAndWrite(net, vae, tokenizerDir, objective, o, "1-rf", clock, log, (25, 2f));
+        var heldOut = o.EvalEvery > 0 ? HeldOutFlowLoss.Create(data, vae, tokenizer, a, net, o.Seed) : null;
+        return TrainAndWrite(net, vae, tokenizerDir, objective, o, "1-rf", clock, log, (25, 2f), heldOut == null ? null : t => heldOut.Measure(t));
     }
 
     /// <summary>The from-scratch networks: CLIP text encoder (real CLIP vocabulary) and cross-attention UNet.</summary>
@@ -190,7 +193,7 @@ public static class TextToImageTraining
     /// (1-RF: 25 guided steps, as its pairs are made; 2-RF: 4 steps; distilled: 1 step).</summary>
     private static StageResult TrainAndWrite(TextToImageVelocity net, AutoencoderKL vae, string tokenizerDir, ITrainingObjective objective,
         StageOptions o, string label, Stopwatch clock, Action<string>? log,
-        (int Steps, float Guidance) defaults)
+        (int Steps, float Guidance) defaults, Func<Trainer, IReadOnlyList<(string Name, double Value)>>? evaluate = null)
     {
         Directory.CreateDirectory(o.OutDir);
         float? minLr = o.DecayFrom == null ? null : o.MinLearningRate ?? o.LearningRate / 10;
@@ -201,6 +204,7 @@ public static class TextToImageTraining
             LogPath = Path.Combine(o.OutDir, "train_log.jsonl"), LogEvery = 10,
             CheckpointDir = Path.Combine(o.OutDir, "checkpoints"), CheckpointEvery = o.CheckpointEvery,
             Progress = o.Progress, World = o.World, GradAccum = o.GradAccum,
+            EvalEvery = evaluate == null ? 0 : o.EvalEvery, Evaluate = evaluate,
         });
         if (trainer.TryResume()) log?.Invoke($"resumed at step {trainer.Step}");
         trainer.Train(o.Steps);
