@@ -1,24 +1,33 @@
 // Implicit-GEMM B operands for conv2d: image patches packed straight into NR-column panels, zero padding decided
-// while packing, so no im2col matrix is ever built. Forward uses patches; the weight gradient uses them transposed.
+// while packing, so no im2col matrix is ever built. Forward uses patches (of one image or of a run of small ones);
+// the weight gradient uses them transposed.
 using System.Runtime.CompilerServices;
 
 namespace InstaFlow.Tensors.Kernels;
 
+/// <remarks>
+/// Columns past one image's output positions continue with the next image's (image holds consecutive images), so
+/// a GEMM can cover several small images at once: a 4x4 map alone fills only half of a 32-column panel.
+/// </remarks>
 internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPanelSource
 {
     public float* Panel(int k0, int kc, int j0, int cols, float* dst)
     {
         const int NR = GemmKernels.NR;
-        int ow = s.OutW, khw = s.KH * s.KW;
+        int ow = s.OutW, ohw = s.OutH * s.OutW, khw = s.KH * s.KW;
+        long imageSize = (long)s.InC * s.H * s.W;
         int c = k0 / khw, ky = k0 % khw / s.KW, kx = k0 % s.KW;
         // The panel's columns split into runs that share an output row (several runs when OutW < NR, as in
-        // small latents); each run packs as one strided or contiguous copy instead of element by element.
+        // small latents); each run packs as one strided or contiguous copy instead of element by element. A run
+        // never crosses images, since an image's positions end with a whole row.
         int* runStart = stackalloc int[NR + 1], runY = stackalloc int[NR], runX = stackalloc int[NR];
+        long* runImage = stackalloc long[NR];
         int runs = 0;
         for (int t = 0; t < cols; runs++)
         {
-            int oy = (j0 + t) / ow, ox = (j0 + t) % ow;
+            int b = (j0 + t) / ohw, pos = (j0 + t) % ohw, oy = pos / ow, ox = pos % ow;
             runStart[runs] = t;
+            runImage[runs] = b * imageSize;
             runY[runs] = oy * s.Stride - s.PadTop;
             runX[runs] = ox * s.Stride - s.PadLeft;
             t += Math.Min(ow - ox, cols - t);
@@ -29,7 +38,7 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
             float* d = dst + p * NR;
             float* plane = image + (long)c * s.H * s.W;
             for (int r = 0; r < runs; r++)
-                PackRun(plane, runY[r] + ky, runX[r] + kx, runStart[r + 1] - runStart[r], d + runStart[r]);
+                PackRun(plane + runImage[r], runY[r] + ky, runX[r] + kx, runStart[r + 1] - runStart[r], d + runStart[r]);
             if (cols < NR) new Span<float>(d + cols, NR - cols).Clear();
             if (++kx == s.KW)
             {
