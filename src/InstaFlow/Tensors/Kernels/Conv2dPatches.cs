@@ -79,10 +79,8 @@ internal readonly unsafe struct Conv2dPatches(Conv2dShape s, float* image) : IPa
 
 /// <summary>
 /// Patches transposed, for the weight gradient: rows = output positions of consecutive images (image by image),
-/// columns = (c, ky, kx). Each column's positions are first gathered as one contiguous row (along runs of positions
-/// that share an output row, where a column reads one image row: a block copy at stride 1, bounds settled once per
-/// run), then the NR rows are transposed into the panel with register transposes as a dense B^T is: storing every
-/// element to its own panel row, as this once did, cost about as much as the micro-kernels on the panel.
+/// columns = (c, ky, kx). Packed column by column along runs of positions that share an output row, where each
+/// column reads one image row at a fixed stride: the bounds are settled once per run, not per element.
 /// </summary>
 internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* images) : IPanelSource
 {
@@ -100,37 +98,39 @@ internal readonly unsafe struct Conv2dPatchesTransposed(Conv2dShape s, float* im
             dy[j] = kidx % khw / s.KW - s.PadTop;
             dx[j] = kidx % s.KW - s.PadLeft;
         }
-        // rows[j * kc + p]: column j's patch values at positions k0 + p (kc <= KC)
-        float* rows = stackalloc float[NR * KBlocks.KC];
         for (int p = 0; p < kc;)
         {
             int k = k0 + p, b = k / ohw, oy = k % ohw / ow, ox0 = k % ow;
             int n = Math.Min(ow - ox0, kc - p);
             float* image = images + b * imageSize;
+            float* d = dst + (long)p * NR;
             for (int j = 0; j < cols; j++)
-                CopyRun(image + plane[j], oy * s.Stride + dy[j], ox0 * s.Stride + dx[j], n, rows + (long)j * kc + p);
+                PackColumn(image + plane[j], oy * s.Stride + dy[j], ox0 * s.Stride + dx[j], n, d + j);
+            if (cols < NR)
+                for (int t = 0; t < n; t++) new Span<float>(d + t * NR + cols, NR - cols).Clear();
             p += n;
         }
-        return new DenseSource(rows, kc, trans: true).Panel(0, kc, 0, cols, dst);
+        return dst;
     }
 
-    /// <summary>n positions of one output row, from image row iy starting at column ix0, into d[0..n): zeros outside the image.</summary>
+    /// <summary>n positions of one output row, from image row iy starting at column ix0, into every NR-th float of d.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void CopyRun(float* plane, int iy, int ix0, int n, float* d)
+    private void PackColumn(float* plane, int iy, int ix0, int n, float* d)
     {
+        const int NR = GemmKernels.NR;
         int st = s.Stride;
         if ((uint)iy >= (uint)s.H)
         {
-            new Span<float>(d, n).Clear();
+            for (int t = 0; t < n; t++) d[t * NR] = 0f;
             return;
         }
         float* src = plane + (long)iy * s.W;
         // positions t with 0 <= ix0 + t * stride < W
         int lo = ix0 >= 0 ? 0 : Math.Min(n, (-ix0 + st - 1) / st);
         int hi = Math.Clamp((s.W - ix0 + st - 1) / st, lo, n);
-        for (int t = 0; t < lo; t++) d[t] = 0f;
-        if (st == 1) Unsafe.CopyBlockUnaligned(d + lo, src + ix0 + lo, (uint)(hi - lo) * sizeof(float));
-        else for (int t = lo; t < hi; t++) d[t] = src[ix0 + t * st];
-        for (int t = hi; t < n; t++) d[t] = 0f;
+        int t0 = 0;
+        for (; t0 < lo; t0++) d[t0 * NR] = 0f;
+        for (; t0 < hi; t0++) d[t0 * NR] = src[ix0 + t0 * st];
+        for (; t0 < n; t0++) d[t0 * NR] = 0f;
     }
 }
