@@ -99,7 +99,7 @@ public static unsafe class Conv2d
     /// <summary>gx = conv_transpose(gy, w): the gradient with respect to the input (overwrites gx).</summary>
     public static void BackwardInput(in Conv2dShape s, float* gy, float* w, float* gx)
     {
-        if (s.Stride == 1 && s.PadTop < s.KH && s.PadBottom < s.KH && s.PadLeft < s.KW && s.PadRight < s.KW)
+        if (InputGradientConv(s) != null)
         {
             BackwardInputAsConv(s, gy, w, gx);
             return;
@@ -147,23 +147,58 @@ public static unsafe class Conv2d
     /// </summary>
     private static void BackwardInputAsConv(in Conv2dShape s, float* gy, float* w, float* gx)
     {
-        var t = new Conv2dShape(s.Batch, s.OutC, s.OutH, s.OutW, s.InC, s.KH, s.KW, 1,
-            s.KH - 1 - s.PadTop, s.KH - 1 - s.PadBottom, s.KW - 1 - s.PadLeft, s.KW - 1 - s.PadRight);
-        int taps = s.KH * s.KW, kdim = s.OutC * taps, ihw = s.H * s.W, ohw = s.OutH * s.OutW;
-        long inImg = (long)s.InC * ihw, outImg = (long)s.OutC * ohw;
+        var t = InputGradientConv(s)!.Value;
+        int kdim = s.OutC * s.KH * s.KW;
         var flipped = NativeBuffer.Rent((long)s.InC * kdim * sizeof(float));
         var packed = NativeBuffer.Rent(GemmPacking.PackedSize(s.InC, kdim, GemmKernels.MR) * sizeof(float));
         try
         {
             float* wt = (float*)flipped.Pointer, wp = (float*)packed.Pointer;
-            for (int o = 0; o < s.OutC; o++)
-                for (int c = 0; c < s.InC; c++)
-                    for (int r = 0; r < taps; r++)
-                        wt[((long)c * s.OutC + o) * taps + taps - 1 - r] = w[((long)o * s.InC + c) * taps + r];
+            FlipWeights(s, w, wt);
             GemmPacking.PackA(false, wt, kdim, s.InC, kdim, 1f, wp);
             RunImages(t, wp, gy, null, gx, parallelImages: true);
         }
         finally { packed.Release(); flipped.Release(); }
+    }
+
+    /// <summary>
+    /// The input gradient as a convolution of gy (stride 1 and every padding below the kernel), else null: in and out
+    /// channels swapped, padded by kernel - 1 - pad, with the weights of <see cref="FlipWeights"/>.
+    /// </summary>
+    public static Conv2dShape? InputGradientConv(in Conv2dShape s) =>
+        s.Stride == 1 && s.PadTop < s.KH && s.PadBottom < s.KH && s.PadLeft < s.KW && s.PadRight < s.KW
+            ? new Conv2dShape(s.Batch, s.OutC, s.OutH, s.OutW, s.InC, s.KH, s.KW, 1,
+                s.KH - 1 - s.PadTop, s.KH - 1 - s.PadBottom, s.KW - 1 - s.PadLeft, s.KW - 1 - s.PadRight)
+            : null;
+
+    /// <summary>wt [InC, OutC, KH, KW] = w [OutC, InC, KH, KW] with channels swapped and taps turned 180 degrees.</summary>
+    private static void FlipWeights(in Conv2dShape s, float* w, float* wt)
+    {
+        int taps = s.KH * s.KW;
+        for (int o = 0; o < s.OutC; o++)
+            for (int c = 0; c < s.InC; c++)
+                for (int r = 0; r < taps; r++)
+                    wt[((long)c * s.OutC + o) * taps + taps - 1 - r] = w[((long)o * s.InC + c) * taps + r];
+    }
+
+    /// <summary>
+    /// gx (overwritten) by the Winograd kernel, for a conv whose <see cref="InputGradientConv"/> is 3x3, stride 1,
+    /// padding 1 (so is the conv itself): the backward then takes the same 2.25x cut in multiply-adds as the forward,
+    /// which the training step's forward already takes, with the same error bounds. The caller chooses, as
+    /// <see cref="Ops.Conv2d(Tensor, Tensor, Tensor?, int, int)"/> does for the forward.
+    /// </summary>
+    public static void BackwardInputWinograd(in Conv2dShape s, float* gy, float* w, float* gx)
+    {
+        if (InputGradientConv(s) is not { } t || !Conv2dWinograd.Qualifies(t))
+            throw new ArgumentException($"Conv2d.BackwardInputWinograd: the input gradient of {s} is not a 3x3, stride 1, padding 1 conv");
+        var flipped = NativeBuffer.Rent((long)s.InC * s.OutC * s.KH * s.KW * sizeof(float));
+        try
+        {
+            float* wt = (float*)flipped.Pointer;
+            FlipWeights(s, w, wt);
+            Conv2dWinograd.Forward(t, gy, wt, null, gx);
+        }
+        finally { flipped.Release(); }
     }
 
     /// <summary>Output positions (over all images) per K chunk of the weight gradient: the unit of its parallel work.</summary>
