@@ -192,13 +192,17 @@ public static unsafe class Conv2d
         if (InputGradientConv(s) is not { } t || !Conv2dWinograd.Qualifies(t))
             throw new ArgumentException($"Conv2d.BackwardInputWinograd: the input gradient of {s} is not a 3x3, stride 1, padding 1 conv");
         var flipped = NativeBuffer.Rent((long)s.InC * s.OutC * s.KH * s.KW * sizeof(float));
+        var transformed = NativeBuffer.Rent(Conv2dWinograd.TransformedFloats(t.OutC, t.InC) * sizeof(float));
         try
         {
-            float* wt = (float*)flipped.Pointer;
+            float* wt = (float*)flipped.Pointer, u = (float*)transformed.Pointer;
             FlipWeights(s, w, wt);
-            Conv2dWinograd.Forward(t, gy, wt, null, gx);
+            // Transformed here, not inside the kernel, whose profile mark for that step is an inference one.
+            var stored = new StoredData((byte*)wt, TensorDType.F32);
+            Conv2dWinograd.TransformWeights(stored, t.OutC, t.InC, u);
+            Conv2dWinograd.Forward(t, gy, stored, null, gx, u);
         }
-        finally { flipped.Release(); }
+        finally { transformed.Release(); flipped.Release(); }
     }
 
     /// <summary>Output positions (over all images) per K chunk of the weight gradient: the unit of its parallel work.</summary>
