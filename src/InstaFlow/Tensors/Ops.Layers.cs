@@ -25,7 +25,8 @@ public static unsafe partial class Ops
         InferenceMark("other ops (elementwise, copies, embeddings)");
         var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
         FlopCounter.Add(s.Flops);
-        // Inference and training forward alike; the backward rules keep the direct kernels.
+        // Inference and training forward alike; the backward rule takes Winograd for the input gradient by the same
+        // rule (applied to the gradient's own conv) and keeps the direct kernel for the weight gradient.
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         RequireTrainable(weight, inputs, "Conv2d");
         long rows = (long)s.Batch * s.OutH * s.OutW;

@@ -1,5 +1,6 @@
 // Conv2d kernels vs direct double-precision loops: forward (1x1, 3x3, stride 2, asymmetric padding, odd sizes,
-// batch 2, every micro-kernel path), backward input/weight/bias, and bitwise equality across thread counts.
+// batch 2, every micro-kernel path, maps small enough to share GEMMs), backward input/weight/bias, and bitwise equality
+// across thread counts.
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
 
@@ -25,6 +26,12 @@ public unsafe class ConvTests
         yield return new object[] { new Conv2dShape(9, 5, 16, 16, 7, 3, 3, 1, 1, 1, 1, 1) };
         yield return new object[] { new Conv2dShape(20, 6, 13, 11, 5, 1, 1, 1, 0, 0, 0, 0) };
         yield return new object[] { new Conv2dShape(11, 3, 18, 14, 4, 3, 3, 2, 1, 1, 1, 1) };
+        // maps smaller than a panel: runs of images share a GEMM (a last, shorter run), forward, 1x1, stride 2, padding
+        yield return new object[] { new Conv2dShape(7, 6, 4, 4, 9, 3, 3, 1, 1, 1, 1, 1) };
+        yield return new object[] { new Conv2dShape(5, 5, 3, 5, 7, 3, 3, 1, 0, 2, 1, 1) };
+        yield return new object[] { new Conv2dShape(9, 8, 4, 4, 13, 1, 1, 1, 0, 0, 0, 0) };
+        yield return new object[] { new Conv2dShape(7, 6, 8, 8, 9, 3, 3, 2, 1, 1, 1, 1) };
+        yield return new object[] { new Conv2dShape(3, 4, 5, 3, 5, 3, 3, 2, 1, 0, 0, 1) };
     }
 
     private sealed class Data(Conv2dShape s, int seed)
@@ -116,6 +123,8 @@ public unsafe class ConvTests
     [InlineData(2, 24, 30, 45, 40, 3, 1)]
     [InlineData(9, 8, 16, 16, 12, 3, 1)]
     [InlineData(6, 5, 17, 15, 9, 3, 2)]
+    [InlineData(11, 7, 4, 4, 10, 3, 1)]
+    [InlineData(13, 6, 8, 8, 9, 3, 2)]
     public void ForwardBackward_OneVersusTwoThreads_BitwiseIdentical(int batch, int inC, int h, int w, int outC, int kernel, int stride)
     {
         var s = new Conv2dShape(batch, inC, h, w, outC, kernel, kernel, stride, 1, 1, 1, 1);

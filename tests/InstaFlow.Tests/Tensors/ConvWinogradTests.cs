@@ -1,5 +1,6 @@
 // Winograd F(4x4, 3x3) conv vs the direct double-precision loops on random and odd shapes (edges, 1x1 images,
-// batches, odd channel counts, several K blocks and tile blocks), its error against float64, and the dispatch switch.
+// batches, odd channel counts, several K blocks and tile blocks), its error against float64, and the dispatch switch;
+// the input gradient taken by Winograd vs explicit double loops, across thread counts, and through autograd.
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
 using Xunit.Abstractions;
@@ -119,6 +120,82 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
             TestUtil.AssertClose(direct, wino, 2e-5f * MathF.Sqrt(64 * 9), 0, "Ops.Conv2d winograd vs direct");
             // A stride-2 conv never qualifies, whatever the mode.
             Assert.False(Conv2dWinograd.ShouldUse(new Conv2dShape(1, 64, 20, 20, 64, 3, 3, 2, 1, 1, 1, 1)));
+        }
+        finally { Conv2dWinograd.Mode = saved; }
+    }
+    /// <summary>gx by scattering every (output, tap) product in double: the adjoint of the reference forward loops.</summary>
+    private static float[] InputGradientReference(Conv2dShape s, float[] gy, float[] w)
+    {
+        var gx = new double[(long)s.Batch * s.InC * s.H * s.W];
+        for (int b = 0; b < s.Batch; b++)
+            for (int o = 0; o < s.OutC; o++)
+                for (int oy = 0; oy < s.OutH; oy++)
+                    for (int ox = 0; ox < s.OutW; ox++)
+                    {
+                        double g = gy[((b * s.OutC + o) * s.OutH + oy) * s.OutW + ox];
+                        for (int c = 0; c < s.InC; c++)
+                            for (int ky = 0; ky < 3; ky++)
+                                for (int kx = 0; kx < 3; kx++)
+                                {
+                                    int iy = oy + ky - 1, ix = ox + kx - 1;
+                                    if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
+                                    gx[((b * s.InC + c) * s.H + iy) * s.W + ix] += g * w[((o * s.InC + c) * 3 + ky) * 3 + kx];
+                                }
+                    }
+        return gx.Select(v => (float)v).ToArray();
+    }
+
+    private static float[] InputGradientWinograd(Conv2dShape s, float[] gy, float[] w)
+    {
+        var gx = new float[(long)s.Batch * s.InC * s.H * s.W];
+        fixed (float* pgy = gy, pw = w, pgx = gx) Conv2d.BackwardInputWinograd(s, pgy, pw, pgx);
+        return gx;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void BackwardInputWinograd_Shapes_MatchesReference(int batch, int inC, int h, int w, int outC)
+    {
+        var s = Shape(batch, inC, h, w, outC);
+        var (_, wt, _) = Data(batch, inC, h, w, outC, outC * 13 + w);
+        var gy = TestUtil.RandomArray(outC * 13 + w + 3, (long)batch * outC * h * w);
+        // The gradient is a conv over OutC input channels: the forward's bound with InC and OutC swapped.
+        float tol = 2e-5f * MathF.Sqrt(outC * 9) + 1e-5f;
+        TestUtil.AssertClose(InputGradientReference(s, gy, wt), InputGradientWinograd(s, gy, wt), tol, 0, $"gx {s}");
+    }
+
+    [Fact]
+    public void BackwardInputWinograd_OneAndTwoThreads_BitwiseEqual()
+    {
+        var s = Shape(3, 65, 12, 10, 33);
+        var (_, wt, _) = Data(3, 65, 12, 10, 33, 8);
+        var gy = TestUtil.RandomArray(9, 3L * 33 * 12 * 10);
+        int saved = Par.Threads;
+        try
+        {
+            Par.Threads = 1;
+            var one = InputGradientWinograd(s, gy, wt);
+            Par.Threads = 2;
+            Assert.Equal(one, InputGradientWinograd(s, gy, wt));
+        }
+        finally { Par.Threads = saved; }
+    }
+
+    [Fact]
+    public void BackwardInputWinograd_NotAWinogradConv_Throws()
+    {
+        Assert.Throws<ArgumentException>(() => InputGradientWinograd(new Conv2dShape(1, 2, 6, 6, 2, 3, 3, 2, 1, 1, 1, 1), new float[18], new float[36]));
+    }
+
+    [Fact]
+    public void OpsConv2d_WinogradAlways_GradientMatchesFiniteDifference()
+    {
+        var saved = Conv2dWinograd.Mode;
+        try
+        {
+            Conv2dWinograd.Mode = WinogradMode.Always;
+            GradCheckTests.Check(x => Ops.Conv2d(x[0], x[1], x[2], 1, 1, 1, 1, 1),
+                new[] { TestUtil.Random(40, 2, 3, 7, 6), TestUtil.Random(41, 4, 3, 3, 3), TestUtil.Random(42, 4) }, "conv winograd");
         }
         finally { Conv2dWinograd.Mode = saved; }
     }

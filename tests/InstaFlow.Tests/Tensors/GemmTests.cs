@@ -99,16 +99,19 @@ public unsafe class GemmTests
     public void Sgemm_NarrowerIsa_BitwiseEqualsWidest(GemmIsa isa)
     {
         if (isa == GemmIsa.Avx2 && !System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
-        var cs = new Case(6, false, true, 65, 257, 300, extra: 2);
-        var wide = cs.Run(true, 1.25f, 0.5f);
-        var saved = GemmKernels.Isa;
-        try
+        // both A layouts: their panels are packed by vector code on the wide paths and by plain loops on the scalar one
+        foreach (var cs in new[] { new Case(6, false, true, 65, 257, 300, extra: 2), new Case(7, true, false, 67, 45, 300, extra: 3) })
         {
-            GemmKernels.Isa = isa;
-            Assert.Equal(wide, cs.Run(true, 1.25f, 0.5f));
-            cs.AssertMatches(1.25f, 0.5f);
+            var wide = cs.Run(true, 1.25f, 0.5f);
+            var saved = GemmKernels.Isa;
+            try
+            {
+                GemmKernels.Isa = isa;
+                Assert.Equal(wide, cs.Run(true, 1.25f, 0.5f));
+                cs.AssertMatches(1.25f, 0.5f);
+            }
+            finally { GemmKernels.Isa = saved; }
         }
-        finally { GemmKernels.Isa = saved; }
     }
 
     [Theory]

@@ -23,7 +23,14 @@ internal static unsafe class ExtendedRules
         var p = n.Ints;
         var s = new Conv2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), w.Dim(0), w.Dim(2), w.Dim(3), p[0], p[1], p[2], p[3], p[4]);
         Tensor? gx = null, gw = null, gb = null;
-        if (n.Inputs[0].TracksGrad) { gx = Tensor.Empty(x.ShapeArray()); FlopCounter.Add(s.Flops); Conv2d.BackwardInput(s, g.Data, w.Data, gx.Data); }
+        if (n.Inputs[0].TracksGrad)
+        {
+            gx = Tensor.Empty(x.ShapeArray());
+            FlopCounter.Add(s.Flops);
+            // The input gradient is itself a conv: Winograd where the forward rule would take it for that conv.
+            if (Conv2d.InputGradientConv(s) is { } t && Conv2dWinograd.ShouldUse(t)) Conv2d.BackwardInputWinograd(s, g.Data, w.Data, gx.Data);
+            else Conv2d.BackwardInput(s, g.Data, w.Data, gx.Data);
+        }
         bool hasBias = n.Inputs.Length > 2;
         bool needW = n.Inputs[1].TracksGrad, needB = hasBias && n.Inputs[2].TracksGrad;
         if (needW || needB)

@@ -1,6 +1,7 @@
 // Fast conv2d kernels (groups 1, dilation 1, any stride, asymmetric zero padding) as GEMMs over image patches.
 // Forward and weight gradient are implicit GEMMs (patches packed straight into B panels); the input gradient is a
 // forward conv for stride 1 and SGEMM + col2im otherwise; the backward passes run images (or runs of images) in parallel.
+// Images with fewer output positions than a GEMM panel is wide share their GEMMs in runs (see ImagesPerGemm).
 namespace InstaFlow.Tensors.Kernels;
 
 /// <summary>Geometry of one conv2d: input [Batch, InC, H, W], weight [OutC, InC, KH, KW], output [Batch, OutC, OutH, OutW].</summary>
@@ -37,79 +38,171 @@ public static unsafe class Conv2d
                 GemmPacking.PackA(w, kdim, s.OutC, kdim, wp);
                 Ops.InferenceMark(s.IsPointwise ? "conv 1x1: packing the weight" : "conv direct: packing the weight");
             }
-            var g = s;
-            void Image(int b)
-            {
-                float* xb = x + b * inImg, yb = y + b * outImg;
-                if (g.IsPointwise) Gemm.RunDense(g.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
-                else Gemm.Run(g.OutC, ohw, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, yb, ohw);
-            }
             // A small image's GEMM is planned as fewer tasks than there are threads (a training batch of 16x16 maps ran
             // on one core): then the images run in parallel instead, each GEMM serial inside (Par nests serially).
             // Every output element is summed in the same K order either way, so the results do not change.
-            bool perImage = s.Batch > 1 && Par.Threads > 1 && 2L * s.OutC * ohw * kdim < 10_000_000L * Par.Threads;
-            if (perImage) Par.For(s.Batch, Image);
-            else for (int b = 0; b < s.Batch; b++) Image(b);
+            int group = ImagesPerGemm(s);
+            bool parallelImages = s.Batch > group && Par.Threads > 1 && 2L * s.OutC * ohw * group * kdim < 10_000_000L * Par.Threads;
+            RunImages(s, wp, x, bias, y, parallelImages);
         }
         finally { buf?.Release(); }
+    }
+
+    /// <summary>
+    /// Images per GEMM of the forward-style convs: one, unless an image has fewer output positions than a B panel
+    /// has columns (4x4 maps fill half of one), when runs of images share a GEMM of at least two full panels' width.
+    /// It depends on the shape only, and the K order of every output element is the same for any run length.
+    /// </summary>
+    internal static int ImagesPerGemm(in Conv2dShape s)
+    {
+        int ohw = s.OutH * s.OutW;
+        return ohw >= GemmKernels.NR ? 1 : Math.Min(s.Batch, (2 * GemmKernels.NR + ohw - 1) / ohw);
+    }
+
+    /// <summary>
+    /// y = conv(x) (+ bias) for every image with the weight packed in wp: one GEMM per image, or per run of
+    /// <see cref="ImagesPerGemm"/> small images into a scratch C that is then copied out image by image. The runs
+    /// (or images) go in parallel when parallelImages, else one after another with each GEMM parallel inside.
+    /// </summary>
+    private static void RunImages(in Conv2dShape s, float* wp, float* x, float* bias, float* y, bool parallelImages)
+    {
+        int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW, group = ImagesPerGemm(s);
+        long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
+        int runs = (s.Batch + group - 1) / group;
+        var g = s;
+        void Run(int r)
+        {
+            int b0 = r * group, images = Math.Min(group, g.Batch - b0);
+            float* xb = x + b0 * inImg, yb = y + b0 * outImg;
+            if (group == 1)
+            {
+                if (g.IsPointwise) Gemm.RunDense(g.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
+                else Gemm.Run(g.OutC, ohw, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, yb, ohw);
+                return;
+            }
+            int n = images * ohw;
+            var scratch = NativeBuffer.Rent((long)g.OutC * n * sizeof(float));
+            try
+            {
+                float* c = (float*)scratch.Pointer;
+                Gemm.Run(g.OutC, n, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, c, n);
+                for (int i = 0; i < images; i++)
+                    for (int o = 0; o < g.OutC; o++)
+                        new ReadOnlySpan<float>(c + (long)o * n + i * ohw, ohw).CopyTo(new Span<float>(yb + i * outImg + (long)o * ohw, ohw));
+            }
+            finally { scratch.Release(); }
+        }
+        if (parallelImages) Par.For(runs, Run);
+        else for (int r = 0; r < runs; r++) Run(r);
     }
 
     /// <summary>gx = conv_transpose(gy, w): the gradient with respect to the input (overwrites gx).</summary>
     public static void BackwardInput(in Conv2dShape s, float* gy, float* w, float* gx)
     {
-        if (s.Stride == 1 && s.PadTop < s.KH && s.PadBottom < s.KH && s.PadLeft < s.KW && s.PadRight < s.KW)
+        if (InputGradientConv(s) != null)
         {
             BackwardInputAsConv(s, gy, w, gx);
             return;
         }
-        int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
+        int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW, group = ImagesPerGemm(s);
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
+        int runs = (s.Batch + group - 1) / group;
         var g = s;
-        // Images in parallel: each one's GEMM and col2im run as they would alone, so the result is the same for any
-        // thread count (the GEMMs of small training images are one task each, so one image per core keeps both busy).
-        Par.For(s.Batch, b =>
+        // w^T is packed once for all the images (it was packed again for every image's GEMM).
+        var packed = NativeBuffer.Rent(GemmPacking.PackedSize(kdim, s.OutC, GemmKernels.MR) * sizeof(float));
+        try
         {
-            float* gyb = gy + b * outImg, gxb = gx + b * inImg;
-            var buf = NativeBuffer.Rent((long)kdim * ohw * sizeof(float));
-            try
+            float* wp = (float*)packed.Pointer;
+            GemmPacking.PackA(true, w, kdim, kdim, s.OutC, 1f, wp);
+            // Images (or runs of small ones, gy gathered side by side) in parallel: each run's GEMM and col2im are
+            // planned from the shape alone, so the result is the same for any thread count (the GEMMs of small
+            // training images are one task each, so one run per core keeps both busy).
+            Par.For(runs, r =>
             {
-                float* col = (float*)buf.Pointer;
-                Gemm.Sgemm(true, false, kdim, ohw, g.OutC, 1f, w, kdim, gyb, ohw, 0f, col, ohw);
-                Col2Im(g, col, gxb);
-            }
-            finally { buf.Release(); }
-        });
+                int b0 = r * group, images = Math.Min(group, g.Batch - b0), n = images * ohw;
+                var buf = NativeBuffer.Rent(((long)kdim * n + (images > 1 ? (long)g.OutC * n : 0)) * sizeof(float));
+                try
+                {
+                    float* col = (float*)buf.Pointer, rhs = gy + b0 * outImg;
+                    if (images > 1)
+                    {
+                        rhs = col + (long)kdim * n;
+                        for (int i = 0; i < images; i++)
+                            for (int o = 0; o < g.OutC; o++)
+                                new ReadOnlySpan<float>(gy + (b0 + i) * outImg + (long)o * ohw, ohw).CopyTo(new Span<float>(rhs + (long)o * n + i * ohw, ohw));
+                    }
+                    Gemm.RunDense(kdim, n, g.OutC, wp, new DenseSource(rhs, n, false), 0f, null, col, n);
+                    for (int i = 0; i < images; i++) Col2Im(g, col + i * ohw, n, gx + (b0 + i) * inImg);
+                }
+                finally { buf.Release(); }
+            });
+        }
+        finally { packed.Release(); }
     }
 
     /// <summary>
     /// With stride 1 the input gradient is itself a convolution of gy with the weights flipped in space and with
     /// in/out channels swapped, padded by (kernel - 1 - pad): so it runs on the implicit-GEMM forward's panels, no
-    /// col2im. The flipped weights are packed once; the images then run in parallel, one GEMM each.
+    /// col2im. The flipped weights are packed once; the images (or runs of small ones) then run in parallel, one GEMM each.
     /// </summary>
     private static void BackwardInputAsConv(in Conv2dShape s, float* gy, float* w, float* gx)
     {
-        var t = new Conv2dShape(s.Batch, s.OutC, s.OutH, s.OutW, s.InC, s.KH, s.KW, 1,
-            s.KH - 1 - s.PadTop, s.KH - 1 - s.PadBottom, s.KW - 1 - s.PadLeft, s.KW - 1 - s.PadRight);
-        int taps = s.KH * s.KW, kdim = s.OutC * taps, ihw = s.H * s.W, ohw = s.OutH * s.OutW;
-        long inImg = (long)s.InC * ihw, outImg = (long)s.OutC * ohw;
+        var t = InputGradientConv(s)!.Value;
+        int kdim = s.OutC * s.KH * s.KW;
         var flipped = NativeBuffer.Rent((long)s.InC * kdim * sizeof(float));
         var packed = NativeBuffer.Rent(GemmPacking.PackedSize(s.InC, kdim, GemmKernels.MR) * sizeof(float));
         try
         {
             float* wt = (float*)flipped.Pointer, wp = (float*)packed.Pointer;
-            for (int o = 0; o < s.OutC; o++)
-                for (int c = 0; c < s.InC; c++)
-                    for (int r = 0; r < taps; r++)
-                        wt[((long)c * s.OutC + o) * taps + taps - 1 - r] = w[((long)o * s.InC + c) * taps + r];
+            FlipWeights(s, w, wt);
             GemmPacking.PackA(false, wt, kdim, s.InC, kdim, 1f, wp);
-            Par.For(s.Batch, b =>
-            {
-                float* gyb = gy + b * outImg, gxb = gx + b * inImg;
-                if (t.IsPointwise) Gemm.RunDense(t.OutC, ihw, kdim, wp, new DenseSource(gyb, ihw, false), 0f, null, gxb, ihw);
-                else Gemm.Run(t.OutC, ihw, kdim, wp, new Conv2dPatches(t, gyb), 0f, null, gxb, ihw);
-            });
+            RunImages(t, wp, gy, null, gx, parallelImages: true);
         }
         finally { packed.Release(); flipped.Release(); }
+    }
+
+    /// <summary>
+    /// The input gradient as a convolution of gy (stride 1 and every padding below the kernel), else null: in and out
+    /// channels swapped, padded by kernel - 1 - pad, with the weights of <see cref="FlipWeights"/>.
+    /// </summary>
+    public static Conv2dShape? InputGradientConv(in Conv2dShape s) =>
+        s.Stride == 1 && s.PadTop < s.KH && s.PadBottom < s.KH && s.PadLeft < s.KW && s.PadRight < s.KW
+            ? new Conv2dShape(s.Batch, s.OutC, s.OutH, s.OutW, s.InC, s.KH, s.KW, 1,
+                s.KH - 1 - s.PadTop, s.KH - 1 - s.PadBottom, s.KW - 1 - s.PadLeft, s.KW - 1 - s.PadRight)
+            : null;
+
+    /// <summary>wt [InC, OutC, KH, KW] = w [OutC, InC, KH, KW] with channels swapped and taps turned 180 degrees.</summary>
+    private static void FlipWeights(in Conv2dShape s, float* w, float* wt)
+    {
+        int taps = s.KH * s.KW;
+        for (int o = 0; o < s.OutC; o++)
+            for (int c = 0; c < s.InC; c++)
+                for (int r = 0; r < taps; r++)
+                    wt[((long)c * s.OutC + o) * taps + taps - 1 - r] = w[((long)o * s.InC + c) * taps + r];
+    }
+
+    /// <summary>
+    /// gx (overwritten) by the Winograd kernel, for a conv whose <see cref="InputGradientConv"/> is 3x3, stride 1,
+    /// padding 1 (so is the conv itself): the backward then takes the same 2.25x cut in multiply-adds as the forward,
+    /// which the training step's forward already takes, with the same error bounds. The caller chooses, as
+    /// <see cref="Ops.Conv2d(Tensor, Tensor, Tensor?, int, int)"/> does for the forward.
+    /// </summary>
+    public static void BackwardInputWinograd(in Conv2dShape s, float* gy, float* w, float* gx)
+    {
+        if (InputGradientConv(s) is not { } t || !Conv2dWinograd.Qualifies(t))
+            throw new ArgumentException($"Conv2d.BackwardInputWinograd: the input gradient of {s} is not a 3x3, stride 1, padding 1 conv");
+        var flipped = NativeBuffer.Rent((long)s.InC * s.OutC * s.KH * s.KW * sizeof(float));
+        var transformed = NativeBuffer.Rent(Conv2dWinograd.TransformedFloats(t.OutC, t.InC) * sizeof(float));
+        try
+        {
+            float* wt = (float*)flipped.Pointer, u = (float*)transformed.Pointer;
+            FlipWeights(s, w, wt);
+            // Transformed here, not inside the kernel, whose profile mark for that step is an inference one.
+            var stored = new StoredData((byte*)wt, TensorDType.F32);
+            Conv2dWinograd.TransformWeights(stored, t.OutC, t.InC, u);
+            Conv2dWinograd.Forward(t, gy, stored, null, gx, u);
+        }
+        finally { transformed.Release(); flipped.Release(); }
     }
 
     /// <summary>Output positions (over all images) per K chunk of the weight gradient: the unit of its parallel work.</summary>
@@ -195,10 +288,11 @@ public static unsafe class Conv2d
     }
 
     /// <summary>
-    /// Scatters patch columns col[(c, ky, kx), (oy, ox)] back onto one image, adding overlaps (overwrites x). Serial:
+    /// Scatters patch columns col[(c, ky, kx), (oy, ox)] (rows ldcol apart) back onto one image, adding overlaps
+    /// (overwrites x). Serial:
     /// its caller runs the images in parallel.
     /// </summary>
-    private static void Col2Im(in Conv2dShape g, float* col, float* x)
+    private static void Col2Im(in Conv2dShape g, float* col, int ldcol, float* x)
     {
         int oh = g.OutH, ow = g.OutW;
         for (int c = 0; c < g.InC; c++)
@@ -208,7 +302,7 @@ public static unsafe class Conv2d
             for (int ky = 0; ky < g.KH; ky++)
                 for (int kx = 0; kx < g.KW; kx++)
                 {
-                    float* src = col + ((long)(c * g.KH + ky) * g.KW + kx) * oh * ow;
+                    float* src = col + ((long)(c * g.KH + ky) * g.KW + kx) * ldcol;
                     for (int oy = 0; oy < oh; oy++)
                     {
                         int iy = oy * g.Stride + ky - g.PadTop;

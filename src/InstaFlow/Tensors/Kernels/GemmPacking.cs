@@ -153,8 +153,35 @@ internal static unsafe class GemmPacking
         const int MR = GemmKernels.MR;
         int panels = (m + MR - 1) / MR;
         var kb = new KBlocks(k);
+        bool rowsFirst = transA && GemmKernels.Isa != GemmIsa.Scalar && Sse.IsSupported;
         Par.ForRange(panels, 8, (p0, p1) =>
         {
+            if (rowsFirst)
+            {
+                // A transposed (a Linear weight gradient's g^T): walk A's rows once, each row giving six contiguous
+                // floats to every full panel of the range. Packing panel by panel walked all the rows once per
+                // column of A, which made those GEMMs up to three times slower than untransposed ones. A partial
+                // last panel goes through the plain loop below.
+                int full = (int)Math.Min(p1, m / MR);
+                var scale = Vector128.Create(alpha);
+                for (int blk = 0; blk < kb.Count; blk++)
+                {
+                    int k0 = kb.Start(blk), kc = kb.Length(blk);
+                    float* blockDst = dst + PanelOffset(m, MR, k0, kc, 0);
+                    for (int p = 0; p < kc; p++)
+                    {
+                        float* row = a + (long)(k0 + p) * lda;
+                        for (int ir = (int)p0; ir < full; ir++)
+                        {
+                            float* s = row + ir * MR, o = blockDst + (long)ir * MR * kc + p * MR;
+                            Sse.Store(o, Sse.LoadVector128(s) * scale);
+                            o[4] = alpha * s[4];
+                            o[5] = alpha * s[5];
+                        }
+                    }
+                }
+                p0 = Math.Max(p0, full);
+            }
             for (int ir = (int)p0; ir < p1; ir++)
                 for (int blk = 0; blk < kb.Count; blk++)
                 {
@@ -195,6 +222,7 @@ internal static unsafe class GemmPacking
         int done = 0;
         if (!transA && rows == MR && GemmKernels.Isa != GemmIsa.Scalar && Sse.IsSupported)
             done = PackRows6(block, lda, kc, alpha, d);
+
         for (int i = 0; i < MR; i++)
         {
             if (i >= rows)
