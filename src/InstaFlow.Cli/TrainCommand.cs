@@ -145,7 +145,8 @@ public static class TrainCommand
     private static void Report(StageResult res)
     {
         if (CliWorld.Speaks) CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{res.ModelDir}: {res.Parameters} parameters, final loss {res.FinalLoss:F4}, {res.Seconds:F0} s"));
+            // a run that only finishes a resumed checkpoint takes no step and has no loss of its own
+            $"{res.ModelDir}: {res.Parameters} parameters, {(float.IsFinite(res.FinalLoss) ? $"final loss {res.FinalLoss:F4}" : "no step taken (already at --steps)")}, {res.Seconds:F0} s"));
     }
 
     private static Command Flow()
