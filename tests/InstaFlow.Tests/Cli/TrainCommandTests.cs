@@ -28,7 +28,9 @@ public class TrainCommandTests
     }
 
     /// <summary>A tiny Twemoji-like dataset and a 1-step VAE under dir; then runs `train flow` on them with extra options.</summary>
-    private static string TinyFlow(string dir, string name, params string[] extra)
+    private static string TinyFlow(string dir, string name, params string[] extra) => TinyFlowRun(dir, name, extra).Dir;
+
+    private static (string Dir, string Out) TinyFlowRun(string dir, string name, params string[] extra)
     {
         var data = Path.Combine(dir, "data");
         var vae = Path.Combine(dir, "vae");
@@ -39,11 +41,25 @@ public class TrainCommandTests
             Assert.True(vc == 0, verr);
         }
         var flow = Path.Combine(dir, name);
-        var (code, _, err) = CliRunner.Run(["train", "flow", "--data", data, "--vae", Path.Combine(vae, "vae"), "--tokenizer", Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer"),
+        var (code, stdout, err) = CliRunner.Run(["train", "flow", "--data", data, "--vae", Path.Combine(vae, "vae"), "--tokenizer", Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer"),
             "--out", flow, "--batch", "2", "--lr", "1e-3", "--channels", "8,8", "--text-hidden", "8", "--text-layers", "1", "--max-tokens", "8",
             "--checkpoint-every", "0", "--seed", "3", .. extra]);
         Assert.True(code == 0, err);
-        return flow;
+        return (flow, stdout);
+    }
+
+    [Fact]
+    public void TrainFlow_RunAgainAtItsFinalStep_SaysNoStepWasTaken()
+    {
+        var dir = Directory.CreateTempSubdirectory("instaflow-flowagain-").FullName;
+        try
+        {
+            Assert.Contains("final loss ", TinyFlowRun(dir, "flow", "--steps", "3").Out);
+            var again = TinyFlowRun(dir, "flow", "--steps", "3").Out;
+            Assert.Contains("no step taken (already at --steps)", again);
+            Assert.DoesNotContain("NaN", again);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
