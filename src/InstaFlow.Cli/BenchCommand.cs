@@ -49,12 +49,11 @@ public static class BenchCommand
             // under mpirun the ranks share each step's batch; rank 0 reports
             var world = CliWorld.Get();
             int hidden = r.GetValue(textHidden), layers = r.GetValue(textLayers);
-            if (hidden < 8 || hidden > 1024 || layers < 1 || layers > 24)
-                throw new UserException($"--text-hidden must be 8..1024 and --text-layers 1..24 (got {hidden} and {layers})");
             var arch = new InstaFlow.Training.TextToImage.FlowArchitecture
             {
                 UnetChannels = TrainCommand.Ints(r.GetValue(channels)!), TextHidden = hidden, TextLayers = layers,
             };
+            arch.Validate();
             var res = InstaFlow.Training.TextToImage.TrainBench.Run(b, n, t, arch, world, r.GetValue(profile));
             if (!CliWorld.Speaks) return 0;
             Console.WriteLine($"machine: {KernelBench.MachineLine(t)}");

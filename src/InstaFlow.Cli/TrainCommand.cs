@@ -170,6 +170,7 @@ public static class TrainCommand
             {
                 TextHidden = r.GetValue(textHidden), TextLayers = r.GetValue(textLayers), MaxTokens = r.GetValue(maxTokens), UnetChannels = Ints(r.GetValue(channels)!),
             };
+            arch.Validate();
             int every = r.GetValue(evalEvery);
             if (every < 0) throw new UserException($"--eval-every cannot be negative (0: none), got {every}");
             Report(ProgressDisplay.Run("train flow", p => TextToImageTraining.TrainFlow(a.Read(r, p) with { EvalEvery = every }, r.GetValue(vae)!, r.GetValue(tokenizer)!, arch, p.Log)));

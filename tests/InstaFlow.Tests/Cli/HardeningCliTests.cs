@@ -76,7 +76,8 @@ public sealed class HardeningCliTests : IDisposable
 
     [Theory]
     [InlineData("--text-hidden", "5", "--text-hidden must be 8..1024")]
-    [InlineData("--text-layers", "100", "--text-layers 1..24")]
+    [InlineData("--text-layers", "100", "--text-layers must be 1..24")]
+    [InlineData("--channels", "100000,100000,100000", "--channels: each level must be 8..2048")]
     [InlineData("--channels", "32,x", "not a list of positive integers: 32,x")]
     public void BenchTrain_ArchitectureOutOfRange_OneLineError(string option, string value, string fragment) =>
         CliRunner.AssertUserError(["bench", "train", "--runs", "1", option, value], fragment);

@@ -51,6 +51,19 @@ public sealed record FlowArchitecture
     public int[] UnetChannels { get; init; } = [32, 64, 64];
     public int UnetHeads { get; init; } = 4;
     public int NormGroups { get; init; } = 8;
+
+    /// <summary>Bounds the sizes before any network is allocated (the CLI's --channels, --text-hidden, --text-layers).</summary>
+    public void Validate()
+    {
+        if (UnetChannels.Length is < 1 or > 6) throw new InvalidInputException($"--channels takes 1 to 6 levels, got {UnetChannels.Length}");
+        foreach (int c in UnetChannels)
+            if (c < NormGroups || c > 2048 || c % NormGroups != 0 || c % UnetHeads != 0)
+                throw new InvalidInputException($"--channels: each level must be {NormGroups}..2048 and a multiple of {NormGroups} groups and {UnetHeads} heads, got {c}");
+        if (TextHidden < 8 || TextHidden > 1024 || TextHidden % TextHeads != 0)
+            throw new InvalidInputException($"--text-hidden must be 8..1024 and a multiple of {TextHeads} heads, got {TextHidden}");
+        if (TextLayers is < 1 or > 24) throw new InvalidInputException($"--text-layers must be 1..24, got {TextLayers}");
+        if (MaxTokens is < 3 or > 77) throw new InvalidInputException($"--max-tokens must be 3..77, got {MaxTokens}");
+    }
 }
 
 public sealed record StageResult(string ModelDir, double Seconds, float FinalLoss, long Parameters);
