@@ -17,11 +17,11 @@ TOKENIZER=models/twemoji-instaflow/tokenizer
 CLASSIFIER=models/twemoji-instaflow/eval_classifier
 
 VAE_STEPS=${VAE_STEPS:-6000}
-FLOW_STEPS=${FLOW_STEPS:-16000}
+FLOW_STEPS=${FLOW_STEPS:-14000}
 PAIRS1=${PAIRS1:-12288}
-REFLOW_STEPS=${REFLOW_STEPS:-4000}
+REFLOW_STEPS=${REFLOW_STEPS:-3000}
 PAIRS2=${PAIRS2:-32768}
-DISTILL_STEPS=${DISTILL_STEPS:-4000}
+DISTILL_STEPS=${DISTILL_STEPS:-3000}
 # The networks: text encoder 128 wide, 3 layers; UNet block_out_channels 64,128,128 (cross-attention on the two finer
 # levels and the middle, as v1).
 ARCH=(--channels 64,128,128 --text-hidden 128 --text-layers 3 --max-tokens 16)
