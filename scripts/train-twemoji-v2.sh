@@ -19,9 +19,9 @@ CLASSIFIER=models/twemoji-instaflow/eval_classifier
 VAE_STEPS=${VAE_STEPS:-6000}
 FLOW_STEPS=${FLOW_STEPS:-12000}
 PAIRS1=${PAIRS1:-12288}
-REFLOW_STEPS=${REFLOW_STEPS:-3000}
-PAIRS2=${PAIRS2:-32768}
-DISTILL_STEPS=${DISTILL_STEPS:-3000}
+REFLOW_STEPS=${REFLOW_STEPS:-2000}
+PAIRS2=${PAIRS2:-16384}
+DISTILL_STEPS=${DISTILL_STEPS:-2000}
 # The networks: text encoder 128 wide, 3 layers; UNet block_out_channels 64,128,128 (cross-attention on the two finer
 # levels and the middle, as v1).
 ARCH=(--channels 64,128,128 --text-hidden 128 --text-layers 3 --max-tokens 16)
