@@ -138,6 +138,10 @@ internal static unsafe class AttentionTiles
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MaskFrom(int j0, int limit) => Vector512.GreaterThanOrEqual(Iota, Vector512.Create((float)(limit - j0)));
 
+    /// <summary>Lanes below limit are true: in key-major scores, the queries that come before a key (causal mask).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> MaskBelow(int limit) => Vector512.LessThan(Iota, Vector512.Create((float)limit));
+
     /// <summary>
     /// exp(x) with about 1 ulp error; x below -110 (including -inf) gives exactly 0, so masked scores drop out, and
     /// large x gives +inf. Vector512.Exp widens to double and costs ~4x more, which shows in attention's softmax.
