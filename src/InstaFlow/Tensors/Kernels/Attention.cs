@@ -231,17 +231,11 @@ public static unsafe class Attention
         for (int c = 0; c < cols; c += 16)
         {
             var mOld = Vector512.Load(m + c);
-            var mx = mOld;
             // Lane i of this vector is query firstQuery + c + i; key row j is masked where that is below j.
             if (firstQuery != int.MinValue && n - 1 > firstQuery + c)
                 for (int j = 0; j < n; j++)
-                {
-                    var x = Vector512.ConditionalSelect(MaskBelow(j - firstQuery - c), ninf, Vector512.Load(s + j * ld + c));
-                    Vector512.Store(x, s + j * ld + c);
-                    mx = Vector512.Max(mx, x);
-                }
-            else
-                for (int j = 0; j < n; j++) mx = Vector512.Max(mx, Vector512.Load(s + j * ld + c));
+                    Vector512.Store(Vector512.ConditionalSelect(MaskBelow(j - firstQuery - c), ninf, Vector512.Load(s + j * ld + c)), s + j * ld + c);
+            var mx = MaxDown(s + c, ld, n, mOld);
             var sum = Vector512<float>.Zero;
             for (int j = 0; j < n; j++)
             {
@@ -257,6 +251,27 @@ public static unsafe class Attention
     }
 
     /// <summary>
+    /// Lane-wise max of start and n vectors ld floats apart. Its own small method so that the JIT keeps the four
+    /// chains in registers (inside ColumnSoftmax they were spilled every key); MaxNative is one vmaxps, where
+    /// Vector512.Max's NaN and signed-zero rules cost three dependent instructions per key.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static Vector512<float> MaxDown(float* s, int ld, int n, Vector512<float> start)
+    {
+        Vector512<float> m0 = start, m1 = start, m2 = start, m3 = start;
+        int j = 0;
+        for (; j + 4 <= n; j += 4, s += 4 * ld)
+        {
+            m0 = Vector512.MaxNative(m0, Vector512.Load(s));
+            m1 = Vector512.MaxNative(m1, Vector512.Load(s + ld));
+            m2 = Vector512.MaxNative(m2, Vector512.Load(s + 2 * ld));
+            m3 = Vector512.MaxNative(m3, Vector512.Load(s + 3 * ld));
+        }
+        for (; j < n; j++, s += ld) m0 = Vector512.MaxNative(m0, Vector512.Load(s));
+        return Vector512.MaxNative(Vector512.MaxNative(m0, m1), Vector512.MaxNative(m2, m3));
+    }
+
+    /// <summary>
     /// Turns one row of scaled scores for keys [j0, j0 + cols) into exp(s - running max) in place, masking keys at or
     /// past limit, and updates the running max m and sum l. Returns the factor that rescales the row's accumulator.
     /// </summary>
@@ -265,13 +280,13 @@ public static unsafe class Attention
     {
         var vmax = Vector512.Create(float.NegativeInfinity);
         if (limit >= j0 + cols)
-            for (int j = 0; j < cols; j += 16) vmax = Vector512.Max(vmax, Vector512.Load(s + j));
+            for (int j = 0; j < cols; j += 16) vmax = Vector512.MaxNative(vmax, Vector512.Load(s + j));
         else
             for (int j = 0; j < cols; j += 16)
             {
                 var x = Vector512.ConditionalSelect(MaskFrom(j0 + j, limit), Vector512.Create(float.NegativeInfinity), Vector512.Load(s + j));
                 Vector512.Store(x, s + j);
-                vmax = Vector512.Max(vmax, x);
+                vmax = Vector512.MaxNative(vmax, x);
             }
         float mNew = MathF.Max(m, HorizontalMax(vmax));
         if (float.IsNegativeInfinity(mNew))
@@ -365,12 +380,25 @@ public static unsafe class Attention
         for (int i = 0; i < g.Tq; i++) CopyScaled(gqAcc + (long)i * dp, gq + ((long)b * g.Tq + i) * width + headOff, d, scale);
     }
 
-    /// <summary>In place: p = exp(s - lse) (0 for keys at or past limit), ds = p (dP - delta).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>
+    /// In place: p = exp(s - lse) (0 for keys at or past limit), ds = p (dP - delta). Not inlined: inside
+    /// BackwardHead its vectors were spilled every iteration; rows without masked keys skip the mask.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GradientRow(float* p, float* ds, int cols, int limit, float rowLse, float delta)
     {
         var vl = Vector512.Create(rowLse);
         var vd = Vector512.Create(delta);
+        if (limit >= cols)
+        {
+            for (int j = 0; j < cols; j += 16)
+            {
+                var pj = AttentionTiles.Exp(Vector512.Load(p + j) - vl);
+                Vector512.Store(pj, p + j);
+                Vector512.Store(pj * (Vector512.Load(ds + j) - vd), ds + j);
+            }
+            return;
+        }
         for (int j = 0; j < cols; j += 16)
         {
             var pj = Vector512.ConditionalSelect(MaskFrom(j, limit), Vector512<float>.Zero, AttentionTiles.Exp(Vector512.Load(p + j) - vl));
