@@ -1,5 +1,5 @@
-// Blocked attention kernels against the double-precision oracle (odd shapes, causal, cross, large scores), the fast
-// exp against Math.Exp, and bitwise equality of the results for 1 and 2 threads.
+// Blocked attention kernels against the double-precision oracle (odd shapes, causal, cross, large scores, the small
+// heads of the training networks), the fast exp against Math.Exp, and bitwise equality for 1 and 2 threads.
 using InstaFlow.Tensors;
 using System.Runtime.Intrinsics;
 using InstaFlow.Tensors.Kernels;
@@ -69,6 +69,50 @@ public unsafe class AttentionTests
         fixed (float* q = c.Q, k = c.K, v = c.V, pe = expected) AttentionReference.Forward(c.S, q, k, v, pe, c.Scale);
         TestUtil.AssertClose(expected, o, 2e-6f, 1e-5f, $"attention {c.S}");
         TestUtil.AssertClose(ReferenceLse(c), lse, 2e-6f, 1e-6f, $"lse {c.S}");
+    }
+
+    // Head dims 8-32 take the key-major forward, 40 the query-major one; token counts around the 64-query and
+    // 8-row gather blocks, 16-token cross-attention and causal self-attention as in the training networks.
+    [Theory]
+    [InlineData(3, 4, 256, 256, 16, false)]
+    [InlineData(3, 4, 71, 16, 16, false)]
+    [InlineData(2, 4, 64, 64, 32, false)]
+    [InlineData(2, 3, 65, 16, 32, false)]
+    [InlineData(2, 4, 16, 16, 32, true)]
+    [InlineData(2, 2, 97, 97, 8, true)]
+    [InlineData(2, 2, 23, 9, 8, false)]
+    [InlineData(2, 3, 129, 131, 12, true)]
+    [InlineData(2, 2, 33, 15, 12, false)]
+    [InlineData(2, 3, 57, 200, 24, false)]
+    [InlineData(2, 2, 150, 150, 24, true)]
+    [InlineData(2, 2, 41, 17, 40, true)]
+    [InlineData(2, 2, 130, 131, 40, false)]
+    public void ForwardBackward_SmallHeads_MatchReference(int batch, int heads, int tq, int tk, int d, bool causal)
+    {
+        var c = new Case(new AttentionShape(batch, heads, tq, tk, d, causal), tq * 17 + tk * 5 + d);
+        var (o, lse) = c.Forward();
+        var expected = new float[o.Length];
+        fixed (float* q = c.Q, k = c.K, v = c.V, pe = expected) AttentionReference.Forward(c.S, q, k, v, pe, c.Scale);
+        TestUtil.AssertClose(expected, o, 2e-6f, 1e-5f, $"attention {c.S}");
+        TestUtil.AssertClose(ReferenceLse(c), lse, 2e-6f, 1e-6f, $"lse {c.S}");
+        var (gq, gk, gv) = c.Backward();
+        var eq = new float[gq.Length]; var ek = new float[gk.Length]; var ev = new float[gv.Length];
+        fixed (float* q = c.Q, k = c.K, v = c.V, go = c.Go, pq = eq, pk = ek, pv = ev)
+            AttentionReference.Backward(c.S, q, k, v, go, c.Scale, pq, pk, pv);
+        TestUtil.AssertClose(eq, gq, Tolerance(eq, 2e-5f), 0, $"gq {c.S}");
+        TestUtil.AssertClose(ek, gk, Tolerance(ek, 2e-5f), 0, $"gk {c.S}");
+        TestUtil.AssertClose(ev, gv, Tolerance(ev, 2e-5f), 0, $"gv {c.S}");
+    }
+
+    [Fact]
+    public void Forward_LargeScoresSmallHead_StaysFiniteAndMatchesReference()
+    {
+        // The key-major softmax keeps its running max per lane: scores of several hundred must not overflow there either.
+        var c = new Case(new AttentionShape(2, 2, 70, 140, 8, true), 6, magnitude: 40f);
+        var (o, _) = c.Forward();
+        var expected = new float[o.Length];
+        fixed (float* q = c.Q, k = c.K, v = c.V, pe = expected) AttentionReference.Forward(c.S, q, k, v, pe, c.Scale);
+        TestUtil.AssertClose(expected, o, 1e-4f, 1e-4f, "large scores, head dim 8");
     }
 
     [Fact]
@@ -162,6 +206,20 @@ public class AttentionThreadTests
     public void ForwardBackward_OneVsTwoThreads_BitwiseIdentical(bool causal)
     {
         var c = new AttentionTests.Case(new AttentionShape(2, 3, 150, 200, 40, causal), 3);
+        ThreadDeterminism.AssertOneVsTwoIdentical(() =>
+        {
+            var (o, lse) = c.Forward();
+            var (gq, gk, gv) = c.Backward();
+            return new[] { ("output", o), ("lse", lse), ("gq", gq), ("gk", gk), ("gv", gv) };
+        });
+    }
+
+    [Theory]
+    [InlineData(false, 16)]
+    [InlineData(true, 12)]
+    public void ForwardBackward_SmallHeadOneVsTwoThreads_BitwiseIdentical(bool causal, int d)
+    {
+        var c = new AttentionTests.Case(new AttentionShape(3, 4, 150, 130, d, causal), 4);
         ThreadDeterminism.AssertOneVsTwoIdentical(() =>
         {
             var (o, lse) = c.Forward();

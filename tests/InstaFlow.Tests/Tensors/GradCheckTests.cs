@@ -128,6 +128,15 @@ public class GradCheckTests
         Check(x => Ops.Attention(x[0], x[1], x[2], heads: 2, causal: causal), new[] { R(32, 2, tq, 6), R(33, 2, tk, 6), R(34, 2, tk, 6) }, $"attention causal={causal}", eps: 1e-3f);
     }
 
+    [Theory]
+    [InlineData(false, 17, 16)]
+    [InlineData(true, 19, 19)]
+    public void Attention_HeadDim8_GradientMatchesFiniteDifference(bool causal, int tq, int tk)
+    {
+        // Head dim 8 over 8-token gather runs plus a tail: the key-major forward and the transposed key gradients.
+        Check(x => Ops.Attention(x[0], x[1], x[2], heads: 2, causal: causal), new[] { R(35, 1, tq, 16), R(36, 1, tk, 16), R(37, 1, tk, 16) }, $"attention d8 causal={causal}", eps: 1e-3f);
+    }
+
     [Fact]
     public void Backward_GradientAccumulates_AcrossCalls()
     {

@@ -128,6 +128,16 @@ public static unsafe class KernelBench
             cases.Add(($"winograd {name}", (r, p) => WinogradCase($"{name}", new Conv2dShape(1, c, hw, hw, c, 3, 3, 1, 1, 1, 1, 1), r, p)));
         Add("attention self", (r, p) => AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), r, p));
         Add("attention cross", (r, p) => AttentionCase("attention cross", new AttentionShape(1, 8, 4096, 77, 40, false), r, p));
+        // The Twemoji training networks' shapes (`bench train --channels 64,128,128 --text-hidden 128`, batch 32,
+        // 4 heads): UNet self- and cross-attention (16 prompt tokens) at 16x16, 8x8 and 4x4, and the causal text encoder.
+        foreach (var (name, tq, tk, d, causal) in new[] { ("self 256 d16", 256, 256, 16, false), ("cross 256x16 d16", 256, 16, 16, false),
+                     ("self 64 d32", 64, 64, 32, false), ("cross 64x16 d32", 64, 16, 32, false), ("self 16 d32", 16, 16, 32, false),
+                     ("text 16 d32", 16, 16, 32, true) })
+            foreach (bool backward in new[] { false, true })
+            {
+                string full = $"attention train {name} {(backward ? "backward" : "forward")}";
+                Add(full, (r, p) => AttentionTrainCase(full, new AttentionShape(32, 4, tq, tk, d, causal), backward, r, p));
+            }
         Add("groupnorm", (r, p) => GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, r, p));
         if (filter != null) cases = cases.Where(c => c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
         int saved = Par.Threads;
@@ -215,6 +225,22 @@ public static unsafe class KernelBench
         float scale = 1f / MathF.Sqrt(s.HeadDim);
         var t = Time(runs, () => Attention.Forward(s, q, k, v, o, null, scale));
         return new BenchResult(name, $"{s.Heads}h q{s.Tq} k{s.Tk} d{s.HeadDim}", t, s.Flops, "GFLOP/s", peak);
+    }
+
+    /// <summary>Forward, or backward from the forward's lse; FLOPs as the autograd rules count them (backward 2.5x).</summary>
+    private static BenchResult AttentionTrainCase(string name, AttentionShape s, bool backward, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        long qn = (long)s.Batch * s.Tq * s.Width, kn = (long)s.Batch * s.Tk * s.Width;
+        float* q = buffers.Random(qn), k = buffers.Random(kn), v = buffers.Random(kn), o = buffers.Random(qn), go = buffers.Random(qn);
+        float* lse = buffers.Random((long)s.Batch * s.Heads * s.Tq), gq = buffers.Random(qn), gk = buffers.Random(kn), gv = buffers.Random(kn);
+        float scale = 1f / MathF.Sqrt(s.HeadDim);
+        Attention.Forward(s, q, k, v, o, lse, scale);
+        var t = backward
+            ? Time(runs, () => Attention.Backward(s, q, k, v, o, lse, go, scale, gq, gk, gv))
+            : Time(runs, () => Attention.Forward(s, q, k, v, o, lse, scale));
+        return new BenchResult(name, $"b{s.Batch} {s.Heads}h q{s.Tq} k{s.Tk} d{s.HeadDim}{(s.Causal ? " causal" : "")}", t,
+            backward ? s.Flops / 2 * 5 : s.Flops, "GFLOP/s", peak);
     }
 
     /// <summary>Bytes moved: the input read once and the output written once (the compulsory traffic).</summary>

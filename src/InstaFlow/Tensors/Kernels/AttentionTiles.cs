@@ -132,11 +132,21 @@ internal static unsafe class AttentionTiles
         if (TR.N > 4) { StoreRow<TN>(c + 4L * ldc, c4); StoreRow<TN>(c + 5L * ldc, c5); StoreRow<TN>(c + 6L * ldc, c6); StoreRow<TN>(c + 7L * ldc, c7); }
     }
 
-    private static readonly Vector512<float> Iota = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    // A constant, not a static readonly field: the AggressiveOptimization kernels skip tiering, so a static field
+    // would cost a class-initialization check inside their loops.
+    private static Vector512<float> Iota
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    }
 
     /// <summary>Lanes j0 + lane &gt;= limit are true: the masked (causal or padding) columns of a score vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> MaskFrom(int j0, int limit) => Vector512.GreaterThanOrEqual(Iota, Vector512.Create((float)(limit - j0)));
+
+    /// <summary>Lanes below limit are true: in key-major scores, the queries that come before a key (causal mask).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> MaskBelow(int limit) => Vector512.LessThan(Iota, Vector512.Create((float)limit));
 
     /// <summary>
     /// exp(x) with about 1 ulp error; x below -110 (including -inf) gives exactly 0, so masked scores drop out, and
@@ -168,10 +178,11 @@ internal static unsafe class AttentionTiles
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float HorizontalMax(Vector512<float> v)
     {
-        var h = Vector256.Max(v.GetLower(), v.GetUpper());
-        var q = Vector128.Max(h.GetLower(), h.GetUpper());
-        q = Vector128.Max(q, Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1)));
-        q = Vector128.Max(q, Vector128.Shuffle(q, Vector128.Create(1, 0, 3, 2)));
+        // MaxNative: one vmaxps each, where Max adds NaN and signed-zero fix-ups.
+        var h = Vector256.MaxNative(v.GetLower(), v.GetUpper());
+        var q = Vector128.MaxNative(h.GetLower(), h.GetUpper());
+        q = Vector128.MaxNative(q, Vector128.Shuffle(q, Vector128.Create(2, 3, 0, 1)));
+        q = Vector128.MaxNative(q, Vector128.Shuffle(q, Vector128.Create(1, 0, 3, 2)));
         return q.ToScalar();
     }
 }
