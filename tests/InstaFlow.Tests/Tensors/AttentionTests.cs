@@ -75,6 +75,17 @@ public unsafe class AttentionTests
         TestUtil.AssertClose(ReferenceLse(c), lse, 2e-6f, 1e-6f, $"lse {c.S}");
     }
 
+    private static void AssertBackwardMatchesReference(Case c)
+    {
+        var (gq, gk, gv) = c.Backward();
+        var eq = new float[gq.Length]; var ek = new float[gk.Length]; var ev = new float[gv.Length];
+        fixed (float* q = c.Q, k = c.K, v = c.V, go = c.Go, pq = eq, pk = ek, pv = ev)
+            AttentionReference.Backward(c.S, q, k, v, go, c.Scale, pq, pk, pv);
+        TestUtil.AssertClose(eq, gq, Tolerance(eq, 2e-5f), 0, $"gq {c.S}");
+        TestUtil.AssertClose(ek, gk, Tolerance(ek, 2e-5f), 0, $"gk {c.S}");
+        TestUtil.AssertClose(ev, gv, Tolerance(ev, 2e-5f), 0, $"gv {c.S}");
+    }
+
     // Head dims 8-32 take the key-major forward, 40 the query-major one; token counts around the 64-query and
     // 8-row gather blocks, 16-token cross-attention and causal self-attention as in the training networks.
     [Theory]
@@ -95,13 +106,7 @@ public unsafe class AttentionTests
     {
         var c = new Case(new AttentionShape(batch, heads, tq, tk, d, causal), tq * 17 + tk * 5 + d);
         AssertForwardMatchesReference(c);
-        var (gq, gk, gv) = c.Backward();
-        var eq = new float[gq.Length]; var ek = new float[gk.Length]; var ev = new float[gv.Length];
-        fixed (float* q = c.Q, k = c.K, v = c.V, go = c.Go, pq = eq, pk = ek, pv = ev)
-            AttentionReference.Backward(c.S, q, k, v, go, c.Scale, pq, pk, pv);
-        TestUtil.AssertClose(eq, gq, Tolerance(eq, 2e-5f), 0, $"gq {c.S}");
-        TestUtil.AssertClose(ek, gk, Tolerance(ek, 2e-5f), 0, $"gk {c.S}");
-        TestUtil.AssertClose(ev, gv, Tolerance(ev, 2e-5f), 0, $"gv {c.S}");
+        AssertBackwardMatchesReference(c);
     }
 
     [Fact]
@@ -171,13 +176,7 @@ public unsafe class AttentionTests
     public void Backward_OddShapes_MatchesReference(int batch, int heads, int tq, int tk, int d, bool causal)
     {
         var c = new Case(new AttentionShape(batch, heads, tq, tk, d, causal), tq * 13 + tk + d);
-        var (gq, gk, gv) = c.Backward();
-        var eq = new float[gq.Length]; var ek = new float[gk.Length]; var ev = new float[gv.Length];
-        fixed (float* q = c.Q, k = c.K, v = c.V, go = c.Go, pq = eq, pk = ek, pv = ev)
-            AttentionReference.Backward(c.S, q, k, v, go, c.Scale, pq, pk, pv);
-        TestUtil.AssertClose(eq, gq, Tolerance(eq, 2e-5f), 0, $"gq {c.S}");
-        TestUtil.AssertClose(ek, gk, Tolerance(ek, 2e-5f), 0, $"gk {c.S}");
-        TestUtil.AssertClose(ev, gv, Tolerance(ev, 2e-5f), 0, $"gv {c.S}");
+        AssertBackwardMatchesReference(c);
     }
 
     [Fact]
