@@ -163,7 +163,8 @@ public static class TrainCommand
             DefaultValueFactory = _ => 0,
             Description = "steps between held-out loss measurements (the eval split, fixed draws; EMA weights when --ema), in train_log.jsonl and the progress (0: none)",
         };
-        var c = a.Command("flow", "1-RF: text encoder + UNet from scratch on cached VAE latents, caption dropout 0.1", vae, tokenizer, textHidden, textLayers, maxTokens, channels, evalEvery);
+        var balance = Balance("training image", "image");
+        var c = a.Command("flow", "1-RF: text encoder + UNet from scratch on cached VAE latents, caption dropout 0.1", vae, tokenizer, textHidden, textLayers, maxTokens, channels, evalEvery, balance);
         c.SetAction(r =>
         {
             var arch = new FlowArchitecture
@@ -173,7 +174,8 @@ public static class TrainCommand
             arch.Validate();
             int every = r.GetValue(evalEvery);
             if (every < 0) throw new UserException($"--eval-every cannot be negative (0: none), got {every}");
-            Report(ProgressDisplay.Run("train flow", p => TextToImageTraining.TrainFlow(a.Read(r, p) with { EvalEvery = every }, r.GetValue(vae)!, r.GetValue(tokenizer)!, arch, p.Log)));
+            var sampling = r.GetValue(balance) ? CaptionSampling.PerEmoji : CaptionSampling.PerImage;
+            Report(ProgressDisplay.Run("train flow", p => TextToImageTraining.TrainFlow(a.Read(r, p) with { EvalEvery = every, Sampling = sampling }, r.GetValue(vae)!, r.GetValue(tokenizer)!, arch, p.Log)));
             return 0;
         });
         return c;
@@ -191,12 +193,14 @@ public static class TrainCommand
         var shard = new Option<int>("--shard") { DefaultValueFactory = _ => 512, Description = "pairs per shard file" };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
         var threads = Threads();
-        var c = new Command("pairs", "Reflow pairs (noise, latent, caption index) from a model's guided ODE") { data, model, outDir, count, steps, guidance, batch, shard, seed, threads };
+        var balance = Balance("pair's caption", "caption");
+        var c = new Command("pairs", "Reflow pairs (noise, latent, caption index) from a model's guided ODE") { data, model, outDir, count, steps, guidance, batch, shard, seed, threads, balance };
         c.SetAction(r =>
         {
             UseThreads(r, threads);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var gen = TextToImageTraining.PairGeneratorFor(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(steps), r.GetValue(guidance), r.GetValue(seed), r.GetValue(batch));
+            var gen = TextToImageTraining.PairGeneratorFor(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(steps), r.GetValue(guidance), r.GetValue(seed), r.GetValue(batch),
+                r.GetValue(balance) ? CaptionSampling.PerEmoji : CaptionSampling.PerImage);
             int total = r.GetValue(count);
             ProgressDisplay.Run("train pairs", p => PairShards.Write(gen, r.GetValue(outDir)!, total, r.GetValue(shard), done => p.Report(new JobProgress(done, total))));
             CliIO.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{total} pairs in {r.GetValue(outDir)}, {clock.Elapsed.TotalSeconds:F0} s"));
@@ -204,6 +208,12 @@ public static class TrainCommand
         });
         return c;
     }
+
+    private static Option<bool> Balance(string what, string byDefault) => new("--balance")
+    {
+        Description = $"draw every emoji equally often (its skin-tone variations share its draws), then one of its images, for each {what}; " +
+            $"default: every {byDefault} equally often (an emoji with 25 variations 25 times as often as one without)",
+    };
 
     private static Command Reflow()
     {

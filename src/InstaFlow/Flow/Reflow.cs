@@ -60,8 +60,14 @@ public sealed class StoredPairs : IPairSource
 /// Conditions for pair generation: pair k solves the ODE under condition index ConditionIndex(k) in [0, Count)
 /// (drawn from its own seed), Lookup turns indices into a condition batch, and a guidance scale that
 /// <see cref="Flow.Guidance.IsOn"/> accepts (&gt; 1) guides against NullCond (one row), exactly as generation does.
+/// Choose, when given, maps a pair's 64-bit condition seed to its index (a weighted draw; default: seed mod Count), and
+/// Drawn names that rule in the shards' metadata so a resumed run cannot mix two rules.
 /// </summary>
-public sealed record PairConditions(int Count, Func<int[], Tensor> Lookup, float Guidance = 0f, Tensor? NullCond = null);
+public sealed record PairConditions(int Count, Func<int[], Tensor> Lookup, float Guidance = 0f, Tensor? NullCond = null,
+    Func<ulong, int>? Choose = null, string Drawn = PairConditions.Uniform)
+{
+    public const string Uniform = "uniform";
+}
 
 /// <summary>Online reflow / distillation: the teacher solves its ODE on fresh noise from the training generator.</summary>
 public sealed class TeacherPairs(FlowModel teacher, OdeSampler sampler, int[] sampleShape, float[]? grid = null) : IPairSource
@@ -104,8 +110,17 @@ public sealed class PairGenerator
     }
 
     /// <summary>Pair k's condition index: from a stream separate from its noise (the complemented base seed).</summary>
-    public int ConditionIndex(long k) => _conditions == null ? throw new InvalidOperationException("this pair generator is unconditional")
-        : (int)(PairSeed(~BaseSeed, k) % (ulong)_conditions.Count);
+    public int ConditionIndex(long k)
+    {
+        if (_conditions == null) throw new InvalidOperationException("this pair generator is unconditional");
+        ulong seed = PairSeed(~BaseSeed, k);
+        int i = _conditions.Choose is { } choose ? choose(seed) : (int)(seed % (ulong)_conditions.Count);
+        if ((uint)i >= (uint)_conditions.Count) throw new InvalidOperationException($"condition rule '{_conditions.Drawn}' chose {i}, outside [0, {_conditions.Count})");
+        return i;
+    }
+
+    /// <summary>The rule that draws the condition indices (<see cref="PairConditions.Drawn"/>; null when unconditional).</summary>
+    public string? ConditionsDrawn => _conditions?.Drawn;
 
     /// <summary>States at each grid time of the ODE solution from x0 (x0 itself first).</summary>
     public static Tensor[] Solve(VelocityFn v, OdeSampler sampler, Tensor x0, float[] grid)

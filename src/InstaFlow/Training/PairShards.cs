@@ -38,13 +38,18 @@ public static class PairShards
         }
     }
 
-    private static Dictionary<string, string> Metadata(PairGenerator gen, long start, long count) => new()
+    private static Dictionary<string, string> Metadata(PairGenerator gen, long start, long count)
     {
-        ["start"] = start.ToString(CultureInfo.InvariantCulture),
-        ["count"] = count.ToString(CultureInfo.InvariantCulture),
-        ["base_seed"] = gen.BaseSeed.ToString(CultureInfo.InvariantCulture),
-        ["grid"] = FormatGrid(gen.Grid),
-    };
+        var m = new Dictionary<string, string>
+        {
+            ["start"] = start.ToString(CultureInfo.InvariantCulture),
+            ["count"] = count.ToString(CultureInfo.InvariantCulture),
+            ["base_seed"] = gen.BaseSeed.ToString(CultureInfo.InvariantCulture),
+            ["grid"] = FormatGrid(gen.Grid),
+        };
+        if (gen.ConditionsDrawn is { } drawn) m["conditions_drawn"] = drawn;
+        return m;
+    }
 
     private static void CheckCompatible(PairGenerator gen, SafeTensorsFile f, string path)
     {
@@ -52,6 +57,10 @@ public static class PairShards
         f.Metadata.TryGetValue("grid", out var grid);
         if (seed != gen.BaseSeed.ToString(CultureInfo.InvariantCulture) || grid != FormatGrid(gen.Grid))
             throw new InvalidInputException($"{path}: shard was made with base seed {seed} and grid [{grid}], not {gen.BaseSeed} and [{FormatGrid(gen.Grid)}]; use an empty directory");
+        // shards written before the rule was recorded drew uniformly
+        var drawn = f.Metadata.TryGetValue("conditions_drawn", out var d) ? d : PairConditions.Uniform;
+        if (gen.Conditional && drawn != gen.ConditionsDrawn)
+            throw new InvalidInputException($"{path}: shard's conditions were drawn '{drawn}', this run draws them '{gen.ConditionsDrawn}'; use an empty directory or the same rule");
     }
 
     public static string Path(string dir, long start) => System.IO.Path.Combine(dir, $"pairs-{start:D10}.safetensors");

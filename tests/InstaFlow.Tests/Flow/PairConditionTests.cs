@@ -62,6 +62,29 @@ public class PairConditionTests
         finally { Directory.Delete(dir, true); }
     }
 
+    // A rule that only ever picks conditions 3 and 4: the shards hold only those, name the rule, and a resumed run that
+    // draws by another rule (here the default, seed mod Count) is refused rather than mixing the two.
+    [Fact]
+    public void Pairs_ChosenRule_UsedRecordedAndOtherRuleRefusedOnResume()
+    {
+        var dir = TempDir();
+        try
+        {
+            var conditions = new PairConditions(5, Lookup, Choose: s => 3 + (int)(s % 2), Drawn: "three-or-four");
+            var gen = new PairGenerator(new FlowModel(new CondVelocity(), FlowConvention.InstaFlow), new EulerSampler(3), [2], 7, batchSize: 4, conditions: conditions);
+            PairShards.Write(gen, dir, 12, 6);
+            var set = PairShards.Load(dir);
+            Assert.All(set.Conditions!, c => Assert.InRange(c, 3, 4));
+            Assert.Contains(3, set.Conditions!); Assert.Contains(4, set.Conditions!);
+            using (var f = InstaFlow.IO.SafeTensors.Open(PairShards.Path(dir, 0))) Assert.Equal("three-or-four", f.Metadata["conditions_drawn"]);
+
+            var e = Assert.Throws<InvalidInputException>(() => PairShards.Write(Generator(1f), dir, 12, 6));
+            Assert.Contains("three-or-four", e.Message);
+            Assert.Contains(PairConditions.Uniform, e.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Fact]
     public void Pairs_ShardedDifferently_SameConditionsAndStoredPairsReturnThem()
     {

@@ -87,6 +87,39 @@ public class TextToImageTrainingTests
         finally { Directory.Delete(dir, true); }
     }
 
+    // One emoji with five skin-tone variations and two without: per image the first emoji gets 6 of 8 draws, per emoji
+    // a third, and each variation a fifth of its emoji's share.
+    [Fact]
+    public void CaptionTable_PerEmoji_DrawsEveryEmojiEquallyOften()
+    {
+        var tokenizer = ClipTokenizer.FromDirectory(Path.Combine(TestUtil.Fixtures, "tiny-sd15", "tokenizer"));
+        var tones = new[] { "light", "medium-light", "medium", "medium-dark", "dark" };
+        var items = tones.Select(t => new TwemojiItem($"{t}.png", $"thumbs up sign: {t} skin tone", ["hand"], "People", "hand", false))
+            .Append(new TwemojiItem("up.png", "thumbs up sign", ["hand"], "People", "hand", false))
+            .Append(new TwemojiItem("a.png", "red apple", ["apple"], "Food", "food-fruit", false))
+            .Append(new TwemojiItem("r.png", "rocket", [], "Travel", "transport-air", false)).ToList();
+        var captions = CaptionTable.Build(items, Enumerable.Range(0, items.Count).ToArray(), tokenizer, 8);
+        Assert.Equal(3, captions.Emojis.Length);
+        Assert.Equal([0, 1, 2, 3, 4, 5], captions.Emojis[0]);
+
+        const int n = 60000;
+        double[] Shares(CaptionSampling s)
+        {
+            var drawn = captions.DrawCaptions(new InstaFlow.Tensors.Random.TorchGenerator(11), n, s);
+            var share = new double[items.Count];
+            foreach (int c in drawn) share[captions.Items[c]] += 1.0 / n;
+            return share;
+        }
+        var perEmoji = Shares(CaptionSampling.PerEmoji);
+        var perImage = Shares(CaptionSampling.PerImage);
+        // 4 standard deviations of a share near 1/3 over 60,000 draws is 0.008
+        double[] wantEmoji = [.. Enumerable.Repeat(1.0 / 18, 6), 1.0 / 3, 1.0 / 3];
+        double[] wantImage = [.. Enumerable.Repeat(1.0 / 8, 8)];
+        double diffEmoji = perEmoji.Zip(wantEmoji, (a, b) => Math.Abs(a - b)).Max(), diffImage = perImage.Zip(wantImage, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(diffEmoji < 0.008, $"per emoji: shares {string.Join(", ", perEmoji.Select(x => x.ToString("F4")))}, max diff {diffEmoji:F4}");
+        Assert.True(diffImage < 0.008, $"per image: shares {string.Join(", ", perImage.Select(x => x.ToString("F4")))}, max diff {diffImage:F4}");
+    }
+
     [Fact]
     public void Classifier_LossIsCrossEntropy_AndFalls()
     {

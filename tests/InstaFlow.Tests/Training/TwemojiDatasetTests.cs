@@ -1,5 +1,6 @@
 // The Twemoji dataset builder on a small package built in the test: captions (with skin tones), white
-// compositing of transparent pixels, the 5% evaluation rule, and the error for a package without emoji.json.
+// compositing of transparent pixels, the 5% evaluation rule, the error for a package without emoji.json, and the key
+// that groups an emoji's skin-tone variations.
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
@@ -54,6 +55,17 @@ public sealed class TwemojiDatasetTests : IDisposable
         Assert.Equal(3, img.Channels);
         Assert.Equal(new byte[] { 255, 0, 0, 255, 255, 255 }, img.Pixels);
     }
+
+    [Theory]
+    [InlineData("thumbs up sign: medium skin tone", "thumbs up sign")]
+    [InlineData("thumbs up sign", "thumbs up sign")]
+    [InlineData("kiss: woman, man: medium skin tone, dark skin tone", "kiss: woman, man")]
+    [InlineData("kiss: woman, man", "kiss: woman, man")]
+    [InlineData("couple with heart: light skin tone", "couple with heart")]
+    [InlineData("keycap: *", "keycap: *")]
+    [InlineData("woman: light skin tone, curly hair", "woman: light skin tone, curly hair")]
+    public void EmojiKey_Captions_SkinTonesRemovedOnlyAsAWholeQualifier(string caption, string key) =>
+        Assert.Equal(key, TwemojiDataset.EmojiKey(caption));
 
     [Fact]
     public void Build_PackageWithoutEmojiJson_ThrowsNamingFile()

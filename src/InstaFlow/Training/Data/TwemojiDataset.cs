@@ -26,6 +26,18 @@ public static class TwemojiDataset
     };
 
     /// <summary>
+    /// The emoji a caption names, without its skin tones: Parse writes a variation's caption as "name: tone, tone", so
+    /// all the variations of one emoji (and the emoji itself) share this key. Other captions are their own key.
+    /// </summary>
+    public static string EmojiKey(string caption)
+    {
+        int colon = caption.LastIndexOf(": ", StringComparison.Ordinal);
+        if (colon < 0) return caption;
+        var parts = caption[(colon + 2)..].Split(", ");
+        return parts.All(SkinTones.ContainsValue) ? caption[..colon] : caption;
+    }
+
+    /// <summary>
     /// Gets the package (npm pack, or a local .tgz) and writes images/ and captions.jsonl into outDir; returns the number
     /// of images. Progress counts images written.
     /// </summary>

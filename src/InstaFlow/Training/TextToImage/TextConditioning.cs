@@ -36,15 +36,25 @@ public sealed class TextToImageVelocity : Module, IVelocityModel
     }
 }
 
+/// <summary>How training draws its captions.</summary>
+public enum CaptionSampling
+{
+    /// <summary>Every image equally often (an emoji with 25 skin-tone variations 25 times as often as one without).</summary>
+    PerImage,
+    /// <summary>Every emoji equally often (its skin-tone variations share its draws), then one of its images.</summary>
+    PerEmoji,
+}
+
 /// <summary>
 /// Captions of the training items, tokenized once: caption j belongs to item Items[j]; item k's captions (main first,
-/// then extras) are the rows Start[k] .. Start[k] + Count[k] - 1.
+/// then extras) are the rows Start[k] .. Start[k] + Count[k] - 1; Emojis groups the items k by
+/// <see cref="TwemojiDataset.EmojiKey"/> of their main caption.
 /// </summary>
 public sealed class CaptionTable
 {
-    private CaptionTable(string[] texts, int[] items, int[] start, int[] count, Tensor ids, Tensor nullIds)
+    private CaptionTable(string[] texts, int[] items, int[] start, int[] count, int[][] emojis, Tensor ids, Tensor nullIds)
     {
-        Texts = texts; Items = items; Start = start; Count = count; Ids = ids; NullIds = nullIds;
+        Texts = texts; Items = items; Start = start; Count = count; Emojis = emojis; Ids = ids; NullIds = nullIds;
     }
 
     public string[] Texts { get; }
@@ -52,6 +62,8 @@ public sealed class CaptionTable
     public int[] Items { get; }
     public int[] Start { get; }
     public int[] Count { get; }
+    /// <summary>The items k of each emoji, in order of first appearance.</summary>
+    public int[][] Emojis { get; }
     /// <summary>[M, L] token ids as floats, persistent.</summary>
     public Tensor Ids { get; }
     /// <summary>[1, L]: the empty prompt, the null condition for dropout and guidance.</summary>
@@ -73,7 +85,9 @@ public sealed class CaptionTable
         for (int j = 0; j < texts.Count; j++) Tokenize(tokenizer, texts[j], maxLength).CopyTo(ids.Span.Slice(j * maxLength, maxLength));
         var nullIds = Tensor.EmptyPersistent(1, maxLength);
         Tokenize(tokenizer, "", maxLength).CopyTo(nullIds.Span);
-        return new CaptionTable(texts.ToArray(), items.ToArray(), start, count, ids, nullIds);
+        var emojis = Enumerable.Range(0, itemIndices.Length).GroupBy(k => TwemojiDataset.EmojiKey(dataItems[itemIndices[k]].Caption), StringComparer.Ordinal)
+            .Select(g => g.ToArray()).ToArray();
+        return new CaptionTable(texts.ToArray(), items.ToArray(), start, count, emojis, ids, nullIds);
     }
 
     public static float[] Tokenize(ClipTokenizer tokenizer, string text, int maxLength) =>
@@ -82,15 +96,26 @@ public sealed class CaptionTable
     /// <summary>Token ids [B, L] of the given captions.</summary>
     public Tensor Lookup(int[] captions) => TwemojiImages.Gather(Ids, captions);
 
-    /// <summary>A uniform training item, then one of its captions uniformly: returns caption indices.</summary>
-    public int[] DrawCaptions(TorchGenerator rng, int batch)
+    /// <summary>
+    /// Caption indices: a training item (uniform over items, or over emojis and then over the emoji's items), then one
+    /// of its captions uniformly.
+    /// </summary>
+    public int[] DrawCaptions(TorchGenerator rng, int batch, CaptionSampling sampling = CaptionSampling.PerImage)
     {
         var r = new int[batch];
-        for (int b = 0; b < batch; b++)
-        {
-            int k = (int)(rng.NextUInt64() % (ulong)Start.Length);
-            r[b] = Start[k] + (int)(rng.NextUInt64() % (ulong)Count[k]);
-        }
+        for (int b = 0; b < batch; b++) r[b] = DrawCaption(rng, sampling);
         return r;
+    }
+
+    private int DrawCaption(TorchGenerator rng, CaptionSampling sampling)
+    {
+        int k;
+        if (sampling == CaptionSampling.PerEmoji)
+        {
+            var emoji = Emojis[(int)(rng.NextUInt64() % (ulong)Emojis.Length)];
+            k = emoji[(int)(rng.NextUInt64() % (ulong)emoji.Length)];
+        }
+        else k = (int)(rng.NextUInt64() % (ulong)Start.Length);
+        return Start[k] + (int)(rng.NextUInt64() % (ulong)Count[k]);
     }
 }

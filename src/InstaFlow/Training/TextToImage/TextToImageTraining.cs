@@ -38,6 +38,8 @@ public sealed record StageOptions
     public Distributed.ICommunicator? World { get; init; }
     /// <summary>Forward/backward passes per rank and step, each on a piece of the batch (gradient accumulation).</summary>
     public int GradAccum { get; init; } = 1;
+    /// <summary>How the 1-RF draws its training images (the later stages draw stored pairs, made with their own rule).</summary>
+    public CaptionSampling Sampling { get; init; } = CaptionSampling.PerImage;
 }
 
 /// <summary>Architecture of the from-scratch text encoder and UNet (the latent size comes from the VAE).</summary>
@@ -92,9 +94,10 @@ public static class TextToImageTraining
         int[] shape = latents.ShapeArray()[1..];
         var pairs = new IndependentCoupling(shape, (rng, b) =>
         {
-            var caps = captions.DrawCaptions(rng, b);
+            var caps = captions.DrawCaptions(rng, b, o.Sampling);
             return (TwemojiImages.Gather(latents, caps.Select(c => rowOfItem[captions.Items[c]]).ToArray()), captions.Lookup(caps));
         });
+        if (o.Sampling == CaptionSampling.PerEmoji) log?.Invoke($"drawing each of {captions.Emojis.Length} emojis equally often ({data.TrainIndices.Length} images)");
         var flow = new FlowModel(net, FlowConvention.InstaFlow);
         var objective = new RectifiedFlowObjective(flow, pairs, new UniformTime(), o.BatchSize, new CondDropout(ConditionDropout, captions.NullIds));
         var heldOut = o.EvalEvery > 0 ? HeldOutFlowLoss.Create(data, vae, tokenizer, a, net, o.Seed) : null;
@@ -143,9 +146,11 @@ public static class TextToImageTraining
     /// <summary>
     /// Reflow pairs: (noise, ODE end, caption index) from the model's ODE, deterministic per pair index. The ODE is the
     /// one `generate` solves (the pipeline's field on encoded captions, guidance on above 1, Euler): a pair's end state
-    /// is the latents `generate` makes from the same noise and caption.
+    /// is the latents `generate` makes from the same noise and caption. Captions are drawn as sampling says, from the
+    /// pair's own condition seed.
     /// </summary>
-    public static PairGenerator PairGeneratorFor(string modelDir, string dataDir, int eulerSteps, float guidance, ulong seed, int batchSize)
+    public static PairGenerator PairGeneratorFor(string modelDir, string dataDir, int eulerSteps, float guidance, ulong seed, int batchSize,
+        CaptionSampling sampling = CaptionSampling.PerImage)
     {
         var parts = SdComponents.Load(modelDir);
         var captions = TrainCaptions(dataDir, parts);
@@ -158,7 +163,10 @@ public static class TextToImageTraining
         var nullContext = Encode(captions.NullIds).ClonePersistent();
         var shape = new[] { parts.Unet.Config.InChannels, parts.Unet.Config.SampleSize, parts.Unet.Config.SampleSize };
         return new PairGenerator(new FlowModel(new DenoiserVelocity(parts.Denoiser), FlowConvention.InstaFlow), new EulerSampler(eulerSteps), shape, seed,
-            batchSize: batchSize, conditions: new PairConditions(captions.Length, idx => Encode(captions.Lookup(idx)), guidance, nullContext));
+            batchSize: batchSize, conditions: new PairConditions(captions.Length, idx => Encode(captions.Lookup(idx)), guidance, nullContext,
+                // PerImage keeps the rule pairs were always made with (every caption equally often), so existing shards stay valid
+                sampling == CaptionSampling.PerEmoji ? s => captions.DrawCaptions(new Tensors.Random.TorchGenerator(s), 1, sampling)[0] : null,
+                sampling == CaptionSampling.PerEmoji ? "per-emoji" : PairConditions.Uniform));
     }
 
     /// <summary>The training captions as the model's tokenizer and prompt length encode them (pairs index into this).</summary>
@@ -232,6 +240,7 @@ public static class TextToImageTraining
             stage = label, seconds = result.Seconds, final_loss = float.IsFinite(result.FinalLoss) ? result.FinalLoss : (float?)null, parameters = result.Parameters,
             steps = o.Steps, batch_size = o.BatchSize, ranks = trainer.World.Size, grad_accum = o.GradAccum, learning_rate = o.LearningRate,
             decay_from = o.DecayFrom, min_learning_rate = minLr, ema_decay = o.EmaDecay, seed = o.Seed,
+            caption_sampling = label == "1-rf" ? o.Sampling.ToString() : null,
         });
         return result;
     }
