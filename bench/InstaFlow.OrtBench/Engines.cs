@@ -38,7 +38,8 @@ public sealed class OrtEngine : IStageEngine
         [SdStage.VaeDecode] = [("latent_sample", typeof(float), StageInputs.LatentShape)],
     };
 
-    public OrtEngine(string onnxDir, IEnumerable<SdStage> networks, int threads, float timestep, Action<string> log)
+    /// <param name="profilePrefix">When given, the sessions write ONNX Runtime profiles starting with this path (see EndProfiling).</param>
+    public OrtEngine(string onnxDir, IEnumerable<SdStage> networks, int threads, float timestep, Action<string> log, string? profilePrefix = null)
     {
         _timestep = timestep;
         // As the anchor kit runs it: intra-op threads = ours, one inter-op thread, sequential, every graph optimization.
@@ -49,6 +50,12 @@ public sealed class OrtEngine : IStageEngine
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
         };
+        if (profilePrefix != null)
+        {
+            // the prefix first: enabling profiling takes the prefix set at that moment
+            so.ProfileOutputPathPrefix = profilePrefix;
+            so.EnableProfiling = true;
+        }
         try
         {
             foreach (var net in networks)
@@ -122,8 +129,15 @@ public sealed class OrtEngine : IStageEngine
     public float[] Decode(float[] scaledLatents) => Run(SdStage.VaeDecode, ["latent_sample"],
         [OrtValue.CreateTensorValueFromMemory(scaledLatents, Shape(StageInputs.LatentShape))]);
 
+    /// <summary>Stops a profiling session's profile and returns the file it wrote.</summary>
+    public string EndProfiling(SdStage net) => _sessions[net].Session.EndProfiling();
+
+    private bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         foreach (var (s, _) in _sessions.Values) s.Dispose();
         _sessions.Clear();
         _run.Dispose();

@@ -15,14 +15,16 @@ public sealed record OrtBenchOptions
 {
     public const string Usage =
         "usage: InstaFlow.OrtBench --onnx DIR --model SD15_FOLDER [--ref REF.safetensors] [--pairs 5] [--threads N]\n" +
-        "                          [--stages te,unet,vae,image] [--engine both|ort|ours] [--prepack]\n" +
+        "                          [--stages te,unet,vae,image] [--engine both|ort|ours] [--prepack] [--profile]\n" +
         "  --onnx     folder with text_encoder/model.onnx, unet/model.onnx (+ model.onnx.data), vae_decoder/model.onnx\n" +
         "  --model    the diffusers SD-1.5 folder those graphs were exported from (our engine loads it)\n" +
         "  --ref      reference inputs/outputs (input_ids, init_latents, timestep, prompt_embeds, final_latents, v_pred, image_raw)\n" +
-        "  --pairs    timed (ONNX Runtime, ours) pairs per stage after one warm-up pair (default 5)\n" +
+        "  --pairs    timed (ONNX Runtime, ours) pairs per stage after two warm-up pairs (default 5)\n" +
         "  --threads  ONNX Runtime intra-op threads = our Par.Threads (default: all cores)\n" +
         "  --engine   ort or ours: that engine alone (e.g. under /usr/bin/time -v for its peak RSS)\n" +
-        "  --prepack  our engine keeps its weights packed after first use (SdComponents.PackWeightsOnce), as ONNX Runtime does";
+        "  --prepack  our engine keeps its weights packed after first use (SdComponents.PackWeightsOnce), as ONNX Runtime does\n" +
+        "  --profile  after the timed pairs, one more call of each network per engine split by operator type (ONNX Runtime's\n" +
+        "             profiler, in a session of its own) and by kernel (ours)";
 
     /// <summary>ONNX file of each network inside the --onnx folder, as the anchor kit's export writes them.</summary>
     public static readonly IReadOnlyDictionary<SdStage, string> OnnxFiles = new Dictionary<SdStage, string>
@@ -40,8 +42,10 @@ public sealed record OrtBenchOptions
     public static readonly IReadOnlyList<SdStage> AllStages = [SdStage.TextEncoder, SdStage.Unet, SdStage.VaeDecode, SdStage.Image];
     public IReadOnlyList<SdStage> Stages { get; init; } = AllStages;
     public BenchEngines Engines { get; init; } = BenchEngines.Both;
-    /// <summary>Our engine packs its weights once (made in the warm-up pair) instead of on every call.</summary>
+    /// <summary>Our engine packs its weights once (made in the first warm-up pair) instead of on every call.</summary>
     public bool Prepack { get; init; }
+    /// <summary>After the timings, one profiled call of each network per engine, split by operator type / kernel.</summary>
+    public bool Profile { get; init; }
     public bool RunsOrt => Engines != BenchEngines.Ours;
     public bool RunsOurs => Engines != BenchEngines.Ort;
 
@@ -64,7 +68,7 @@ public sealed record OrtBenchOptions
         int pairs = 5, threads = Environment.ProcessorCount;
         var stages = new List<SdStage>();
         var engines = BenchEngines.Both;
-        bool prepack = false;
+        bool prepack = false, profile = false;
         for (int i = 0; i < args.Count; i++)
         {
             string a = args[i];
@@ -75,6 +79,7 @@ public sealed record OrtBenchOptions
             {
                 case "--onnx": onnx = Value(); break;
                 case "--prepack": prepack = true; break;
+                case "--profile": profile = true; break;
                 case "--model": model = Value(); break;
                 case "--ref": reference = Value(); break;
                 case "--pairs": pairs = PositiveInt(a, Value()); break;
@@ -111,7 +116,7 @@ public sealed record OrtBenchOptions
         return new OrtBenchOptions
         {
             OnnxDir = onnx ?? "", ModelDir = model, RefFile = reference, Pairs = pairs, Threads = threads,
-            Stages = stages.Count > 0 ? stages.Distinct().ToList() : AllStages, Engines = engines, Prepack = prepack,
+            Stages = stages.Count > 0 ? stages.Distinct().ToList() : AllStages, Engines = engines, Prepack = prepack, Profile = profile,
         };
     }
 

@@ -62,7 +62,49 @@ internal sealed class BenchRun(OrtBenchOptions o)
         Console.WriteLine();
         Console.WriteLine($"peak RSS of this process ({(ort != null && ours != null ? "both engines loaded" : ort != null ? "ONNX Runtime only" : "InstaFlow.NET only")}): {Sd15Bench.PeakRssGiB():F2} GiB");
         if (ours != null && o.Prepack) Console.WriteLine($"InstaFlow.NET weight packs: {ours.PackedWeightBytes / (1024.0 * 1024.0):F0} MiB");
+        if (o.Profile)
+        {
+            // the timed sessions go first, so a profiled session never sits beside a second copy of its weights
+            ort?.Dispose();
+            foreach (var net in o.Networks) Profile(net, inputs, ours);
+        }
         return 0;
+    }
+
+    /// <summary>One more call of the network per engine, split by ONNX Runtime operator type and by our kernels.</summary>
+    private void Profile(SdStage net, StageInputs inputs, IStageEngine? ours)
+    {
+        if (o.RunsOrt)
+        {
+            string prefix = Path.Combine(Path.GetTempPath(), $"instaflow-ortbench-{OrtBenchOptions.StageName(net)}");
+            using var profiled = new OrtEngine(o.OnnxDir, [net], o.Threads, inputs.Timestep, Log, prefix);
+            // two warm-up calls, as in the timed pairs (the second is the slow one); the summary reads only the last run
+            Call(profiled, net, inputs);
+            Call(profiled, net, inputs);
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            Call(profiled, net, inputs);
+            double wall = sw.Elapsed.TotalSeconds;
+            string file = profiled.EndProfiling(net);
+            var ops = OrtProfileSummary.LastRun(file);
+            double total = ops.Sum(t => t.Seconds);
+            Console.WriteLine($"\nONNX Runtime, {OrtBenchOptions.StageName(net)}: {wall:F3} s with the profiler on, node kernels {total:F3} s (profile: {file})");
+            Console.WriteLine("| op type | nodes | ms | share |");
+            Console.WriteLine("|---|---|---|---|");
+            foreach (var t in ops) Console.WriteLine($"| {t.OpType} | {t.Nodes} | {t.Seconds * 1e3:F1} | {t.Seconds / total:P1} |");
+        }
+        if (ours != null)
+        {
+            var profile = new InstaFlow.Tensors.Autograd.OpProfile();
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            using (profile.Start()) Call(ours, net, inputs);
+            double wall = sw.Elapsed.TotalSeconds;
+            var entries = profile.Entries();
+            double total = entries.Sum(e => e.Seconds);
+            Console.WriteLine($"\nInstaFlow.NET, {OrtBenchOptions.StageName(net)}: {wall:F3} s with the profile on");
+            Console.WriteLine("| kernel | calls | ms | share |");
+            Console.WriteLine("|---|---|---|---|");
+            foreach (var e in entries) Console.WriteLine($"| {e.Stage} {e.Op} | {e.Calls} | {e.Seconds * 1e3:F1} | {e.Seconds / total:P1} |");
+        }
     }
 
     private StageResult RunStage(SdStage stage, StageInputs inputs, IStageEngine? ort, IStageEngine? ours)
@@ -71,7 +113,7 @@ internal sealed class BenchRun(OrtBenchOptions o)
         // Each stage starts with an empty pool, as Sd15Bench and the pipeline between stages leave it.
         BufferPool.Trim();
         var r = new StageResult(stage);
-        // Warm-up pair: JIT, ORT's arena, our pool; it also counts our FLOPs (the same work ONNX Runtime does).
+        // First warm-up pair: JIT, ORT's arena, our pool; it also counts our FLOPs (the same work ONNX Runtime does).
         if (ort != null)
         {
             r.OrtOutput = Call(ort, stage, inputs);
@@ -85,7 +127,11 @@ internal sealed class BenchRun(OrtBenchOptions o)
             finally { FlopCounter.Enabled = false; }
             r.Gflop = FlopCounter.Flops / 1e9;
         }
-        Log($"{name}: warm-up pair done");
+        // A second untimed pair: ONNX Runtime's second call in a session takes about twice its later calls' time (UNet
+        // 5.9 s, then 2.9-3.0 s), which a median of few pairs would otherwise count.
+        if (ort != null) Call(ort, stage, inputs);
+        if (ours != null) Call(ours, stage, inputs);
+        Log($"{name}: two warm-up pairs done");
         for (int p = 1; p <= o.Pairs; p++)
         {
             var line = $"{name} pair {p}:";

@@ -23,7 +23,49 @@ public class OrtBenchOptionsTests
     {
         var o = OrtBenchOptions.Parse(["--prepack", "--onnx", "o", "--model", "m"])!;
         Assert.True(o.Prepack);
+        Assert.False(o.Profile);
         Assert.Equal("o", o.OnnxDir);
+        Assert.True(OrtBenchOptions.Parse(["--onnx", "o", "--profile", "--model", "m"])!.Profile);
+    }
+
+    // Two runs in one profile (a warm-up and the measured one): only the last run's node kernels count, summed per
+    // operator type; fences, session events and nodes outside the run are left out.
+    [Fact]
+    public void OrtProfile_TwoRuns_SumsTheLastRunsKernelsPerOpType()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"ortprofile-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, """
+            [
+             {"cat":"Session","name":"model_run","ts":100,"dur":50,"args":{}},
+             {"cat":"Node","name":"conv1_kernel_time","ts":110,"dur":30,"args":{"op_name":"Conv"}},
+             {"cat":"Session","name":"model_run","ts":1000,"dur":400,"args":{}},
+             {"cat":"Node","name":"conv1_fence_before","ts":1005,"dur":0,"args":{"op_name":"Conv"}},
+             {"cat":"Node","name":"conv1_kernel_time","ts":1010,"dur":120,"args":{"op_name":"Conv"}},
+             {"cat":"Node","name":"conv2_kernel_time","ts":1140,"dur":80,"args":{"op_name":"Conv"}},
+             {"cat":"Node","name":"mm_kernel_time","ts":1230,"dur":150,"args":{"op_name":"MatMul"}},
+             {"cat":"Node","name":"late_kernel_time","ts":2000,"dur":999,"args":{"op_name":"Softmax"}}
+            ]
+            """);
+        try
+        {
+            var ops = OrtProfileSummary.LastRun(file);
+            Assert.Equal([new OrtOpTime("Conv", 2, 200e-6), new OrtOpTime("MatMul", 1, 150e-6)], ops);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void OrtProfile_NoRunOrNotJson_OneLineNamingTheFile()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"ortprofile-{Guid.NewGuid():N}.json");
+        try
+        {
+            File.WriteAllText(file, """[{"cat":"Session","name":"session_initialization","ts":1,"dur":2}]""");
+            Assert.Contains("no model_run", Assert.Throws<BenchInputException>(() => OrtProfileSummary.LastRun(file)).Message);
+            File.WriteAllText(file, "[{");
+            Assert.Contains(file, Assert.Throws<BenchInputException>(() => OrtProfileSummary.LastRun(file)).Message);
+        }
+        finally { File.Delete(file); }
     }
 
     [Fact]

@@ -32,6 +32,10 @@ public unsafe class ConvTests
         yield return new object[] { new Conv2dShape(9, 8, 4, 4, 13, 1, 1, 1, 0, 0, 0, 0) };
         yield return new object[] { new Conv2dShape(7, 6, 8, 8, 9, 3, 3, 2, 1, 1, 1, 1) };
         yield return new object[] { new Conv2dShape(3, 4, 5, 3, 5, 3, 3, 2, 1, 0, 0, 1) };
+        // more output channels than one GEMM tile holds: the patches are packed once for all the M tiles (one image,
+        // and a run of small images)
+        yield return new object[] { new Conv2dShape(1, 13, 9, 11, 300, 3, 3, 1, 1, 1, 1, 1) };
+        yield return new object[] { new Conv2dShape(5, 7, 4, 4, 260, 3, 3, 1, 1, 1, 1, 1) };
     }
 
     private sealed class Data(Conv2dShape s, int seed)
@@ -61,6 +65,29 @@ public unsafe class ConvTests
         var d = new Data(s, s.InC * 31 + s.H);
         foreach (bool withBias in new[] { true, false })
             TestUtil.AssertClose(d.Forward(false, withBias), d.Forward(true, withBias), d.Tol, 0, $"{s} bias={withBias}");
+    }
+
+    // Patches packed once for every M tile against packed again in each: the same panels in the same K order, so the
+    // same bits. The shapes are checked to plan several M tiles (else the test would compare a path with itself).
+    [Theory]
+    [InlineData(1, 13, 9, 11, 300)]
+    [InlineData(1, 40, 16, 16, 520)]
+    public void Forward_SeveralMTiles_PatchesPackedOnceBitwiseEqualPerTile(int batch, int inC, int h, int w, int outC)
+    {
+        var s = new Conv2dShape(batch, inC, h, w, outC, 3, 3, 1, 1, 1, 1, 1);
+        int n = s.OutH * s.OutW, k = inC * 9;
+        Assert.True(Gemm.PlannedTileM(outC, n, k) < outC, $"{s}: one M tile, so nothing is shared");
+        var d = new Data(s, 5);
+        var shared = new float[outC * n]; var perTile = new float[outC * n];
+        var packed = new float[GemmPacking.PackedSize(outC, k, GemmKernels.MR)];
+        fixed (float* px = d.X, pw = d.W, pb = d.Bias, pa = packed, py1 = shared, py2 = perTile)
+        {
+            GemmPacking.PackA(false, pw, k, outC, k, 1f, pa);
+            Gemm.RunSharingB(outC, n, k, pa, new Conv2dPatches(s, px), 0f, pb, py1, n);
+            Gemm.Run(outC, n, k, pa, new Conv2dPatches(s, px), 0f, pb, py2, n);
+        }
+        Assert.Equal(perTile, shared);
+        TestUtil.AssertClose(d.Forward(false, true), shared, d.Tol, 0, $"{s} against the reference");
     }
 
     [Theory]
@@ -125,6 +152,7 @@ public unsafe class ConvTests
     [InlineData(6, 5, 17, 15, 9, 3, 2)]
     [InlineData(11, 7, 4, 4, 10, 3, 1)]
     [InlineData(13, 6, 8, 8, 9, 3, 2)]
+    [InlineData(1, 13, 9, 11, 300, 3, 1)]
     public void ForwardBackward_OneVersusTwoThreads_BitwiseIdentical(int batch, int inC, int h, int w, int outC, int kernel, int stride)
     {
         var s = new Conv2dShape(batch, inC, h, w, outC, kernel, kernel, stride, 1, 1, 1, 1);

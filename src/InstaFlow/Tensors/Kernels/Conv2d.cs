@@ -77,7 +77,7 @@ public static unsafe class Conv2d
             if (group == 1)
             {
                 if (g.IsPointwise) Gemm.RunDense(g.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
-                else Gemm.Run(g.OutC, ohw, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, yb, ohw);
+                else Gemm.RunSharingB(g.OutC, ohw, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, yb, ohw);
                 return;
             }
             int n = images * ohw;
@@ -85,7 +85,7 @@ public static unsafe class Conv2d
             try
             {
                 float* c = (float*)scratch.Pointer;
-                Gemm.Run(g.OutC, n, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, c, n);
+                Gemm.RunSharingB(g.OutC, n, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, c, n);
                 for (int i = 0; i < images; i++)
                     for (int o = 0; o < g.OutC; o++)
                         new ReadOnlySpan<float>(c + (long)o * n + i * ohw, ohw).CopyTo(new Span<float>(yb + i * outImg + (long)o * ohw, ohw));

@@ -109,6 +109,32 @@ public static unsafe class Gemm
         }
     }
 
+    /// <summary>Largest B that <see cref="RunSharingB"/> packs up front: a 1280-channel 3x3 conv's patches at 16x16 take 11.3 MiB.</summary>
+    internal const long SharedBBytes = 32L << 20;
+
+    /// <summary>
+    /// <see cref="Run"/>, but when the plan splits M into several tiles, each of which would pack the same B panels
+    /// again (a 1280-channel conv at 16x16 packed its patches 12 times), and packed B takes at most SharedBBytes, B is
+    /// packed once up front. The panels are the same either way, and so are the results.
+    /// </summary>
+    internal static void RunSharingB<TSource>(int m, int n, int k, float* packedA, TSource source, float beta, float* bias, float* c, long ldc)
+        where TSource : struct, IPanelSource
+    {
+        long bytes = GemmPacking.PackedSize(n, k, NR) * sizeof(float);
+        if (PlannedTileM(m, n, k) >= m || bytes > SharedBBytes)
+        {
+            Run(m, n, k, packedA, source, beta, bias, c, ldc);
+            return;
+        }
+        var buf = NativeBuffer.Rent(bytes);
+        try
+        {
+            GemmPacking.PackB(source, n, k, (float*)buf.Pointer);
+            Run(m, n, k, packedA, new PackedSource((float*)buf.Pointer, n), beta, bias, c, ldc);
+        }
+        finally { buf.Release(); }
+    }
+
     /// <summary>
     /// C (m x n) = packedA * op(B) (+ bias[row]) (+ beta * C), op(B) supplied panel by panel by source.
     /// packedA is laid out by <see cref="GemmPacking.PackA(bool, float*, int, int, int, float, float*)"/>; k must be positive.
@@ -164,6 +190,13 @@ public static unsafe class Gemm
             else if (tileN > 64) tileN = Balanced(n, tileN / 2, NR);
             else break;
         }
+    }
+
+    /// <summary>Rows per task tile that <see cref="Run"/> plans for this shape.</summary>
+    internal static int PlannedTileM(int m, int n, int k)
+    {
+        PlanTiles(m, n, k, out int tileM, out _);
+        return tileM;
     }
 
     /// <summary>Equal tiles of at most max (rounded up to a multiple of unit) covering size.</summary>
