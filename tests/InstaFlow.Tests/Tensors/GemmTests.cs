@@ -1,5 +1,5 @@
 // Fast SGEMM vs the double-precision reference: odd sizes, all transpose flags, alpha/beta, padded leading
-// dimensions, every micro-kernel path, and bitwise equality across thread counts.
+// dimensions, every micro-kernel path, A packed or read in place, and bitwise equality across thread counts.
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
 
@@ -112,6 +112,36 @@ public unsafe class GemmTests
             }
             finally { GemmKernels.Isa = saved; }
         }
+    }
+
+    // Row-major A with alpha 1 is read in place by the micro-kernel; packing it first must give the same bits, on
+    // every instruction set, with edge tiles (m not a multiple of 6), several K blocks, padded lda, bias-free beta.
+    [Theory]
+    [InlineData(65, 257, 300, 2)]
+    [InlineData(100, 40, 513, 0)]
+    [InlineData(17, 33, 1, 5)]
+    public void Sgemm_RowMajorAInPlace_BitwiseEqualsPackedA(int m, int n, int k, int extra)
+    {
+        var cs = new Case(12, false, true, m, n, k, extra);
+        var saved = GemmKernels.Isa;
+        try
+        {
+            foreach (var isa in new[] { GemmIsa.Avx512, GemmIsa.Avx2, GemmIsa.Scalar }.Where(i => i <= GemmKernels.Best))
+            {
+                GemmKernels.Isa = isa;
+                var inPlace = cs.Run(true, 1f, 0.5f);
+                var packed = (float[])cs.C0.Clone();
+                var ap = new float[GemmPacking.PackedSize(m, k, GemmKernels.MR)];
+                fixed (float* pa = cs.A, pb = cs.B, pc = packed, pap = ap)
+                {
+                    GemmPacking.PackA(false, pa, cs.Lda, m, k, 1f, pap);
+                    Gemm.RunDense(m, n, k, pap, new DenseSource(pb, cs.Ldb, true), 0.5f, null, pc, cs.Ldc);
+                }
+                Assert.Equal(packed, inPlace);
+                cs.AssertMatches(1f, 0.5f);
+            }
+        }
+        finally { GemmKernels.Isa = saved; }
     }
 
     [Theory]

@@ -21,6 +21,12 @@ public static unsafe class Gemm
         if (k == 0) { ScaleC(m, n, beta, c, ldc); return; }
         // Below these sizes packing costs more than it saves: B would be packed for fewer than 16 rows of A.
         if (m < 16 || n < 16) { GemmSmall.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
+        // A row-major and unscaled: the micro-kernel reads it in place, with no packing pass over A.
+        if (!transA && alpha == 1f)
+        {
+            RunDense(m, n, k, new RowMajorA(a, lda), new DenseSource(b, ldb, transB), beta, null, c, ldc);
+            return;
+        }
         var buf = NativeBuffer.Rent(GemmPacking.PackedSize(m, k, MR) * sizeof(float));
         try
         {
@@ -57,28 +63,23 @@ public static unsafe class Gemm
             finally { wide.Release(); }
             return;
         }
-        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(m, k, MR) * sizeof(float));
+        // The activations (A) are read in place by the micro-kernel; only the weight is packed.
+        var rows = new RowMajorA(a, lda);
+        if (prepackedB != null)
+        {
+            Run(m, n, k, rows, new PackedSource(prepackedB, n), beta, null, c, ldc);
+            return;
+        }
+        // The packed weight goes to the shared packed-weights buffer, not the pool (see PackArena).
+        var packedB = PackArena.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
         try
         {
-            float* ap = (float*)buf.Pointer;
-            GemmPacking.PackA(false, a, lda, m, k, 1f, ap);
-            if (prepackedB != null)
-            {
-                Run(m, n, k, ap, new PackedSource(prepackedB, n), beta, null, c, ldc);
-                return;
-            }
-            // The packed weight goes to the shared packed-weights buffer, not the pool (see PackArena).
-            var packedB = PackArena.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
-            try
-            {
-                float* bp = (float*)packedB.Pointer;
-                PackStoredBT(b, ldb, n, k, bp);
-                Ops.InferenceMark("Linear: packing the weight");
-                Run(m, n, k, ap, new PackedSource(bp, n), beta, null, c, ldc);
-            }
-            finally { packedB.Release(); }
+            float* bp = (float*)packedB.Pointer;
+            PackStoredBT(b, ldb, n, k, bp);
+            Ops.InferenceMark("Linear: packing the weight");
+            Run(m, n, k, rows, new PackedSource(bp, n), beta, null, c, ldc);
         }
-        finally { buf.Release(); }
+        finally { packedB.Release(); }
     }
 
     /// <summary>Packs a Linear weight b (n x k, row-major, stored precision) as op(B) = b^T panels: GemmPacking.PackedSize(n, k, NR) floats.</summary>
@@ -89,13 +90,17 @@ public static unsafe class Gemm
     }
 
     /// <summary>Run with a dense B packed once up front: cheaper than packing it again in every M tile.</summary>
-    internal static void RunDense(int m, int n, int k, float* packedA, DenseSource b, float beta, float* bias, float* c, long ldc)
+    internal static void RunDense(int m, int n, int k, float* packedA, DenseSource b, float beta, float* bias, float* c, long ldc) =>
+        RunDense(m, n, k, new PackedA(packedA, m), b, beta, bias, c, ldc);
+
+    private static void RunDense<TA>(int m, int n, int k, TA a, DenseSource b, float beta, float* bias, float* c, long ldc)
+        where TA : struct, IAOperand
     {
         var buf = NativeBuffer.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
         try
         {
             GemmPacking.PackB(b, n, k, (float*)buf.Pointer);
-            Run(m, n, k, packedA, new PackedSource((float*)buf.Pointer, n), beta, bias, c, ldc);
+            Run(m, n, k, a, new PackedSource((float*)buf.Pointer, n), beta, bias, c, ldc);
         }
         finally { buf.Release(); }
     }
@@ -113,7 +118,7 @@ public static unsafe class Gemm
     internal const long SharedBBytes = 32L << 20;
 
     /// <summary>
-    /// <see cref="Run"/>, but when the plan splits M into several tiles, each of which would pack the same B panels
+    /// <see cref="Run{TA, TSource}"/>, but when the plan splits M into several tiles, each of which would pack the same B panels
     /// again (a 1280-channel conv at 16x16 packed its patches 12 times), and packed B takes at most SharedBBytes, B is
     /// packed once up front. The panels are the same either way, and so are the results.
     /// </summary>
@@ -140,7 +145,12 @@ public static unsafe class Gemm
     /// packedA is laid out by <see cref="GemmPacking.PackA(bool, float*, int, int, int, float, float*)"/>; k must be positive.
     /// </summary>
     internal static void Run<TSource>(int m, int n, int k, float* packedA, TSource source, float beta, float* bias, float* c, long ldc)
-        where TSource : struct, IPanelSource
+        where TSource : struct, IPanelSource =>
+        Run(m, n, k, new PackedA(packedA, m), source, beta, bias, c, ldc);
+
+    /// <summary>The same with A packed or read in place (<see cref="IAOperand"/>).</summary>
+    internal static void Run<TA, TSource>(int m, int n, int k, TA a, TSource source, float beta, float* bias, float* c, long ldc)
+        where TA : struct, IAOperand where TSource : struct, IPanelSource
     {
         var kb = new KBlocks(k);
         PlanTiles(m, n, k, out int tileM, out int tileN);
@@ -156,7 +166,6 @@ public static unsafe class Gemm
                 // Later K blocks accumulate onto what the first one stored (beta 1, no bias).
                 float bt = blk == 0 ? beta : 1f;
                 float* bs = blk == 0 ? bias : null;
-                float* aBlock = packedA + GemmPacking.PanelOffset(m, MR, k0, kc, i0);
                 // Each B panel is packed (or found) and used at once from L1 against the whole A block, which stays in L2.
                 for (int jp = 0; jp < cols; jp += NR)
                 {
@@ -165,8 +174,7 @@ public static unsafe class Gemm
                     for (int ip = 0; ip < rows; ip += MR)
                     {
                         int i = i0 + ip;
-                        GemmKernels.Tile(kc, aBlock + (long)ip * kc, bpanel, c + i * ldc + j0 + jp, ldc, Math.Min(MR, m - i), nr, bt,
-                            bs == null ? null : bs + i);
+                        a.Tile(i, k0, kc, bpanel, c + i * ldc + j0 + jp, ldc, Math.Min(MR, m - i), nr, bt, bs == null ? null : bs + i);
                     }
                 }
             }
@@ -192,7 +200,7 @@ public static unsafe class Gemm
         }
     }
 
-    /// <summary>Rows per task tile that <see cref="Run"/> plans for this shape.</summary>
+    /// <summary>Rows per task tile that <see cref="Run{TA, TSource}"/> plans for this shape.</summary>
     internal static int PlannedTileM(int m, int n, int k)
     {
         PlanTiles(m, n, k, out int tileM, out _);
@@ -214,4 +222,24 @@ public static unsafe class Gemm
         if (_bPanel == 0) _bPanel = (nint)NativeMemory.AlignedAlloc((nuint)KBlocks.KC * NR * sizeof(float), NativeBuffer.Alignment);
         return (float*)_bPanel;
     }
+}
+
+/// <summary>The A operand of <see cref="Gemm.Run{TA, TSource}"/>: how a micro-tile starting at row i reads K block (k0, kc).</summary>
+internal unsafe interface IAOperand
+{
+    void Tile(int i, int k0, int kc, float* bPanel, float* c, long ldc, int mr, int nr, float beta, float* bias);
+}
+
+/// <summary>A packed by <see cref="GemmPacking.PackA(bool, float*, int, int, int, float, float*)"/> (m rows).</summary>
+internal readonly unsafe struct PackedA(float* packed, int m) : IAOperand
+{
+    public void Tile(int i, int k0, int kc, float* bPanel, float* c, long ldc, int mr, int nr, float beta, float* bias) =>
+        GemmKernels.Tile(kc, packed + GemmPacking.PanelOffset(m, GemmKernels.MR, k0, kc, i), bPanel, c, ldc, mr, nr, beta, bias);
+}
+
+/// <summary>A row-major (element (i, p) at a[i * lda + p]), read in place.</summary>
+internal readonly unsafe struct RowMajorA(float* a, long lda) : IAOperand
+{
+    public void Tile(int i, int k0, int kc, float* bPanel, float* c, long ldc, int mr, int nr, float beta, float* bias) =>
+        GemmKernels.TileRowMajorA(kc, a + i * lda + k0, lda, bPanel, c, ldc, mr, nr, beta, bias);
 }

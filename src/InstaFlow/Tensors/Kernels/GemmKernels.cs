@@ -1,5 +1,6 @@
-// Register-tiled SGEMM micro-kernels over packed panels: one 6x32 tile of C per call, in AVX-512, AVX2 or scalar code.
-// Every path sums each element in the same order with fused multiply-adds, so the three give identical bits.
+// Register-tiled SGEMM micro-kernels over packed panels (or A read in place, row-major): one 6x32 tile of C per call,
+// in AVX-512, AVX2 or scalar code. Every path sums each element in the same order with fused multiply-adds, so all
+// give identical bits.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -42,6 +43,64 @@ public static unsafe class GemmKernels
                 ci[j] = beta != 0 ? MathF.FusedMultiplyAdd(beta, ci[j], v) : v;
             }
         }
+    }
+
+    /// <summary>
+    /// <see cref="Tile"/> with A read where it lies, row-major (element (i, p) at a[i * lda + p]), instead of from a
+    /// packed panel: the same products summed in the same order, so the same bits. A tile of fewer than MR rows
+    /// copies its rows into a zero-padded panel first (reading past them would leave A).
+    /// </summary>
+    public static void TileRowMajorA(int kc, float* a, long lda, float* b, float* c, long ldc, int mr, int nr, float beta, float* bias)
+    {
+        if (mr == MR && nr == NR && Isa != GemmIsa.Scalar)
+        {
+            if (Isa == GemmIsa.Avx512) KernelRows<Vector512<float>, Isa512>(kc, a, lda, b, c, ldc, beta, bias);
+            else
+            {
+                KernelRows<Vector256<float>, Isa256>(kc, a, lda, b, c, ldc, beta, bias);
+                KernelRows<Vector256<float>, Isa256>(kc, a, lda, b + 16, c + 16, ldc, beta, bias);
+            }
+            return;
+        }
+        float* panel = stackalloc float[MR * KBlocks.KC];
+        for (int p = 0; p < kc; p++)
+            for (int i = 0; i < MR; i++) panel[p * MR + i] = i < mr ? a[i * lda + p] : 0f;
+        Tile(kc, panel, b, c, ldc, mr, nr, beta, bias);
+    }
+
+    /// <summary>Kernel with A's six rows read in place: six row pointers, one index.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void KernelRows<TV, TIsa>(int kc, float* a, long lda, float* b, float* c, long ldc, float beta, float* bias)
+        where TV : struct where TIsa : IFmaIsa<TV>
+    {
+        int w = TIsa.Width;
+        float* a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
+        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = TIsa.Load(b);
+            var b1 = TIsa.Load(b + w);
+            var av = TIsa.Broadcast(a0[p]);
+            c00 = TIsa.Fma(av, b0, c00); c01 = TIsa.Fma(av, b1, c01);
+            av = TIsa.Broadcast(a1[p]);
+            c10 = TIsa.Fma(av, b0, c10); c11 = TIsa.Fma(av, b1, c11);
+            av = TIsa.Broadcast(a2[p]);
+            c20 = TIsa.Fma(av, b0, c20); c21 = TIsa.Fma(av, b1, c21);
+            av = TIsa.Broadcast(a3[p]);
+            c30 = TIsa.Fma(av, b0, c30); c31 = TIsa.Fma(av, b1, c31);
+            av = TIsa.Broadcast(a4[p]);
+            c40 = TIsa.Fma(av, b0, c40); c41 = TIsa.Fma(av, b1, c41);
+            av = TIsa.Broadcast(a5[p]);
+            c50 = TIsa.Fma(av, b0, c50); c51 = TIsa.Fma(av, b1, c51);
+            b += NR;
+        }
+        StoreRow<TV, TIsa>(c, c00, c01, beta, bias, 0);
+        StoreRow<TV, TIsa>(c + ldc, c10, c11, beta, bias, 1);
+        StoreRow<TV, TIsa>(c + 2 * ldc, c20, c21, beta, bias, 2);
+        StoreRow<TV, TIsa>(c + 3 * ldc, c30, c31, beta, bias, 3);
+        StoreRow<TV, TIsa>(c + 4 * ldc, c40, c41, beta, bias, 4);
+        StoreRow<TV, TIsa>(c + 5 * ldc, c50, c51, beta, bias, 5);
     }
 
     private static void Full(int kc, float* a, float* b, float* c, long ldc, float beta, float* bias)
