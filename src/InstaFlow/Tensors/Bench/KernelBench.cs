@@ -122,6 +122,9 @@ public static unsafe class KernelBench
         Add("conv3x3 unet", (r, p) => ConvCase("conv3x3 unet", new Conv2dShape(1, 320, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1), r, p));
         Add("conv3x3 vae", (r, p) => ConvCase("conv3x3 vae", new Conv2dShape(1, 128, 512, 512, 128, 3, 3, 1, 1, 1, 1, 1), r, p));
         Add("conv3x3 unet-deep", (r, p) => ConvCase("conv3x3 unet-deep", new Conv2dShape(1, 640, 32, 32, 640, 3, 3, 1, 1, 1, 1, 1), r, p));
+        // The UNet's deep levels (direct implicit GEMM) with the weight packed once, as `--prepack` runs them.
+        Add("conv3x3 packed unet 16", (r, p) => ConvCase("conv3x3 packed unet 16", new Conv2dShape(1, 1280, 16, 16, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
+        Add("conv3x3 packed unet 8", (r, p) => ConvCase("conv3x3 packed unet 8", new Conv2dShape(1, 1280, 8, 8, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
         // Winograd against the direct implicit GEMM, interleaved run by run (rates count the direct conv's FLOPs).
         foreach (var (name, c, hw) in new[] { ("vae 512", 128, 512), ("vae 256", 256, 256), ("vae 64", 512, 64), ("unet 64", 320, 64),
                      ("unet 32", 640, 32), ("unet 16", 1280, 16), ("unet 8", 1280, 8) })
@@ -164,12 +167,16 @@ public static unsafe class KernelBench
         return new BenchResult(name, shape, t, 2.0 * m * n * k, "GFLOP/s", peak);
     }
 
-    private static BenchResult ConvCase(string name, Conv2dShape s, int runs, double peak)
+    private static BenchResult ConvCase(string name, Conv2dShape s, int runs, double peak, bool packed = false)
     {
         using var buffers = new Buffers();
         float* x = buffers.Random((long)s.Batch * s.InC * s.H * s.W), w = buffers.Random((long)s.OutC * s.InC * s.KH * s.KW);
         float* bias = buffers.Random(s.OutC), y = buffers.Random((long)s.Batch * s.OutC * s.OutH * s.OutW);
-        var t = Time(runs, () => Conv2d.Forward(s, x, w, bias, y));
+        int kdim = s.InC * s.KH * s.KW;
+        float* wp = packed ? buffers.Random(GemmPacking.PackedSize(s.OutC, kdim, GemmKernels.MR)) : null;
+        var stored = new StoredData((byte*)w, TensorDType.F32);
+        if (packed) GemmPacking.PackA(stored, kdim, s.OutC, kdim, wp);
+        var t = Time(runs, () => Conv2d.Forward(s, x, stored, bias, y, wp));
         return new BenchResult(name, $"[{s.Batch},{s.InC},{s.H},{s.W}]->{s.OutC} {s.KH}x{s.KW}", t, s.Flops, "GFLOP/s", peak);
     }
 
