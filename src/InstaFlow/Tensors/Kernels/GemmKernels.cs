@@ -54,11 +54,11 @@ public static unsafe class GemmKernels
     {
         if (mr == MR && nr == NR && Isa != GemmIsa.Scalar)
         {
-            if (Isa == GemmIsa.Avx512) KernelRows<Vector512<float>, Isa512>(kc, a, lda, b, c, ldc, beta, bias);
+            if (Isa == GemmIsa.Avx512) Kernel<Vector512<float>, Isa512>(kc, a, lda, 1, b, c, ldc, beta, bias);
             else
             {
-                KernelRows<Vector256<float>, Isa256>(kc, a, lda, b, c, ldc, beta, bias);
-                KernelRows<Vector256<float>, Isa256>(kc, a, lda, b + 16, c + 16, ldc, beta, bias);
+                Kernel<Vector256<float>, Isa256>(kc, a, lda, 1, b, c, ldc, beta, bias);
+                Kernel<Vector256<float>, Isa256>(kc, a, lda, 1, b + 16, c + 16, ldc, beta, bias);
             }
             return;
         }
@@ -68,80 +68,51 @@ public static unsafe class GemmKernels
         Tile(kc, panel, b, c, ldc, mr, nr, beta, bias);
     }
 
-    /// <summary>Kernel with A's six rows read in place: six row pointers, one index.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KernelRows<TV, TIsa>(int kc, float* a, long lda, float* b, float* c, long ldc, float beta, float* bias)
-        where TV : struct where TIsa : IFmaIsa<TV>
-    {
-        int w = TIsa.Width;
-        float* a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda;
-        TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            var b0 = TIsa.Load(b);
-            var b1 = TIsa.Load(b + w);
-            var av = TIsa.Broadcast(a0[p]);
-            c00 = TIsa.Fma(av, b0, c00); c01 = TIsa.Fma(av, b1, c01);
-            av = TIsa.Broadcast(a1[p]);
-            c10 = TIsa.Fma(av, b0, c10); c11 = TIsa.Fma(av, b1, c11);
-            av = TIsa.Broadcast(a2[p]);
-            c20 = TIsa.Fma(av, b0, c20); c21 = TIsa.Fma(av, b1, c21);
-            av = TIsa.Broadcast(a3[p]);
-            c30 = TIsa.Fma(av, b0, c30); c31 = TIsa.Fma(av, b1, c31);
-            av = TIsa.Broadcast(a4[p]);
-            c40 = TIsa.Fma(av, b0, c40); c41 = TIsa.Fma(av, b1, c41);
-            av = TIsa.Broadcast(a5[p]);
-            c50 = TIsa.Fma(av, b0, c50); c51 = TIsa.Fma(av, b1, c51);
-            b += NR;
-        }
-        StoreRow<TV, TIsa>(c, c00, c01, beta, bias, 0);
-        StoreRow<TV, TIsa>(c + ldc, c10, c11, beta, bias, 1);
-        StoreRow<TV, TIsa>(c + 2 * ldc, c20, c21, beta, bias, 2);
-        StoreRow<TV, TIsa>(c + 3 * ldc, c30, c31, beta, bias, 3);
-        StoreRow<TV, TIsa>(c + 4 * ldc, c40, c41, beta, bias, 4);
-        StoreRow<TV, TIsa>(c + 5 * ldc, c50, c51, beta, bias, 5);
-    }
-
     private static void Full(int kc, float* a, float* b, float* c, long ldc, float beta, float* bias)
     {
         switch (Isa)
         {
-            case GemmIsa.Avx512: Kernel<Vector512<float>, Isa512>(kc, a, b, c, ldc, beta, bias); break;
+            case GemmIsa.Avx512: Kernel<Vector512<float>, Isa512>(kc, a, 1, MR, b, c, ldc, beta, bias); break;
             case GemmIsa.Avx2:
                 // 12 ymm accumulators plus two operands fill AVX2's 16 registers: the 32 columns take two passes.
-                Kernel<Vector256<float>, Isa256>(kc, a, b, c, ldc, beta, bias);
-                Kernel<Vector256<float>, Isa256>(kc, a, b + 16, c + 16, ldc, beta, bias);
+                Kernel<Vector256<float>, Isa256>(kc, a, 1, MR, b, c, ldc, beta, bias);
+                Kernel<Vector256<float>, Isa256>(kc, a, 1, MR, b + 16, c + 16, ldc, beta, bias);
                 break;
             default: KernelScalar(kc, a, b, c, ldc, beta, bias); break;
         }
     }
 
-    /// <summary>6 x (2 vectors) of C; generic over the vector type so the JIT emits one copy per width.</summary>
+    /// <summary>
+    /// 6 x (2 vectors) of C, A's element (i, p) at a[i * rowStride + p * step]: a packed panel (1, MR) or rows read in
+    /// place (lda, 1). Six row bases and one running offset, so both layouts run the same loop. Generic over the
+    /// vector type so the JIT emits one copy per width.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel<TV, TIsa>(int kc, float* a, float* b, float* c, long ldc, float beta, float* bias)
+    private static void Kernel<TV, TIsa>(int kc, float* a, long rowStride, long step, float* b, float* c, long ldc, float beta, float* bias)
         where TV : struct where TIsa : IFmaIsa<TV>
     {
         int w = TIsa.Width;
+        float* a0 = a, a1 = a + rowStride, a2 = a + 2 * rowStride, a3 = a + 3 * rowStride, a4 = a + 4 * rowStride, a5 = a + 5 * rowStride;
         TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         TV c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
+        long o = 0;
+        for (int p = 0; p < kc; p++, o += step)
         {
             var b0 = TIsa.Load(b);
             var b1 = TIsa.Load(b + w);
-            var av = TIsa.Broadcast(a[0]);
+            var av = TIsa.Broadcast(a0[o]);
             c00 = TIsa.Fma(av, b0, c00); c01 = TIsa.Fma(av, b1, c01);
-            av = TIsa.Broadcast(a[1]);
+            av = TIsa.Broadcast(a1[o]);
             c10 = TIsa.Fma(av, b0, c10); c11 = TIsa.Fma(av, b1, c11);
-            av = TIsa.Broadcast(a[2]);
+            av = TIsa.Broadcast(a2[o]);
             c20 = TIsa.Fma(av, b0, c20); c21 = TIsa.Fma(av, b1, c21);
-            av = TIsa.Broadcast(a[3]);
+            av = TIsa.Broadcast(a3[o]);
             c30 = TIsa.Fma(av, b0, c30); c31 = TIsa.Fma(av, b1, c31);
-            av = TIsa.Broadcast(a[4]);
+            av = TIsa.Broadcast(a4[o]);
             c40 = TIsa.Fma(av, b0, c40); c41 = TIsa.Fma(av, b1, c41);
-            av = TIsa.Broadcast(a[5]);
+            av = TIsa.Broadcast(a5[o]);
             c50 = TIsa.Fma(av, b0, c50); c51 = TIsa.Fma(av, b1, c51);
-            a += MR; b += NR;
+            b += NR;
         }
         StoreRow<TV, TIsa>(c, c00, c01, beta, bias, 0);
         StoreRow<TV, TIsa>(c + ldc, c10, c11, beta, bias, 1);
