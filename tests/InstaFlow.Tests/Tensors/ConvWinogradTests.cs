@@ -181,6 +181,18 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
         finally { Par.Threads = saved; }
     }
 
+    // Blocks grow past the 3 MB that fits V and M only where U is large next to them and the image has tiles to
+    // spare: SD's VAE at 512 channels (U 37.7 MB), not the UNet's 64x64 level (256 tiles of 320 channels).
+    [Theory]
+    [InlineData(128, 128, 16384, 64)]   // VAE 512x512: V and M rule, as before
+    [InlineData(256, 256, 4096, 128)]   // VAE 256x256: U 9.4 MB, 32 blocks of 128
+    [InlineData(512, 512, 1024, 256)]   // VAE 128x128: U beyond the L3, 4 blocks of 256
+    [InlineData(512, 512, 256, 64)]     // VAE 64x64: 4 blocks
+    [InlineData(320, 320, 256, 32)]     // UNet 64x64: 8 blocks kept, so no growth
+    [InlineData(640, 640, 64, 32)]      // UNet 32x32: two blocks of the smallest size
+    public void BlockTiles_ChannelsAndTiles_GrowOnlyWhereUOutweighsTheBlock(int inC, int outC, long tiles, int expected) =>
+        Assert.Equal(expected, Conv2dWinograd.BlockTiles(inC, outC, tiles));
+
     [Fact]
     public void BackwardInputWinograd_NotAWinogradConv_Throws()
     {

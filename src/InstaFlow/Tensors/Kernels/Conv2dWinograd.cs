@@ -66,15 +66,26 @@ public static unsafe class Conv2dWinograd
         return s.InC >= 64 && s.OutC >= 64 && tiles >= 64;
     }
 
-    /// <summary>Tiles per block: a multiple of 32 (one B panel), with the block's V and M under about 3 MB.</summary>
+    /// <summary>
+    /// Tiles per block: a multiple of 32 (one B panel), with the block's V and M under about 3 MB (at least 4 blocks
+    /// per image, for both cores and a stolen one). Every block streams all of U, 36 x InC x OutC floats, for its
+    /// 36 x (InC + OutC) floats of V and M per tile, so where there are tiles enough a block gets InC x OutC /
+    /// (InC + OutC) tiles, where U's traffic per tile falls to V's and M's (keeping 8 blocks per image, or 4 once U
+    /// outgrows its share of the L3 and each block more costs a pass over memory). 2 threads: 256 channels at 256x256
+    /// (32 -> 128 tiles) 0.86x; 512 channels at 128x128, 32 tiles 105 ms, 64 90, 128 83, 256 78 (docs/PERFORMANCE.md).
+    /// </summary>
     internal static int BlockTiles(int inC, int outC, long tiles)
     {
         long perTile = 36L * (inC + outC) * sizeof(float);
         int t = (int)Math.Clamp(3L * 1024 * 1024 / perTile / NR * NR, NR, 128);
-        // Enough blocks for both cores (and a stolen one) on small images.
-        while (t > NR && (tiles + t - 1) / t < 4) t -= NR;
-        return t;
+        while (t > NR && Blocks(tiles, t) < 4) t -= NR;
+        int reusing = (int)Math.Clamp((long)inC * outC / (inC + outC) / NR * NR, NR, 256);
+        int minBlocks = 36L * inC * outC * sizeof(float) > 16L * 1024 * 1024 ? 4 : 8;
+        while (reusing > t && Blocks(tiles, reusing) < minBlocks) reusing -= NR;
+        return Math.Max(t, reusing);
     }
+
+    private static long Blocks(long tiles, int perBlock) => (tiles + perBlock - 1) / perBlock;
 
     /// <summary>y = conv3x3(x, w, stride 1, padding 1) + bias (bias may be null); s must satisfy <see cref="Qualifies"/>.</summary>
     public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y) =>
