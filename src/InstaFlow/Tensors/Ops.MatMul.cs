@@ -48,16 +48,13 @@ public static unsafe partial class Ops
         var y = Tensor.Empty(outShape);
         FlopCounter.Add(2L * rows * outF * inF);
         float* py = y.Data;
-        if (bias != null)
-        {
-            float* pb = bias.Data;
-            for (long r = 0; r < rows; r++) Buffer.MemoryCopy(pb, py + r * outF, outF * 4L, outF * 4L);
-        }
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         RequireTrainable(weight, inputs, "Linear");
         // SgemmStoredBT packs the weight only from 16 rows and columns on; below that there is nothing to keep.
         var pack = rows >= 16 && outF >= 16 ? WeightPacks.For(weight, rows, inputs, WeightPackKind.LinearB, outF, inF) : null;
-        Gemm.SgemmStoredBT((int)rows, outF, inF, x.Data, inF, weight.Stored, inF, bias != null ? 1f : 0f, py, outF, pack != null ? pack.Pointer : null);
+        // the bias goes into each tile of y as the GEMM first writes it (the bits of y filled with it first, with beta 1)
+        Gemm.SgemmStoredBT((int)rows, outF, inF, x.Data, inF, weight.Stored, inF, 0f, py, outF, pack != null ? pack.Pointer : null,
+            bias != null ? bias.Data : null);
         WeightLastUse.DropPages(weight);
         InferenceMark("Linear: GEMM (with packing the activations)");
         if (GradMode.ShouldRecord(inputs)) Tape.Record(y, OpKind.Linear, inputs, new[] { x, weight });

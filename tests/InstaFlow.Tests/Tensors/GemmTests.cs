@@ -145,6 +145,34 @@ public unsafe class GemmTests
         finally { GemmKernels.Isa = saved; }
     }
 
+    // A Linear's bias written into each tile as the GEMM first stores it must give the bits of the output filled
+    // with the bias beforehand and accumulated onto (beta 1): small (unpacked) shapes, edge tiles, several K blocks,
+    // A read in place and packed, the weight packed per call and packed once.
+    [Theory]
+    [InlineData(7, 40, 33, false)]
+    [InlineData(65, 257, 300, false)]
+    [InlineData(305, 100, 513, true)]
+    [InlineData(260, 1600, 70, true)]
+    public void SgemmStoredBT_ColumnBias_BitwiseEqualsBiasFilledFirst(int m, int n, int k, bool prepacked)
+    {
+        var a = TestUtil.RandomArray(31, (long)m * k);
+        var w = TestUtil.RandomArray(32, (long)n * k);
+        var bias = TestUtil.RandomArray(33, n);
+        var fused = new float[m * n];
+        var filled = new float[m * n];
+        for (int i = 0; i < m; i++) Array.Copy(bias, 0, filled, i * n, n);
+        var packed = new float[GemmPacking.PackedSize(n, k, GemmKernels.NR)];
+        fixed (float* pa = a, pw = w, pb = bias, pf = fused, pl = filled, pp = packed)
+        {
+            var stored = new StoredData((byte*)pw, TensorDType.F32);
+            Gemm.PackStoredBT(stored, k, n, k, pp);
+            float* pre = prepacked ? pp : null;
+            Gemm.SgemmStoredBT(m, n, k, pa, k, stored, k, 0f, pf, n, pre, pb);
+            Gemm.SgemmStoredBT(m, n, k, pa, k, stored, k, 1f, pl, n, pre);
+        }
+        Assert.Equal(filled, fused);
+    }
+
     [Theory]
     [InlineData(300, 700, 600)]
     [InlineData(77, 768, 768)]

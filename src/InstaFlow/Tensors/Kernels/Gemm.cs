@@ -37,19 +37,26 @@ public static unsafe class Gemm
     }
 
     /// <summary>
-    /// C = A * B^T + beta * C with B (n x k, row-major) a Linear weight in its stored precision (F32, or F16/BF16
-    /// widened while its panels are packed: the products equal those of the widened weight).
+    /// C = A * B^T (+ colBias[column]) + beta * C with B (n x k, row-major) a Linear weight in its stored precision
+    /// (F32, or F16/BF16 widened while its panels are packed: the products equal those of the widened weight).
     /// </summary>
     /// <remarks>
     /// prepackedB, when not null, is b already packed by <see cref="PackStoredBT"/> (a <see cref="WeightPack"/>); it is
     /// used only where this call would pack b itself (m and n of at least 16), so the products are the same.
+    /// colBias (n floats, with beta 0) gives the bits of C filled with it and beta 1, without a pass over C for it.
     /// </remarks>
     internal static void SgemmStoredBT(int m, int n, int k, float* a, int lda, StoredData b, int ldb, float beta, float* c, int ldc,
-        float* prepackedB = null)
+        float* prepackedB = null, float* colBias = null)
     {
         if (m <= 0 || n <= 0 || k <= 0) throw new ArgumentException($"SgemmStoredBT: sizes must be positive, got m={m} n={n} k={k}");
+        if (colBias != null && beta != 0) throw new ArgumentException("SgemmStoredBT: a column bias takes beta 0");
         if (m < 16 || n < 16)
         {
+            if (colBias != null)
+            {
+                for (int i = 0; i < m; i++) Buffer.MemoryCopy(colBias, c + (long)i * ldc, n * 4L, n * 4L);
+                beta = 1f;
+            }
             if (b.DType == TensorDType.F32) { GemmSmall.Sgemm(false, true, m, n, k, 1f, a, lda, b.Float32, ldb, beta, c, ldc); return; }
             // Too few rows to pack for: widen the weight once (a time or pooled-text embedding, at most a few MB).
             var wide = NativeBuffer.Rent((long)n * k * sizeof(float));
@@ -64,7 +71,7 @@ public static unsafe class Gemm
         }
         if (ReadAInPlace(m, n))
         {
-            RunStoredBT(m, n, k, new RowMajorA(a, lda), b, ldb, beta, c, ldc, prepackedB);
+            RunStoredBT(m, n, k, new RowMajorA(a, lda), b, ldb, beta, c, ldc, prepackedB, colBias);
             return;
         }
         var buf = NativeBuffer.Rent(GemmPacking.PackedSize(m, k, MR) * sizeof(float));
@@ -72,7 +79,7 @@ public static unsafe class Gemm
         {
             float* ap = (float*)buf.Pointer;
             GemmPacking.PackA(false, a, lda, m, k, 1f, ap);
-            RunStoredBT(m, n, k, new PackedA(ap, m), b, ldb, beta, c, ldc, prepackedB);
+            RunStoredBT(m, n, k, new PackedA(ap, m), b, ldb, beta, c, ldc, prepackedB, colBias);
         }
         finally { buf.Release(); }
     }
@@ -85,12 +92,13 @@ public static unsafe class Gemm
     /// </summary>
     internal static bool ReadAInPlace(int m, int n) => m >= 256 && n <= 1536;
 
-    private static void RunStoredBT<TA>(int m, int n, int k, TA a, StoredData b, int ldb, float beta, float* c, int ldc, float* prepackedB)
+    private static void RunStoredBT<TA>(int m, int n, int k, TA a, StoredData b, int ldb, float beta, float* c, int ldc, float* prepackedB,
+        float* colBias)
         where TA : struct, IAOperand
     {
         if (prepackedB != null)
         {
-            Run(m, n, k, a, new PackedSource(prepackedB, n), beta, null, c, ldc);
+            Run(m, n, k, a, new PackedSource(prepackedB, n), beta, null, c, ldc, colBias);
             return;
         }
         // The packed weight goes to the shared packed-weights buffer, not the pool (see PackArena).
@@ -100,7 +108,7 @@ public static unsafe class Gemm
             float* bp = (float*)packedB.Pointer;
             PackStoredBT(b, ldb, n, k, bp);
             Ops.InferenceMark("Linear: packing the weight");
-            Run(m, n, k, a, new PackedSource(bp, n), beta, null, c, ldc);
+            Run(m, n, k, a, new PackedSource(bp, n), beta, null, c, ldc, colBias);
         }
         finally { packedB.Release(); }
     }
@@ -171,8 +179,13 @@ public static unsafe class Gemm
         where TSource : struct, IPanelSource =>
         Run(m, n, k, new PackedA(packedA, m), source, beta, bias, c, ldc);
 
-    /// <summary>The same with A packed or read in place (<see cref="IAOperand"/>).</summary>
-    internal static void Run<TA, TSource>(int m, int n, int k, TA a, TSource source, float beta, float* bias, float* c, long ldc)
+    /// <summary>
+    /// The same with A packed or read in place (<see cref="IAOperand"/>). colBias (n floats, beta 0) is written into
+    /// each micro-tile of C just before its first product lands there with beta 1: the bits of a C filled with it
+    /// beforehand, without that extra pass over C (a 4096 x 2560 Linear output is 42 MB).
+    /// </summary>
+    internal static void Run<TA, TSource>(int m, int n, int k, TA a, TSource source, float beta, float* bias, float* c, long ldc,
+        float* colBias = null)
         where TA : struct, IAOperand where TSource : struct, IPanelSource
     {
         var kb = new KBlocks(k);
@@ -187,7 +200,8 @@ public static unsafe class Gemm
             {
                 int k0 = kb.Start(blk), kc = kb.Length(blk);
                 // Later K blocks accumulate onto what the first one stored (beta 1, no bias).
-                float bt = blk == 0 ? beta : 1f;
+                bool fill = blk == 0 && colBias != null;
+                float bt = blk == 0 && !fill ? beta : 1f;
                 float* bs = blk == 0 ? bias : null;
                 // Each B panel is packed (or found) and used at once from L1 against the whole A block, which stays in L2.
                 for (int jp = 0; jp < cols; jp += NR)
@@ -196,8 +210,11 @@ public static unsafe class Gemm
                     float* bpanel = source.Panel(k0, kc, j0 + jp, nr, scratch);
                     for (int ip = 0; ip < rows; ip += MR)
                     {
-                        int i = i0 + ip;
-                        a.Tile(i, k0, kc, bpanel, c + i * ldc + j0 + jp, ldc, Math.Min(MR, m - i), nr, bt, bs == null ? null : bs + i);
+                        int i = i0 + ip, mr = Math.Min(MR, m - i);
+                        float* ct = c + i * ldc + j0 + jp;
+                        if (fill)
+                            for (int r = 0; r < mr; r++) Buffer.MemoryCopy(colBias + j0 + jp, ct + r * ldc, nr * 4L, nr * 4L);
+                        a.Tile(i, k0, kc, bpanel, ct, ldc, mr, nr, bt, bs == null ? null : bs + i);
                     }
                 }
             }
