@@ -72,7 +72,8 @@ public static unsafe class Conv2dWinograd
     /// 36 x (InC + OutC) floats of V and M per tile, so where there are tiles enough a block gets InC x OutC /
     /// (InC + OutC) tiles, where U's traffic per tile falls to V's and M's (keeping 8 blocks per image, or 4 once U
     /// outgrows its share of the L3 and each block more costs a pass over memory). 2 threads: 256 channels at 256x256
-    /// (32 -> 128 tiles) 0.86x; 512 channels at 128x128, 32 tiles 105 ms, 64 90, 128 83, 256 78 (docs/PERFORMANCE.md).
+    /// (32 -> 128 tiles) 0.86-0.98x in two runs; 512 channels at 128x128, 32 tiles 105 ms, 64 90, 128 83, 256 78
+    /// (docs/PERFORMANCE.md).
     /// </summary>
     internal static int BlockTiles(int inC, int outC, long tiles)
     {

@@ -1,6 +1,6 @@
-// Fast SGEMM entry point (row-major, BLAS semantics), BLIS-style: A (and a dense B) packed once into panels, then
-// tasks run 6x32 micro-kernels over tiles of C chosen from the shape alone. Each element is summed in one fixed
-// K order, so results are identical for any thread count.
+// Fast SGEMM entry point (row-major, BLAS semantics), BLIS-style: A (and a dense B) packed once into panels, or a
+// row-major A read in place where that pays, then tasks run 6x32 micro-kernels over tiles of C chosen from the shape
+// alone. Each element is summed in one fixed K order, so results are identical for any thread count and either A.
 using System.Runtime.InteropServices;
 
 namespace InstaFlow.Tensors.Kernels;
