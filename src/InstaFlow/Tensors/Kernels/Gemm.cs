@@ -21,7 +21,7 @@ public static unsafe class Gemm
         if (k == 0) { ScaleC(m, n, beta, c, ldc); return; }
         // Below these sizes packing costs more than it saves: B would be packed for fewer than 16 rows of A.
         if (m < 16 || n < 16) { GemmSmall.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); return; }
-        if (!transA && alpha == 1f && ReadAInPlace(m, n))
+        if (!transA && alpha == 1f && ReadAInPlace(m))
         {
             RunDense(m, n, k, new RowMajorA(a, lda), new DenseSource(b, ldb, transB), beta, null, c, ldc);
             return;
@@ -69,7 +69,7 @@ public static unsafe class Gemm
             finally { wide.Release(); }
             return;
         }
-        if (ReadAInPlace(m, n))
+        if (ReadAInPlace(m))
         {
             RunStoredBT(m, n, k, new RowMajorA(a, lda), b, ldb, beta, c, ldc, prepackedB, colBias);
             return;
@@ -85,12 +85,12 @@ public static unsafe class Gemm
     }
 
     /// <summary>
-    /// Whether an unscaled row-major A is read in place by the micro-kernel instead of packed first. In place saves a
-    /// pass over A but its kernel runs ~5 % slower (six row streams; 2 threads, 4096 rows): a win while the pass is
-    /// the larger cost, i.e. for narrow outputs (4096 x 320 -> 320: 0.78x, 4096 x 1280 -> 320: 0.76x; at 320 -> 2560
-    /// the two are level), and not for a prompt's 77 rows, whose pass is tiny (1.2x).
+    /// Whether an unscaled row-major A is read in place by the micro-kernel instead of packed first: from 256 rows,
+    /// where the saved pass over A outweighs the in-place loop's ~5 % (six row streams). With the weight packed once,
+    /// 2 threads, in place against packed: 4096 x 320 -> 320 0.64-0.83x, 4096 x 1280 -> 320 0.80x, 1024 x 640 -> 5120
+    /// 0.91-0.94x, 4096 x 320 -> 2560 and 256 x 1280 -> 10240 level; a prompt's 77 rows level or 1.12x slower.
     /// </summary>
-    internal static bool ReadAInPlace(int m, int n) => m >= 256 && n <= 1536;
+    internal static bool ReadAInPlace(int m) => m >= 256;
 
     private static void RunStoredBT<TA>(int m, int n, int k, TA a, StoredData b, int ldb, float beta, float* c, int ldc, float* prepackedB,
         float* colBias)
