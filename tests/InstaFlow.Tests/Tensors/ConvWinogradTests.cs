@@ -103,6 +103,31 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
         finally { Par.Threads = saved; }
     }
 
+    // A small image of a wide layer runs as one block split between the threads: the same bits as the per-block path,
+    // and within the Winograd tolerance of the double loops. The shape is checked to take the one-block path.
+    [Theory]
+    [InlineData(1, 352, 20, 18, 360)]
+    [InlineData(2, 400, 7, 9, 352)]
+    public void Forward_OneWideBlock_BitwiseEqualsBlocksAndMatchesReference(int batch, int inC, int h, int w, int outC)
+    {
+        var s = Shape(batch, inC, h, w, outC);
+        var (x, wt, b) = Data(batch, inC, h, w, outC, 17);
+        int saved = Par.Threads;
+        try
+        {
+            Par.Threads = 2;
+            long tiles = (long)batch * ((h + 3) / 4) * ((w + 3) / 4);
+            Assert.True(Conv2dWinograd.OneWideBlock(s, tiles), $"{s} would run in blocks: the test would compare a path with itself");
+            var wide = Run(2, s, x, wt, b, true);
+            Conv2dWinograd.ForceBlocks = true;
+            var blocks = Run(2, s, x, wt, b, true);
+            Conv2dWinograd.ForceBlocks = false;
+            Assert.Equal(blocks, wide);
+            TestUtil.AssertClose(Run(0, s, x, wt, b, true), wide, 2e-5f * MathF.Sqrt(inC * 9) + 1e-5f, 0, $"{s} against the reference");
+        }
+        finally { Par.Threads = saved; Conv2dWinograd.ForceBlocks = false; }
+    }
+
     [Fact]
     public void OpsConv2d_ModeSwitch_TakesEitherPathAndAgrees()
     {

@@ -88,6 +88,18 @@ public static unsafe class Conv2dWinograd
 
     private static long Blocks(long tiles, int perBlock) => (tiles + perBlock - 1) / perBlock;
 
+    /// <summary>
+    /// Small images of wide layers (SD's UNet at 32x32: 64 tiles, 640-1280 channels, U of 59-236 MB) make too few
+    /// blocks to keep both cores busy unless each block is small, and every block reads all of U from memory. There
+    /// the whole image is one block whose input transform, 36 GEMMs and output transform are each split between the
+    /// threads (by channel, by matrix, by channel): U is read once. The sums are the same, so are the bits.
+    /// </summary>
+    internal static bool OneWideBlock(in Conv2dShape s, long tiles) =>
+        Par.Threads > 1 && tiles <= 256 && 36L * s.InC * s.OutC * sizeof(float) > 16L * 1024 * 1024 && !ForceBlocks;
+
+    /// <summary>Tests set this to take the per-block path where <see cref="OneWideBlock"/> would not (same bits).</summary>
+    internal static bool ForceBlocks;
+
     /// <summary>y = conv3x3(x, w, stride 1, padding 1) + bias (bias may be null); s must satisfy <see cref="Qualifies"/>.</summary>
     public static void Forward(in Conv2dShape s, float* x, float* w, float* bias, float* y) =>
         Forward(s, x, new StoredData((byte*)w, TensorDType.F32), bias, y);
@@ -118,11 +130,17 @@ public static unsafe class Conv2dWinograd
                 TransformWeights(g, w, u, uStride);
                 Ops.InferenceMark("conv Winograd: transforming the weight");
             }
+            if (OneWideBlock(s, tiles))
+            {
+                // all tiles in one block, its three phases split between the threads: U is read once, not once per block
+                RunBlock(g, x, u, uStride, bias, y, 0, (int)tiles, tilesX, tilesY, wide: true);
+                return;
+            }
             Par.For(blocks, blk =>
             {
                 long t0 = (long)blk * blockTiles;
                 int n = (int)Math.Min(blockTiles, tiles - t0);
-                RunBlock(g, x, u, uStride, bias, y, t0, n, blockTiles, tilesX, tilesY);
+                RunBlock(g, x, u, uStride, bias, y, t0, n, tilesX, tilesY, wide: false);
             });
         }
         finally { ubuf?.Release(); }
@@ -219,7 +237,7 @@ public static unsafe class Conv2dWinograd
     /// transform into packed B panels, 36 GEMMs, output transform with bias.
     /// </summary>
     private static void RunBlock(in Conv2dShape s, float* x, float* u, long uStride, float* bias, float* y,
-        long t0, int n, int blockTiles, int tilesX, int tilesY)
+        long t0, int n, int tilesX, int tilesY, bool wide)
     {
         int tpad = GemmPacking.RoundUp(n, NR);
         long vStride = Skewed((long)tpad * s.InC), mStride = Skewed((long)tpad * s.OutC);
@@ -250,26 +268,41 @@ public static unsafe class Conv2dWinograd
                 rows[j] = Math.Min(4, s.H - 4 * ty);
                 cols[j] = Math.Min(4, s.W - 4 * tx);
             }
-            TransformInput(s, x, v, vStride, tpad, inBase, rows, ys, xs, d);
+            var g = s;
+            if (wide)
+                Par.ForRange(s.InC, 8, (c0, c1) =>
+                {
+                    float* dd = stackalloc float[36 * L];
+                    TransformInput(g, x, v, vStride, tpad, inBase, rows, ys, xs, (int)c0, (int)c1, dd);
+                });
+            else TransformInput(s, x, v, vStride, tpad, inBase, rows, ys, xs, 0, s.InC, d);
             var kb = new KBlocks(s.InC);
-            for (int xi = 0; xi < 36; xi++)
+            void Position(int xi)
             {
                 float* uxi = u + xi * uStride, vxi = v + xi * vStride, mxi = m + xi * mStride;
                 for (int kbi = 0; kbi < kb.Count; kbi++)
                 {
                     int k0 = kb.Start(kbi), kc = kb.Length(kbi);
                     float beta = kbi == 0 ? 0f : 1f;
-                    float* aBlock = uxi + GemmPacking.PanelOffset(s.OutC, MR, k0, kc, 0);
+                    float* aBlock = uxi + GemmPacking.PanelOffset(g.OutC, MR, k0, kc, 0);
                     for (int jp = 0; jp < tpad; jp += NR)
                     {
                         float* panel = vxi + GemmPacking.PanelOffset(tpad, NR, k0, kc, jp);
-                        for (int ip = 0; ip < s.OutC; ip += MR)
+                        for (int ip = 0; ip < g.OutC; ip += MR)
                             GemmKernels.Tile(kc, aBlock + (long)ip * kc, panel, mxi + (long)ip * tpad + jp, tpad,
-                                Math.Min(MR, s.OutC - ip), NR, beta, null);
+                                Math.Min(MR, g.OutC - ip), NR, beta, null);
                     }
                 }
             }
-            TransformOutput(s, m, mStride, tpad, outBase, rows, cols, bias, y, d);
+            if (wide) Par.For(36, Position);
+            else for (int xi = 0; xi < 36; xi++) Position(xi);
+            if (wide)
+                Par.ForRange(s.OutC, 8, (o0, o1) =>
+                {
+                    float* dd = stackalloc float[36 * L];
+                    TransformOutput(g, m, mStride, tpad, outBase, rows, cols, bias, y, (int)o0, (int)o1, dd);
+                });
+            else TransformOutput(s, m, mStride, tpad, outBase, rows, cols, bias, y, 0, s.OutC, d);
         }
         finally
         {
@@ -284,7 +317,7 @@ public static unsafe class Conv2dWinograd
     /// and stored as rows of the 36 packed B panels.
     /// </summary>
     private static void TransformInput(in Conv2dShape s, float* x, float* v, long vStride, int tpad,
-        long* inBase, int* rows, int* ys, int* xs, float* d)
+        long* inBase, int* rows, int* ys, int* xs, int c0, int c1, float* d)
     {
         var kb = new KBlocks(s.InC);
         long plane = (long)s.H * s.W;
@@ -292,7 +325,7 @@ public static unsafe class Conv2dWinograd
         Span<Vector512<float>> r6 = stackalloc Vector512<float>[6];
         for (int g0 = 0; g0 < tpad; g0 += L)
         {
-            for (int c = 0; c < s.InC; c++)
+            for (int c = c0; c < c1; c++)
             {
                 long coff = c * plane;
                 for (int j = 0; j < L; j++)
@@ -355,12 +388,12 @@ public static unsafe class Conv2dWinograd
     /// tiles (cut at the image's right and bottom edges).
     /// </summary>
     private static void TransformOutput(in Conv2dShape s, float* m, long mStride, int tpad, long* outBase, int* rows, int* cols,
-        float* bias, float* y, float* res)
+        float* bias, float* y, int o0, int o1, float* res)
     {
         long plane = (long)s.H * s.W;
         Span<Vector512<float>> t = stackalloc Vector512<float>[24];
         Span<Vector512<float>> r4 = stackalloc Vector512<float>[4];
-        for (int o = 0; o < s.OutC; o++)
+        for (int o = o0; o < o1; o++)
         {
             var bv = Vector512.Create(bias != null ? bias[o] : 0f);
             for (int g0 = 0; g0 < tpad; g0 += L)
