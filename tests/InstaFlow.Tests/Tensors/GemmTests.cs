@@ -147,6 +147,28 @@ public unsafe class GemmTests
         finally { GemmKernels.Isa = saved; }
     }
 
+    // A dense B packed and multiplied a chunk of columns at a time (the last chunk ragged) gives the bits of B packed
+    // whole: the same panels and the same K order for every element. Both transposes, A packed and read in place.
+    [Theory]
+    [InlineData(false, 20, 1000, 600, 1f)]
+    [InlineData(true, 300, 333, 260, 1f)]
+    [InlineData(false, 40, 777, 70, 1.5f)]
+    public void Sgemm_DenseBInChunks_BitwiseEqualsWhole(bool transB, int m, int n, int k, float alpha)
+    {
+        var cs = new Case(14, false, transB, m, n, k, extra: 3);
+        long saved = Gemm.DenseChunkBytes;
+        try
+        {
+            Gemm.DenseChunkBytes = long.MaxValue / 8;
+            var whole = cs.Run(true, alpha, 0.5f);
+            Gemm.DenseChunkBytes = 64L * 1024;
+            Assert.True(64L * 1024 / (k * 4L) < n, "one chunk: the test would compare a path with itself");
+            Assert.Equal(whole, cs.Run(true, alpha, 0.5f));
+        }
+        finally { Gemm.DenseChunkBytes = saved; }
+        cs.AssertMatches(alpha, 0.5f);
+    }
+
     // A Linear's bias written into each tile as the GEMM first stores it must give the bits of the output filled
     // with the bias beforehand and accumulated onto (beta 1): small (unpacked) shapes, edge tiles, several K blocks,
     // A read in place and packed, the weight packed per call and packed once.

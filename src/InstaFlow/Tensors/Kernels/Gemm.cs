@@ -124,14 +124,26 @@ public static unsafe class Gemm
     internal static void RunDense(int m, int n, int k, float* packedA, DenseSource b, float beta, float* bias, float* c, long ldc) =>
         RunDense(m, n, k, new PackedA(packedA, m), b, beta, bias, c, ldc);
 
+    /// <summary>
+    /// Largest packed chunk of a dense B: B is packed and multiplied a chunk of columns at a time, so each packed chunk
+    /// is read back from the cache, not from memory (the VAE's 1x1 convs have B of 134 and 268 MB).
+    /// </summary>
+    internal static long DenseChunkBytes = 4L << 20;
+
     private static void RunDense<TA>(int m, int n, int k, TA a, DenseSource b, float beta, float* bias, float* c, long ldc)
         where TA : struct, IAOperand
     {
-        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(n, k, NR) * sizeof(float));
+        int chunk = (int)Math.Clamp(DenseChunkBytes / ((long)k * sizeof(float)) / NR * NR, NR, GemmPacking.RoundUp(n, NR));
+        var buf = NativeBuffer.Rent(GemmPacking.PackedSize(Math.Min(chunk, n), k, NR) * sizeof(float));
         try
         {
-            GemmPacking.PackB(b, n, k, (float*)buf.Pointer);
-            Run(m, n, k, a, new PackedSource((float*)buf.Pointer, n), beta, bias, c, ldc);
+            // the panels and each element's K order are those of B packed whole, so the results are too
+            for (int j0 = 0; j0 < n; j0 += chunk)
+            {
+                int cn = Math.Min(chunk, n - j0);
+                GemmPacking.PackB(b.Columns(j0), cn, k, (float*)buf.Pointer);
+                Run(m, cn, k, a, new PackedSource((float*)buf.Pointer, cn), beta, bias, c + j0, ldc);
+            }
         }
         finally { buf.Release(); }
     }

@@ -18,6 +18,9 @@ internal unsafe interface IPanelSource
 /// <summary>A dense row-major B (or B^T when Trans): element (p, j) is b[p * ldb + j] (or b[j * ldb + p]).</summary>
 internal readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPanelSource
 {
+    /// <summary>The same B from column j0 on.</summary>
+    public DenseSource Columns(int j0) => new(trans ? b + (long)j0 * ldb : b + j0, ldb, trans);
+
     public float* Panel(int k0, int kc, int j0, int cols, float* dst)
     {
         const int NR = GemmKernels.NR;
