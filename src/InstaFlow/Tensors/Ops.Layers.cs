@@ -32,8 +32,10 @@ public static unsafe partial class Ops
         long rows = (long)s.Batch * s.OutH * s.OutW;
         if (Conv2dWinograd.ShouldUse(s))
         {
-            var u = WeightPacks.For(weight, rows, inputs, WeightPackKind.WinogradU, s.OutC, s.InC);
-            Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, u != null ? u.Pointer : null);
+            var tile = Conv2dWinograd.TileFor(s);
+            var kind = tile == WinogradTile.F6 ? WeightPackKind.WinogradU6 : WeightPackKind.WinogradU;
+            var u = WeightPacks.For(weight, rows, inputs, kind, s.OutC, s.InC);
+            Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, tile, u != null ? u.Pointer : null);
             InferenceMark("conv Winograd: GEMMs and data transforms");
         }
         else

@@ -95,15 +95,18 @@ public unsafe class StoredPrecisionTests
         using var wide = w.ToFloat32();
         var x = TestUtil.RandomArray(5, (long)batch * inC * h * wd);
         var bias = TestUtil.RandomArray(6, outC);
-        var y1 = new float[(long)batch * outC * h * wd];
-        var y2 = new float[y1.Length];
-        fixed (float* px = x, pb = bias, p1 = y1, p2 = y2)
+        foreach (var tile in new[] { WinogradTile.F4, WinogradTile.F6 })
         {
-            Conv2dWinograd.Forward(s, px, wide.Data, pb, p1);
-            Conv2dWinograd.Forward(s, px, w.Stored, pb, p2);
+            var y1 = new float[(long)batch * outC * h * wd];
+            var y2 = new float[y1.Length];
+            fixed (float* px = x, pb = bias, p1 = y1, p2 = y2)
+            {
+                Conv2dWinograd.Forward(s, px, new StoredData((byte*)wide.Data, TensorDType.F32), pb, p1, tile);
+                Conv2dWinograd.Forward(s, px, w.Stored, pb, p2, tile);
+            }
+            int bad = y1.Zip(y2).Count(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
+            Assert.True(bad == 0, $"{tile}: {bad} of {y1.Length} outputs differ, max abs diff {TestUtil.MaxAbsDiff(y1, y2)}");
         }
-        int bad = y1.Zip(y2).Count(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
-        Assert.True(bad == 0, $"{bad} of {y1.Length} outputs differ, max abs diff {TestUtil.MaxAbsDiff(y1, y2)}");
     }
 
     [Fact]

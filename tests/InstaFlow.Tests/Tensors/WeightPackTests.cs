@@ -117,19 +117,26 @@ public unsafe class WeightPackTests
             Conv2dWinograd.Mode = WinogradMode.Never;
             var direct = Ops.Conv2d(x, w, null, 1, 1).ToArray();
             Conv2dWinograd.Mode = WinogradMode.Always;
+            Conv2dWinograd.TileOverride = WinogradTile.F4;
             var wino = Ops.Conv2d(x, w, null, 1, 1).ToArray();
+            Conv2dWinograd.TileOverride = WinogradTile.F6;
+            var wino6 = Ops.Conv2d(x, w, null, 1, 1).ToArray();
             w.PackMaxRows = int.MaxValue;
             for (int round = 0; round < 2; round++)
             {
                 Conv2dWinograd.Mode = WinogradMode.Never;
                 AssertBitwiseEqual(direct, Ops.Conv2d(x, w, null, 1, 1), $"direct, round {round}");
                 Conv2dWinograd.Mode = WinogradMode.Always;
-                AssertBitwiseEqual(wino, Ops.Conv2d(x, w, null, 1, 1), $"Winograd, round {round}");
+                Conv2dWinograd.TileOverride = WinogradTile.F4;
+                AssertBitwiseEqual(wino, Ops.Conv2d(x, w, null, 1, 1), $"Winograd F(4x4), round {round}");
+                Conv2dWinograd.TileOverride = WinogradTile.F6;
+                AssertBitwiseEqual(wino6, Ops.Conv2d(x, w, null, 1, 1), $"Winograd F(6x6), round {round}");
             }
             Assert.NotNull(w.FindPack(WeightPackKind.ConvA));
             Assert.NotNull(w.FindPack(WeightPackKind.WinogradU));
+            Assert.NotNull(w.FindPack(WeightPackKind.WinogradU6));
         }
-        finally { Conv2dWinograd.Mode = saved; }
+        finally { Conv2dWinograd.Mode = saved; Conv2dWinograd.TileOverride = null; }
     }
 
     [Fact]

@@ -125,7 +125,7 @@ public static unsafe class KernelBench
         // The UNet's deep levels (direct implicit GEMM) with the weight packed once, as `--prepack` runs them.
         Add("conv3x3 packed unet 16", (r, p) => ConvCase("conv3x3 packed unet 16", new Conv2dShape(1, 1280, 16, 16, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
         Add("conv3x3 packed unet 8", (r, p) => ConvCase("conv3x3 packed unet 8", new Conv2dShape(1, 1280, 8, 8, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
-        // Winograd against the direct implicit GEMM, interleaved run by run (rates count the direct conv's FLOPs).
+        // Winograd F(4x4) and F(6x6) against the direct implicit GEMM, interleaved run by run (rates count the direct conv's FLOPs).
         foreach (var (name, c, hw) in new[] { ("vae 512", 128, 512), ("vae 256", 256, 256), ("vae 128", 512, 128), ("vae 64", 512, 64), ("unet 64", 320, 64),
                      ("unet 32", 640, 32), ("unet 16", 1280, 16), ("unet 8", 1280, 8) })
             cases.Add(($"winograd {name}", (r, p) => WinogradCase($"{name}", new Conv2dShape(1, c, hw, hw, c, 3, 3, 1, 1, 1, 1, 1), r, p)));
@@ -181,20 +181,24 @@ public static unsafe class KernelBench
     }
 
     /// <summary>
-    /// The same conv through the direct implicit GEMM and through Winograd, one timed run of each in turn, so both
-    /// see the same machine load; both rates count the direct conv's FLOPs.
+    /// The same conv through the direct implicit GEMM and through Winograd F(4x4) and F(6x6), one timed run of each in
+    /// turn, so all see the same machine load; every rate counts the direct conv's FLOPs.
     /// </summary>
     private static IEnumerable<BenchResult> WinogradCase(string name, Conv2dShape s, int runs, double peak)
     {
         using var buffers = new Buffers();
         float* x = buffers.Random((long)s.Batch * s.InC * s.H * s.W), w = buffers.Random((long)s.OutC * s.InC * s.KH * s.KW);
         float* bias = buffers.Random(s.OutC), y = buffers.Random((long)s.Batch * s.OutC * s.OutH * s.OutW);
-        var t = TimeInterleaved(runs, () => Conv2d.Forward(s, x, w, bias, y), () => Conv2dWinograd.Forward(s, x, w, bias, y));
+        var stored = new StoredData((byte*)w, TensorDType.F32);
+        var t = TimeInterleaved(runs, () => Conv2d.Forward(s, x, w, bias, y),
+            () => Conv2dWinograd.Forward(s, x, stored, bias, y, WinogradTile.F4),
+            () => Conv2dWinograd.Forward(s, x, stored, bias, y, WinogradTile.F6));
         string shape = $"[{s.Batch},{s.InC},{s.H},{s.W}]->{s.OutC} 3x3";
         return new[]
         {
             new BenchResult($"conv3x3 {name} direct", shape, t[0], s.Flops, "GFLOP/s", peak),
-            new BenchResult($"conv3x3 {name} winograd", shape, t[1], s.Flops, "GFLOP/s", peak) { SpeedupVsDirect = t[0].Median / t[1].Median },
+            new BenchResult($"conv3x3 {name} winograd F4", shape, t[1], s.Flops, "GFLOP/s", peak) { SpeedupVsDirect = t[0].Median / t[1].Median },
+            new BenchResult($"conv3x3 {name} winograd F6", shape, t[2], s.Flops, "GFLOP/s", peak) { SpeedupVsDirect = t[0].Median / t[2].Median },
         };
     }
 

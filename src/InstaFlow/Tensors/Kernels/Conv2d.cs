@@ -192,15 +192,16 @@ public static unsafe class Conv2d
         if (InputGradientConv(s) is not { } t || !Conv2dWinograd.Qualifies(t))
             throw new ArgumentException($"Conv2d.BackwardInputWinograd: the input gradient of {s} is not a 3x3, stride 1, padding 1 conv");
         var flipped = NativeBuffer.Rent((long)s.InC * s.OutC * s.KH * s.KW * sizeof(float));
-        var transformed = NativeBuffer.Rent(Conv2dWinograd.TransformedFloats(t.OutC, t.InC) * sizeof(float));
+        // F(4x4) always: the training networks' images are small, and the gradient keeps the forward's error bound.
+        var transformed = NativeBuffer.Rent(Conv2dWinograd.TransformedFloats(t.OutC, t.InC, WinogradTile.F4) * sizeof(float));
         try
         {
             float* wt = (float*)flipped.Pointer, u = (float*)transformed.Pointer;
             FlipWeights(s, w, wt);
             // Transformed here, not inside the kernel, whose profile mark for that step is an inference one.
             var stored = new StoredData((byte*)wt, TensorDType.F32);
-            Conv2dWinograd.TransformWeights(stored, t.OutC, t.InC, u);
-            Conv2dWinograd.Forward(t, gy, stored, null, gx, u);
+            Conv2dWinograd.TransformWeights(stored, t.OutC, t.InC, u, WinogradTile.F4);
+            Conv2dWinograd.Forward(t, gy, stored, null, gx, WinogradTile.F4, u);
         }
         finally { transformed.Release(); flipped.Release(); }
     }

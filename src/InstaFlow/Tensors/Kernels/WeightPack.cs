@@ -5,16 +5,16 @@ using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Tensors.Kernels;
 
-internal enum WeightPackKind { LinearB, ConvA, WinogradU }
+internal enum WeightPackKind { LinearB, ConvA, WinogradU, WinogradU6 }
 
 /// <summary>
 /// F32 panels made by the kernels' own packing routines (so a call with the pack computes exactly what a call that
 /// packs computes): 4 bytes per weight element (twice an F16 weight's size), plus panel padding; Winograd U matrices
-/// 16 bytes per 3x3-kernel element (36 transformed values per 9 taps).
+/// 16 or 28 bytes per 3x3-kernel element (36 or 64 transformed values per 9 taps, F(4x4) or F(6x6)).
 /// </summary>
 internal sealed unsafe class WeightPack : IDisposable
 {
-    public const int Kinds = 3;
+    public const int Kinds = 4;
 
     public WeightPackKind Kind { get; }
     /// <summary>The layout's two sizes: N x K for Linear, OutC x InC*KH*KW for conv, OutC x InC for Winograd.</summary>
@@ -51,11 +51,12 @@ internal sealed unsafe class WeightPack : IDisposable
         return p;
     }
 
-    /// <summary>3x3 conv weight [outC, inC, 3, 3] as the 36 transformed matrices of <see cref="Conv2dWinograd"/>.</summary>
-    public static WeightPack Winograd(StoredData w, int outC, int inC)
+    /// <summary>3x3 conv weight [outC, inC, 3, 3] as the transformed matrices of <see cref="Conv2dWinograd"/> for one tile.</summary>
+    public static WeightPack Winograd(StoredData w, int outC, int inC, WinogradTile tile)
     {
-        var p = new WeightPack(WeightPackKind.WinogradU, outC, inC, Conv2dWinograd.TransformedFloats(outC, inC));
-        Conv2dWinograd.TransformWeights(w, outC, inC, p.Pointer);
+        var kind = tile == WinogradTile.F6 ? WeightPackKind.WinogradU6 : WeightPackKind.WinogradU;
+        var p = new WeightPack(kind, outC, inC, Conv2dWinograd.TransformedFloats(outC, inC, tile));
+        Conv2dWinograd.TransformWeights(w, outC, inC, p.Pointer, tile);
         return p;
     }
 
@@ -98,7 +99,8 @@ internal static class WeightPacks
         {
             WeightPackKind.LinearB => WeightPack.Linear(w, a, b),
             WeightPackKind.ConvA => WeightPack.Conv(w, a, b),
-            _ => WeightPack.Winograd(w, a, b),
+            WeightPackKind.WinogradU => WeightPack.Winograd(w, a, b, WinogradTile.F4),
+            _ => WeightPack.Winograd(w, a, b, WinogradTile.F6),
         });
     }
 }
