@@ -138,6 +138,18 @@ public static unsafe class Attention
             for (int c = 0; c < d; c++) dst[c * dstStride + j] = src[j * srcStride + c] * mul;
     }
 
+    /// <summary>
+    /// Online-softmax state for a block of queries: the accumulator and row sums zeroed, the running maxima at -inf.
+    /// Returns the end of the keys the block's queries see (all of them, or up to its last query when causal).
+    /// </summary>
+    private static int StartBlock(in AttentionShape g, int i0, int rows, float* acc, int accFloats, float* m, float* l, int stateRows)
+    {
+        new Span<float>(acc, accFloats).Clear();
+        new Span<float>(m, stateRows).Fill(float.NegativeInfinity);
+        new Span<float>(l, stateRows).Clear();
+        return g.Causal ? Math.Min(g.Tk, i0 + rows) : g.Tk;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ForwardBlock(in AttentionShape g, in KeyPack pack, float* keys, float* q, float* o, float* lse, float scale, int bh, int i0)
     {
@@ -148,10 +160,7 @@ public static unsafe class Attention
         long rowOff = (long)b * g.Tq + i0;
         // The scale goes into the packed queries, so the tiles hold scaled scores directly.
         PackRows(q + rowOff * g.Width + (long)h * d, g.Width, d, rows, rowsP, scale, qs, dp);
-        new Span<float>(acc, rowsP * dp).Clear();
-        new Span<float>(m, rowsP).Fill(float.NegativeInfinity);
-        new Span<float>(l, rowsP).Clear();
-        int keyEnd = g.Causal ? Math.Min(g.Tk, i0 + rows) : g.Tk;
+        int keyEnd = StartBlock(g, i0, rows, acc, rowsP * dp, m, l, rowsP);
         for (int j0 = 0, kb = 0; j0 < keyEnd; j0 += bk, kb++)
         {
             float* kt = keys + kb * pack.BlockFloats, vb = kt + pack.PartFloats;
@@ -191,10 +200,7 @@ public static unsafe class Attention
         // Q^T [D][64], scaled so that the tiles hold scaled scores; padding queries are zero and see finite scores.
         new Span<float>(qt, d * Qb).Clear();
         TransposeRows(q + rowOff * width + (long)h * d, width, rows, d, qt, Qb, scale);
-        new Span<float>(acc, dr * Qb).Clear();
-        new Span<float>(m, Qb).Fill(float.NegativeInfinity);
-        new Span<float>(l, Qb).Clear();
-        int keyEnd = g.Causal ? Math.Min(g.Tk, i0 + rows) : g.Tk;
+        int keyEnd = StartBlock(g, i0, rows, acc, dr * Qb, m, l, Qb);
         for (int j0 = 0, kb = 0; j0 < keyEnd; j0 += bk, kb++)
         {
             float* kn = keys + kb * pack.BlockFloats, vt = kn + pack.PartFloats;
