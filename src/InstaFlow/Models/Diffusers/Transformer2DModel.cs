@@ -2,6 +2,7 @@
 // (self-attention, cross-attention, GEGLU feed-forward, each pre-LayerNorm with a residual), proj_out, residual.
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Models.Diffusers;
 
@@ -95,6 +96,7 @@ public sealed class FeedForward : Module
     {
         // x: [B, T, C]
         var hg = Proj.Forward(x);
+        if (!GradMode.ShouldRecord(hg)) return Out.Forward(Ops.GeluGate(hg));
         var h = Ops.Narrow(hg, -1, 0, _inner);
         var gate = Ops.Narrow(hg, -1, _inner, _inner);
         return Out.Forward(Ops.Mul(h, Ops.Gelu(gate)));

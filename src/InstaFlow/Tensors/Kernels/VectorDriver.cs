@@ -45,6 +45,18 @@ public static unsafe class VectorDriver
         for (; i < n; i++) y[i] = TOp.Apply(x[i]);
     }
 
+    /// <summary>y[i] = TCombine(h[i], TGate(g[i])): a gated activation in one pass, with the unary and binary ops' own vector forms.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void GatedSerial<TGate, TCombine>(float* h, float* g, float* y, long n) where TGate : IUnaryOp where TCombine : IBinaryOp
+    {
+        long i = 0;
+        if (UseVector512)
+            for (; i + 16 <= n; i += 16) Vector512.Store(TCombine.Apply(Vector512.Load(h + i), TGate.Apply(Vector512.Load(g + i))), y + i);
+        if (UseVector256)
+            for (; i + 8 <= n; i += 8) Vector256.Store(TCombine.Apply(Vector256.Load(h + i), TGate.Apply(Vector256.Load(g + i))), y + i);
+        for (; i < n; i++) y[i] = TCombine.Apply(h[i], TGate.Apply(g[i]));
+    }
+
     /// <summary>c[i] = op(a[i], b[i]) with per-operand stride 1 (vector) or 0 (broadcast scalar).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BinarySerial<TOp>(float* a, int sa, float* b, int sb, float* c, long n) where TOp : IBinaryOp
