@@ -119,6 +119,11 @@ public static unsafe class KernelBench
         Add("gemm sd ff-up", (r, p) => GemmCase("gemm sd ff-up", 4096, 1280, 320, true, r, p));
         Add("gemm sd ff-down", (r, p) => GemmCase("gemm sd ff-down", 4096, 320, 1280, true, r, p));
         Add("gemm sd text", (r, p) => GemmCase("gemm sd text", 77, 768, 768, true, r, p));
+        // The UNet's deeper Linear layers as `--prepack` runs them (weight packed once, bias in the store): 32x32 level
+        // (1024 tokens, 640 channels), 16x16 (256, 1280) and the middle block (64, 1280).
+        foreach (var (name, m, n, k) in new[] { ("32 proj", 1024, 640, 640), ("32 ff-up", 1024, 5120, 640), ("32 ff-down", 1024, 640, 2560),
+                     ("16 proj", 256, 1280, 1280), ("16 ff-up", 256, 10240, 1280), ("16 ff-down", 256, 1280, 5120), ("8 proj", 64, 1280, 1280) })
+            Add($"linear packed {name}", (r, p) => LinearPackedCase($"linear packed {name}", m, n, k, r, p));
         Add("conv3x3 unet", (r, p) => ConvCase("conv3x3 unet", new Conv2dShape(1, 320, 64, 64, 320, 3, 3, 1, 1, 1, 1, 1), r, p));
         Add("conv3x3 vae", (r, p) => ConvCase("conv3x3 vae", new Conv2dShape(1, 128, 512, 512, 128, 3, 3, 1, 1, 1, 1, 1), r, p));
         Add("conv3x3 unet-deep", (r, p) => ConvCase("conv3x3 unet-deep", new Conv2dShape(1, 640, 32, 32, 640, 3, 3, 1, 1, 1, 1, 1), r, p));
@@ -165,6 +170,17 @@ public static unsafe class KernelBench
         string shape = transB ? $"[{m}x{k}]*[{n}x{k}]^T" : $"[{m}x{k}]*[{k}x{n}]";
         var t = Time(runs, () => Gemm.Sgemm(false, transB, m, n, k, 1f, a, k, b, transB ? k : n, 0f, c, n));
         return new BenchResult(name, shape, t, 2.0 * m * n * k, "GFLOP/s", peak);
+    }
+
+    private static BenchResult LinearPackedCase(string name, int m, int n, int k, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        float* a = buffers.Random((long)m * k), w = buffers.Random((long)n * k), bias = buffers.Random(n), c = buffers.Random((long)m * n);
+        var stored = new StoredData((byte*)w, TensorDType.F32);
+        float* packed = buffers.Random(GemmPacking.PackedSize(n, k, GemmKernels.NR));
+        Gemm.PackStoredBT(stored, k, n, k, packed);
+        var t = Time(runs, () => Gemm.SgemmStoredBT(m, n, k, a, k, stored, k, 0f, c, n, packed, bias));
+        return new BenchResult(name, $"[{m}x{k}]*[{n}x{k}]^T+bias", t, 2.0 * m * n * k, "GFLOP/s", peak);
     }
 
     private static BenchResult ConvCase(string name, Conv2dShape s, int runs, double peak, bool packed = false)
