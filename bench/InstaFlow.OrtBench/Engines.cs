@@ -152,7 +152,8 @@ public sealed class OurEngine : IStageEngine
 
     public string Name => "InstaFlow.NET";
 
-    public OurEngine(string modelDir, IReadOnlyCollection<SdStage> networks, Action<string> log, bool prepack = false)
+    public OurEngine(string modelDir, IReadOnlyCollection<SdStage> networks, Action<string> log, bool prepack = false,
+        int prepackRows = WeightPacking.DefaultMaxRows)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
         _model = SdComponents.Open(new ModelSource(modelDir));
@@ -162,7 +163,7 @@ public sealed class OurEngine : IStageEngine
         // (SdComponents releases only what runs before the decoder, so the VAE's weights are freed here directly.)
         if (!networks.Contains(SdStage.VaeDecode)) foreach (var p in _model.Vae.Parameters()) p.Value.Dispose();
         BufferPool.Trim();
-        if (prepack) log($"InstaFlow.NET: {_model.PackWeightsOnce()} weights keep a pack after first use (calls of at most {WeightPacking.DefaultMaxRows} rows)");
+        if (prepack) log($"InstaFlow.NET: {_model.PackWeightsOnce(prepackRows)} weights keep a pack after first use (calls of at most {prepackRows} rows)");
         // The pipeline's field: InstaFlow's convention maps flow time 0 (the one step's start) to UNet time 1000.
         _flow = new FlowModel(new DenoiserVelocity(_model.Denoiser), FlowConvention.InstaFlow);
         log($"InstaFlow.NET: {modelDir} loaded in {sw.Elapsed.TotalSeconds:F1} s");

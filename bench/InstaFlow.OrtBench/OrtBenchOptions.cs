@@ -15,7 +15,7 @@ public sealed record OrtBenchOptions
 {
     public const string Usage =
         "usage: InstaFlow.OrtBench --onnx DIR --model SD15_FOLDER [--ref REF.safetensors] [--pairs 5] [--threads N]\n" +
-        "                          [--stages te,unet,vae,image] [--engine both|ort|ours] [--prepack] [--profile]\n" +
+        "                          [--stages te,unet,vae,image] [--engine both|ort|ours] [--prepack] [--prepack-rows N] [--profile]\n" +
         "  --onnx     folder with text_encoder/model.onnx, unet/model.onnx (+ model.onnx.data), vae_decoder/model.onnx\n" +
         "  --model    the diffusers SD-1.5 folder those graphs were exported from (our engine loads it)\n" +
         "  --ref      reference inputs/outputs (input_ids, init_latents, timestep, prompt_embeds, final_latents, v_pred, image_raw)\n" +
@@ -23,6 +23,8 @@ public sealed record OrtBenchOptions
         "  --threads  ONNX Runtime intra-op threads = our Par.Threads (default: all cores)\n" +
         "  --engine   ort or ours: that engine alone (e.g. under /usr/bin/time -v for its peak RSS)\n" +
         "  --prepack  our engine keeps its weights packed after first use (SdComponents.PackWeightsOnce), as ONNX Runtime does\n" +
+        "  --prepack-rows N  with --prepack, keep packs for calls of up to N rows (default 1024; 1048576 packs every layer,\n" +
+        "             the 64x64 UNet level and the VAE decoder too, for more memory)\n" +
         "  --profile  after the timed pairs, one more call of each network per engine split by operator type (ONNX Runtime's\n" +
         "             profiler, in a session of its own) and by kernel (ours)";
 
@@ -44,6 +46,8 @@ public sealed record OrtBenchOptions
     public BenchEngines Engines { get; init; } = BenchEngines.Both;
     /// <summary>Our engine packs its weights once (made in the first warm-up pair) instead of on every call.</summary>
     public bool Prepack { get; init; }
+    /// <summary>Largest call (rows) whose weights keep a pack under --prepack.</summary>
+    public int PrepackRows { get; init; } = InstaFlow.Nn.WeightPacking.DefaultMaxRows;
     /// <summary>After the timings, one profiled call of each network per engine, split by operator type / kernel.</summary>
     public bool Profile { get; init; }
     public bool RunsOrt => Engines != BenchEngines.Ours;
@@ -69,6 +73,7 @@ public sealed record OrtBenchOptions
         var stages = new List<SdStage>();
         var engines = BenchEngines.Both;
         bool prepack = false, profile = false;
+        int prepackRows = InstaFlow.Nn.WeightPacking.DefaultMaxRows;
         for (int i = 0; i < args.Count; i++)
         {
             string a = args[i];
@@ -79,6 +84,7 @@ public sealed record OrtBenchOptions
             {
                 case "--onnx": onnx = Value(); break;
                 case "--prepack": prepack = true; break;
+                case "--prepack-rows": prepackRows = PositiveInt(a, Value()); break;
                 case "--profile": profile = true; break;
                 case "--model": model = Value(); break;
                 case "--ref": reference = Value(); break;
@@ -109,6 +115,8 @@ public sealed record OrtBenchOptions
                 default: throw new BenchInputException($"unknown argument \"{a}\" (see --help)");
             }
         }
+        if (prepackRows != InstaFlow.Nn.WeightPacking.DefaultMaxRows && !prepack)
+            throw new BenchInputException("--prepack-rows applies to --prepack; add --prepack");
         if (onnx == null && engines != BenchEngines.Ours) throw new BenchInputException($"--onnx DIR is required (the folder of the exported ONNX graphs; see --help)");
         // Our engine needs the folder; ONNX Runtime alone needs it only for the tokenizer when no reference gives the ids.
         if (model == null && (engines != BenchEngines.Ort || reference == null))
@@ -116,7 +124,7 @@ public sealed record OrtBenchOptions
         return new OrtBenchOptions
         {
             OnnxDir = onnx ?? "", ModelDir = model, RefFile = reference, Pairs = pairs, Threads = threads,
-            Stages = stages.Count > 0 ? stages.Distinct().ToList() : AllStages, Engines = engines, Prepack = prepack, Profile = profile,
+            Stages = stages.Count > 0 ? stages.Distinct().ToList() : AllStages, Engines = engines, Prepack = prepack, PrepackRows = prepackRows, Profile = profile,
         };
     }
 

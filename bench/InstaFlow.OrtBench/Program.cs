@@ -46,7 +46,7 @@ internal sealed class BenchRun(OrtBenchOptions o)
 
         using var ort = o.RunsOrt ? new OrtEngine(o.OnnxDir, o.Networks, o.Threads, inputs.Timestep, Log) : null;
         if (ort != null) Console.WriteLine($"peak RSS after loading ONNX Runtime: {Sd15Bench.PeakRssGiB():F2} GiB");
-        using var ours = o.RunsOurs ? new OurEngine(o.ModelDir!, o.Networks, Log, o.Prepack) : null;
+        using var ours = o.RunsOurs ? new OurEngine(o.ModelDir!, o.Networks, Log, o.Prepack, o.PrepackRows) : null;
         if (ours != null) Console.WriteLine($"peak RSS after loading {(ort != null ? "both engines" : "InstaFlow.NET")}: {Sd15Bench.PeakRssGiB():F2} GiB");
 
         var results = new List<StageResult>();

@@ -28,6 +28,15 @@ public class OrtBenchOptionsTests
         Assert.True(OrtBenchOptions.Parse(["--onnx", "o", "--profile", "--model", "m"])!.Profile);
     }
 
+    [Fact]
+    public void Parse_PrepackRows_NeedsPrepackAndAPositiveCount()
+    {
+        Assert.Equal(1024, OrtBenchOptions.Parse(["--prepack", "--onnx", "o", "--model", "m"])!.PrepackRows);
+        Assert.Equal(1 << 20, OrtBenchOptions.Parse(["--prepack", "--prepack-rows", "1048576", "--onnx", "o", "--model", "m"])!.PrepackRows);
+        Assert.Contains("--prepack", Assert.Throws<BenchInputException>(() => OrtBenchOptions.Parse(["--prepack-rows", "4096", "--onnx", "o", "--model", "m"])).Message);
+        Assert.Contains("--prepack-rows", Assert.Throws<BenchInputException>(() => OrtBenchOptions.Parse(["--prepack", "--prepack-rows", "0", "--onnx", "o", "--model", "m"])).Message);
+    }
+
     // Two runs in one profile (a warm-up and the measured one): only the last run's node kernels count, summed per
     // operator type; fences, session events and nodes outside the run are left out.
     [Fact]
