@@ -67,9 +67,9 @@ public static unsafe class Conv2dWinograd
 
     /// <summary>
     /// F(6x6) for images of at least 128x128 with at most 256 x 256 channels (the VAE decoder's 256 and 512 pixel
-    /// levels: 0.83-0.92x F(4x4)'s time on 2 threads), F(4x4) elsewhere. On small images F(6x6)'s partial tiles waste
+    /// levels: 0.84-0.97x F(4x4)'s time on 2 threads), F(4x4) elsewhere. On small images F(6x6)'s partial tiles waste
     /// more (36x36 computed for 32x32), and with more channels its U (1.78x F(4x4)'s, 67 MB at 512 channels) is
-    /// streamed from memory once per block: 512 channels at 128x128 took 1.17x F(4x4)'s time, at 64x64 1.04-1.10x
+    /// streamed from memory once per block: 512 channels at 128x128 took 1.04-1.17x F(4x4)'s time, at 64x64 0.93-1.10x
     /// (docs/PERFORMANCE.md). <see cref="TileOverride"/> (tests, benchmarks) or INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
     /// </summary>
     public static WinogradTile TileFor(in Conv2dShape s) =>
