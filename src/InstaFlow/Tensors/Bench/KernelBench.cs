@@ -131,7 +131,7 @@ public static unsafe class KernelBench
         Add("conv3x3 packed unet 16", (r, p) => ConvCase("conv3x3 packed unet 16", new Conv2dShape(1, 1280, 16, 16, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
         Add("conv3x3 packed unet 8", (r, p) => ConvCase("conv3x3 packed unet 8", new Conv2dShape(1, 1280, 8, 8, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
         // Winograd F(4x4) and F(6x6) against the direct implicit GEMM, interleaved run by run (rates count the direct conv's FLOPs).
-        foreach (var (name, c, hw) in new[] { ("vae 512", 128, 512), ("vae 256", 256, 256), ("vae 128", 512, 128), ("vae 64", 512, 64), ("unet 64", 320, 64),
+        foreach (var (name, c, hw) in new[] { ("vae 512", 128, 512), ("vae 256", 256, 256), ("vae 256 wide", 512, 256), ("vae 128", 512, 128), ("vae 64", 512, 64), ("unet 64", 320, 64),
                      ("unet 32", 640, 32), ("unet 16", 1280, 16), ("unet 8", 1280, 8) })
             cases.Add(($"winograd {name}", (r, p) => WinogradCase($"{name}", new Conv2dShape(1, c, hw, hw, c, 3, 3, 1, 1, 1, 1, 1), r, p)));
         Add("attention self", (r, p) => AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), r, p));

@@ -66,14 +66,29 @@ public static unsafe class Conv2dWinograd
     }
 
     /// <summary>
-    /// F(6x6) for images of at least 128x128 with at most 256 x 256 channels (the VAE decoder's 256 and 512 pixel
-    /// levels: 0.84-0.97x F(4x4)'s time on 2 threads), F(4x4) elsewhere. On small images F(6x6)'s partial tiles waste
-    /// more (36x36 computed for 32x32), and with more channels its U (1.78x F(4x4)'s, 67 MB at 512 channels) is
-    /// streamed from memory once per block: 512 channels at 128x128 took 1.04-1.17x F(4x4)'s time, at 64x64 0.93-1.10x
-    /// (docs/PERFORMANCE.md). <see cref="TileOverride"/> (tests, benchmarks) or INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
+    /// F(6x6) for images of at least 128x128 where it streams no more transformed weights than F(4x4), F(4x4)
+    /// elsewhere. Every block of tiles reads all of U (F(6x6)'s is 1.78x F(4x4)'s) while F(6x6) needs fewer blocks
+    /// (2.25x fewer tiles), so which one moves less depends on the channels and the image: the VAE decoder's 256 and
+    /// 512 pixel levels favour F(6x6) (0.84-0.97x F(4x4)'s time on 2 threads, 512 channels at 256x256 0.84-0.91x), 512
+    /// channels at 128x128 do not (1.04-1.17x). On small images F(6x6)'s partial tiles waste more (36x36 computed for
+    /// 32x32). docs/PERFORMANCE.md has the timings. <see cref="TileOverride"/> (tests, benchmarks) or
+    /// INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
     /// </summary>
-    public static WinogradTile TileFor(in Conv2dShape s) =>
-        TileOverride ?? (s.H >= 128 && s.W >= 128 && (long)s.InC * s.OutC <= 256 * 256 ? WinogradTile.F6 : WinogradTile.F4);
+    public static WinogradTile TileFor(in Conv2dShape s)
+    {
+        if (TileOverride is { } pinned) return pinned;
+        if (s.H < 128 || s.W < 128) return WinogradTile.F4;
+        return WeightTraffic(s, WinogradTile.F6) <= WeightTraffic(s, WinogradTile.F4) ? WinogradTile.F6 : WinogradTile.F4;
+    }
+
+    /// <summary>Bytes of transformed weights one forward call streams with this algorithm: U once per block of tiles.</summary>
+    internal static long WeightTraffic(in Conv2dShape s, WinogradTile tile)
+    {
+        int m = (int)tile, points = Points(tile);
+        long tiles = (long)s.Batch * ((s.H + m - 1) / m) * ((s.W + m - 1) / m);
+        long u = (long)points * s.InC * s.OutC * sizeof(float);
+        return OneWideBlock(s, tiles, points) ? u : u * Blocks(tiles, BlockTiles(s.InC, s.OutC, tiles, points));
+    }
 
     /// <summary>When set, every Winograd conv runs this algorithm.</summary>
     public static WinogradTile? TileOverride { get; set; } = Environment.GetEnvironmentVariable("INSTAFLOW_WINOGRAD_TILE")?.Trim() switch
