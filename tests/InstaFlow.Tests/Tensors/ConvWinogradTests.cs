@@ -198,6 +198,8 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
             Conv2dWinograd.TileOverride = null;
             var s = Shape(1, channels, h, w, channels);
             Assert.Equal(expected, Conv2dWinograd.TileFor(s));
+            // chosen per image: a batch takes the same algorithm, so each image keeps its bits
+            Assert.Equal(expected, Conv2dWinograd.TileFor(Shape(3, channels, h, w, channels)));
             var other = expected == WinogradTile.F6 ? WinogradTile.F4 : WinogradTile.F6;
             Conv2dWinograd.TileOverride = other;
             Assert.Equal(other, Conv2dWinograd.TileFor(s));

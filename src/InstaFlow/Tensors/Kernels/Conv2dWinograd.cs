@@ -71,14 +71,15 @@ public static unsafe class Conv2dWinograd
     /// (2.25x fewer tiles), so which one moves less depends on the channels and the image: the VAE decoder's 256 and
     /// 512 pixel levels favour F(6x6) (0.84-0.97x F(4x4)'s time on 2 threads, 512 channels at 256x256 0.84-0.91x), 512
     /// channels at 128x128 do not (1.04-1.17x). On small images F(6x6)'s partial tiles waste more (36x36 computed for
-    /// 32x32). docs/PERFORMANCE.md has the timings. <see cref="TileOverride"/> (tests, benchmarks) or
-    /// INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
+    /// 32x32). docs/PERFORMANCE.md has the timings. The choice is made for one image, so an image comes out with the same
+    /// bits whatever batch it is in. <see cref="TileOverride"/> (tests, benchmarks) or INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
     /// </summary>
     public static WinogradTile TileFor(in Conv2dShape s)
     {
         if (TileOverride is { } pinned) return pinned;
         if (s.H < 128 || s.W < 128) return WinogradTile.F4;
-        return WeightTraffic(s, WinogradTile.F6) <= WeightTraffic(s, WinogradTile.F4) ? WinogradTile.F6 : WinogradTile.F4;
+        var one = s with { Batch = 1 };
+        return WeightTraffic(one, WinogradTile.F6) <= WeightTraffic(one, WinogradTile.F4) ? WinogradTile.F6 : WinogradTile.F4;
     }
 
     /// <summary>Bytes of transformed weights one forward call streams with this algorithm: U once per block of tiles.</summary>
