@@ -178,6 +178,38 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
         finally { Conv2dWinograd.Mode = saved; }
     }
 
+    // Tests switch the path while other test classes run convs in parallel: a setting holds only for the flow that
+    // made it, so a flow that does not inherit it keeps the process default.
+    [Fact]
+    public void ModeAndTileOverride_SetInOneFlow_OtherFlowsKeepTheDefault()
+    {
+        WinogradMode savedMode = Conv2dWinograd.Mode;
+        WinogradTile? savedTile = Conv2dWinograd.TileOverride;
+        // What a new thread sees, inheriting this flow's settings or not.
+        (WinogradMode Mode, WinogradTile? Tile) OnThread(bool inherit)
+        {
+            (WinogradMode, WinogradTile?) seen = default;
+            var thread = new Thread(() => seen = (Conv2dWinograd.Mode, Conv2dWinograd.TileOverride));
+            if (inherit) thread.Start();
+            else using (ExecutionContext.SuppressFlow()) thread.Start();
+            thread.Join();
+            return seen;
+        }
+        (WinogradMode Mode, WinogradTile? Tile) Elsewhere() => OnThread(inherit: false);
+        try
+        {
+            var defaults = Elsewhere();
+            var mode = defaults.Mode == WinogradMode.Never ? WinogradMode.Always : WinogradMode.Never;
+            var tile = defaults.Tile == WinogradTile.F6 ? WinogradTile.F4 : WinogradTile.F6;
+            Conv2dWinograd.Mode = mode;
+            Conv2dWinograd.TileOverride = tile;
+            Assert.Equal((mode, (WinogradTile?)tile), (Conv2dWinograd.Mode, Conv2dWinograd.TileOverride));
+            Assert.Equal((mode, (WinogradTile?)tile), OnThread(inherit: true));
+            Assert.Equal(defaults, Elsewhere());
+        }
+        finally { Conv2dWinograd.Mode = savedMode; Conv2dWinograd.TileOverride = savedTile; }
+    }
+
     // F(6x6) from 128x128 up where it streams no more transformed weights than F(4x4) (the VAE decoder's 256 and 512
     // pixel levels: 512 channels at 256x256 read U 8 times at 67 MB against F(4x4)'s 16 at 37.7 MB; at 128x128, 4
     // times against 4), F(4x4) elsewhere; the override pins either.

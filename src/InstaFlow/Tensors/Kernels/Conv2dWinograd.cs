@@ -27,7 +27,16 @@ public static unsafe class Conv2dWinograd
     private const int L = 16;
 
     /// <summary>Auto by default; INSTAFLOW_WINOGRAD=1/on forces it for every qualifying shape, 0/off disables it.</summary>
-    public static WinogradMode Mode { get; set; } = ModeFromEnvironment();
+    public static WinogradMode Mode
+    {
+        get => ModeSet.Value ?? ModeDefault;
+        set => ModeSet.Value = value;
+    }
+
+    // Set values hold for the setting flow (its thread and the tasks it starts), so a test or benchmark that switches
+    // the path cannot change the convs another test is running at the same time; the environment's value is global.
+    private static readonly WinogradMode ModeDefault = ModeFromEnvironment();
+    private static readonly AsyncLocal<WinogradMode?> ModeSet = new();
 
     private static WinogradMode ModeFromEnvironment() => Environment.GetEnvironmentVariable("INSTAFLOW_WINOGRAD")?.Trim().ToLowerInvariant() switch
     {
@@ -91,8 +100,16 @@ public static unsafe class Conv2dWinograd
         return OneWideBlock(s, tiles, points) ? u : u * Blocks(tiles, BlockTiles(s.InC, s.OutC, tiles, points));
     }
 
-    /// <summary>When set, every Winograd conv runs this algorithm.</summary>
-    public static WinogradTile? TileOverride { get; set; } = Environment.GetEnvironmentVariable("INSTAFLOW_WINOGRAD_TILE")?.Trim() switch
+    /// <summary>When set, every Winograd conv of the setting flow runs this algorithm (as <see cref="Mode"/>, per flow).</summary>
+    public static WinogradTile? TileOverride
+    {
+        get => TileSet.Value is { } set ? set.Tile : TileDefault;
+        set => TileSet.Value = new TileChoice(value);
+    }
+
+    private sealed record TileChoice(WinogradTile? Tile);
+    private static readonly AsyncLocal<TileChoice?> TileSet = new();
+    private static readonly WinogradTile? TileDefault = Environment.GetEnvironmentVariable("INSTAFLOW_WINOGRAD_TILE")?.Trim() switch
     {
         "4" => WinogradTile.F4,
         "6" => WinogradTile.F6,
