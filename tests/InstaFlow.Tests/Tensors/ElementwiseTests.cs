@@ -248,4 +248,29 @@ public class ElementwiseTests
         x.RequiresGrad = true;
         Assert.Throws<InvalidOperationException>(() => Ops.GeluGate(x));
     }
+
+    // This class narrows the vectors while other test classes compare runs bit for bit: the setting holds for the
+    // flow that made it (and threads it starts), not for a thread that does not inherit it.
+    [Fact]
+    public void UseVector512_SetInOneFlow_OtherFlowsKeepTheDefault()
+    {
+        bool OnThread(bool inherit)
+        {
+            bool seen = false;
+            var thread = new Thread(() => seen = VectorDriver.UseVector512);
+            if (inherit) thread.Start();
+            else using (ExecutionContext.SuppressFlow()) thread.Start();
+            thread.Join();
+            return seen;
+        }
+        bool saved = VectorDriver.UseVector512, defaultValue = OnThread(inherit: false);
+        try
+        {
+            VectorDriver.UseVector512 = !defaultValue;
+            Assert.Equal(!defaultValue, VectorDriver.UseVector512);
+            Assert.Equal(!defaultValue, OnThread(inherit: true));
+            Assert.Equal(defaultValue, OnThread(inherit: false));
+        }
+        finally { VectorDriver.UseVector512 = saved; }
+    }
 }

@@ -21,9 +21,25 @@ public interface IBinaryOp
 
 public static unsafe class VectorDriver
 {
-    /// <summary>Set false to force the Vector256 path (tests exercise both).</summary>
-    public static bool UseVector512 = Vector512.IsHardwareAccelerated;
-    public static bool UseVector256 = Vector256.IsHardwareAccelerated;
+    /// <summary>
+    /// Set false to force the Vector256 path (tests exercise both). A setting holds for the flow that made it (its
+    /// thread and the tasks it starts), so a test that narrows the vectors does not change the bits of tests running
+    /// beside it.
+    /// </summary>
+    public static bool UseVector512
+    {
+        get => Use512.Value ?? Vector512.IsHardwareAccelerated;
+        set => Use512.Value = value;
+    }
+
+    /// <summary>Set false to force the scalar path after the Vector512 one; per flow like <see cref="UseVector512"/>.</summary>
+    public static bool UseVector256
+    {
+        get => Use256.Value ?? Vector256.IsHardwareAccelerated;
+        set => Use256.Value = value;
+    }
+
+    private static readonly AsyncLocal<bool?> Use512 = new(), Use256 = new();
 
     private const long ParallelThreshold = 1 << 16;
 
