@@ -28,18 +28,21 @@ public static unsafe class VectorDriver
     /// </summary>
     public static bool UseVector512
     {
-        get => Use512.Value ?? Vector512.IsHardwareAccelerated;
-        set => Use512.Value = value;
+        get => _everSet ? Use512.Value ?? Vector512.IsHardwareAccelerated : Vector512.IsHardwareAccelerated;
+        set { Use512.Value = value; _everSet = true; }
     }
 
     /// <summary>Set false to force the scalar path after the Vector512 one; per flow like <see cref="UseVector512"/>.</summary>
     public static bool UseVector256
     {
-        get => Use256.Value ?? Vector256.IsHardwareAccelerated;
-        set => Use256.Value = value;
+        get => _everSet ? Use256.Value ?? Vector256.IsHardwareAccelerated : Vector256.IsHardwareAccelerated;
+        set { Use256.Value = value; _everSet = true; }
     }
 
     private static readonly AsyncLocal<bool?> Use512 = new(), Use256 = new();
+    // The drivers read the switches on every call, many per op (a row at a time when broadcasting): until something
+    // sets one (only tests do), they skip the flow lookup.
+    private static volatile bool _everSet;
 
     private const long ParallelThreshold = 1 << 16;
 
