@@ -33,8 +33,7 @@ public static unsafe partial class Ops
         if (Conv2dWinograd.ShouldUse(s))
         {
             var tile = Conv2dWinograd.TileFor(s);
-            var kind = tile == WinogradTile.F6 ? WeightPackKind.WinogradU6 : WeightPackKind.WinogradU;
-            var u = WeightPacks.For(weight, rows, inputs, kind, s.OutC, s.InC);
+            var u = WeightPacks.For(weight, rows, inputs, WeightPack.WinogradKind(tile), s.OutC, s.InC);
             Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, tile, u != null ? u.Pointer : null);
             InferenceMark("conv Winograd: GEMMs and data transforms");
         }

@@ -51,11 +51,13 @@ internal sealed unsafe class WeightPack : IDisposable
         return p;
     }
 
+    /// <summary>The pack layout of one Winograd algorithm's transformed weights.</summary>
+    public static WeightPackKind WinogradKind(WinogradTile tile) => tile == WinogradTile.F6 ? WeightPackKind.WinogradU6 : WeightPackKind.WinogradU;
+
     /// <summary>3x3 conv weight [outC, inC, 3, 3] as the transformed matrices of <see cref="Conv2dWinograd"/> for one tile.</summary>
     public static WeightPack Winograd(StoredData w, int outC, int inC, WinogradTile tile)
     {
-        var kind = tile == WinogradTile.F6 ? WeightPackKind.WinogradU6 : WeightPackKind.WinogradU;
-        var p = new WeightPack(kind, outC, inC, Conv2dWinograd.TransformedFloats(outC, inC, tile));
+        var p = new WeightPack(WinogradKind(tile), outC, inC, Conv2dWinograd.TransformedFloats(outC, inC, tile));
         Conv2dWinograd.TransformWeights(w, outC, inC, p.Pointer, tile);
         return p;
     }
