@@ -30,13 +30,7 @@ public static unsafe partial class Ops
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         RequireTrainable(weight, inputs, "Conv2d");
         long rows = (long)s.Batch * s.OutH * s.OutW;
-        if (Conv2dWinograd.ShouldUse(s))
-        {
-            var tile = Conv2dWinograd.TileFor(s);
-            var u = WeightPacks.For(weight, rows, inputs, WeightPack.WinogradKind(tile), s.OutC, s.InC);
-            Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, tile, u != null ? u.Pointer : null);
-            InferenceMark("conv Winograd: GEMMs and data transforms");
-        }
+        if (Conv2dWinograd.ShouldUse(s)) WinogradConv(s, x, weight, bias, y, inputs, null);
         else
         {
             var a = WeightPacks.For(weight, rows, inputs, WeightPackKind.ConvA, s.OutC, s.InC * s.KH * s.KW);
@@ -47,6 +41,52 @@ public static unsafe partial class Ops
         if (GradMode.ShouldRecord(inputs))
             Tape.Record(y, OpKind.Conv2d, inputs, new[] { x, weight }, ints: new[] { stride, padTop, padBottom, padLeft, padRight });
         return y;
+    }
+
+    private static void WinogradConv(in Conv2dShape s, Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor[] inputs, NormSiluAffine* normSilu)
+    {
+        var tile = Conv2dWinograd.TileFor(s);
+        var u = WeightPacks.For(weight, (long)s.Batch * s.OutH * s.OutW, inputs, WeightPack.WinogradKind(tile), s.OutC, s.InC);
+        Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, tile, u != null ? u.Pointer : null, normSilu);
+        InferenceMark("conv Winograd: GEMMs and data transforms");
+    }
+
+    /// <summary>
+    /// Conv2d(SiLU(GroupNorm(x)), weight, bias, stride 1, padding) at inference, as every ResNet half-block runs it.
+    /// Where the conv takes the Winograd path the activation is never stored: the statistics take one pass over x and
+    /// the input transform normalizes and activates each tap it reads (the same arithmetic as GroupNormSilu, so the
+    /// same activations wherever both take the vector path). Elsewhere it is GroupNormSilu, then Conv2d.
+    /// </summary>
+    public static Tensor GroupNormSiluConv2d(Tensor x, int groups, Tensor? gamma, Tensor? beta, float eps, Tensor weight, Tensor? bias, int padding)
+    {
+        var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
+        if (GradMode.ShouldRecord(new[] { x, gamma, beta, weight, bias }))
+            throw new InvalidOperationException($"GroupNormSiluConv2d is inference-only (no backward rule) but {x.Describe()} is recording gradients: use GroupNorm, Silu and Conv2d");
+        ShapeUtil.RequireRank(x, 4, "GroupNormSiluConv2d");
+        ShapeUtil.RequireRank(weight, 4, "GroupNormSiluConv2d", "weight");
+        var (b, c, _) = CheckGroupNorm(x, groups, gamma, beta, "GroupNormSiluConv2d");
+        var s = new Conv2dShape(b, c, x.Dim(2), x.Dim(3), weight.Dim(0), weight.Dim(2), weight.Dim(3), 1, padding, padding, padding, padding);
+        if (weight.Dim(1) != c || bias != null && (bias.Rank != 1 || bias.Dim(0) != s.OutC) || !Conv2dWinograd.ShouldUse(s))
+        {
+            // the general path, which also reports any mismatch between x, weight and bias
+            var act = GroupNormSilu(x, groups, gamma, beta, eps);
+            try { return Conv2d(act, weight, bias, 1, padding); }
+            finally { act.Dispose(); }
+        }
+        InferenceMark("other ops (elementwise, copies, embeddings)");
+        var affines = NativeBuffer.Rent((long)b * c * sizeof(NormSiluAffine));
+        try
+        {
+            var pro = (NormSiluAffine*)affines.Pointer;
+            Norms.GroupNormSiluAffines(x.Data, Ptr(gamma), Ptr(beta), b, c, (long)s.H * s.W, groups, eps, pro);
+            InferenceMark("group and layer norms");
+            var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
+            FlopCounter.Add(s.Flops);
+            WinogradConv(s, x, weight, bias, y, inputs, pro);
+            WeightLastUse.DropPages(weight);
+            return y;
+        }
+        finally { affines.Release(); }
     }
 
     /// <summary>x: [B, C, *spatial]; normalizes each of `groups` channel groups; gamma/beta: [C] or null.</summary>

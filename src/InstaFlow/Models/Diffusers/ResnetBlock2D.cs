@@ -34,9 +34,7 @@ public sealed class ResnetBlock2D : Module
         // At inference each temporary is released as soon as it is consumed and the adds happen in place, so a block
         // holds about three activations at a time (the VAE's 512x512 levels are 128 MB each).
         bool eager = scope != null;
-        var n1 = Act.GroupNormSilu(Norm1, x);
-        var h = Conv1.Forward(n1);
-        if (eager) n1.Dispose();
+        var h = Act.GroupNormSiluConv(Norm1, Conv1, x);
         if (TimeEmbProj != null && tembAct != null)
         {
             var t = TimeEmbProj.Forward(tembAct);
@@ -44,10 +42,8 @@ public sealed class ResnetBlock2D : Module
             if (eager) Ops.AddInPlace(h, t4);
             else h = Ops.Add(h, t4);
         }
-        var n2 = Act.GroupNormSilu(Norm2, h);
+        var h2 = Act.GroupNormSiluConv(Norm2, Conv2, h);
         if (eager) h.Dispose();
-        var h2 = Conv2.Forward(n2);
-        if (eager) n2.Dispose();
         var skip = ConvShortcut != null ? ConvShortcut.Forward(x) : x;
         Tensor y;
         if (eager)
@@ -61,11 +57,11 @@ public sealed class ResnetBlock2D : Module
     }
 }
 
-/// <summary>Norm followed by SiLU, the pattern at the start of every ResNet half-block: one fused pass at inference.</summary>
+/// <summary>Norm, SiLU and conv, every ResNet half-block: fused at inference (the activation is not stored where it can be).</summary>
 internal static class Act
 {
-    public static Tensor GroupNormSilu(GroupNorm norm, Tensor x) =>
-        GradMode.ShouldRecord(new[] { x, norm.Weight.Value, norm.Bias.Value })
-            ? Ops.Silu(norm.Forward(x))
-            : Ops.GroupNormSilu(x, norm.Groups, norm.Weight.Value, norm.Bias.Value, norm.Eps);
+    public static Tensor GroupNormSiluConv(GroupNorm norm, Conv2d conv, Tensor x) =>
+        GradMode.ShouldRecord(new[] { x, norm.Weight.Value, norm.Bias.Value, conv.Weight.Value, conv.Bias?.Value })
+            ? conv.Forward(Ops.Silu(norm.Forward(x)))
+            : Ops.GroupNormSiluConv2d(x, norm.Groups, norm.Weight.Value, norm.Bias.Value, norm.Eps, conv.Weight.Value, conv.Bias?.Value, conv.Padding);
 }

@@ -130,12 +130,17 @@ public static unsafe class KernelBench
         // The UNet's deep levels (direct implicit GEMM) with the weight packed once, as `--prepack` runs them.
         Add("conv3x3 packed unet 16", (r, p) => ConvCase("conv3x3 packed unet 16", new Conv2dShape(1, 1280, 16, 16, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
         Add("conv3x3 packed unet 8", (r, p) => ConvCase("conv3x3 packed unet 8", new Conv2dShape(1, 1280, 8, 8, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
+        // The VAE decoder's shortcut 1x1 convs where the channels halve (up_blocks.2 and .3, resnets.0).
+        Add("conv1x1 vae 256", (r, p) => ConvCase("conv1x1 vae 256", new Conv2dShape(1, 512, 256, 256, 256, 1, 1, 1, 0, 0, 0, 0), r, p));
+        Add("conv1x1 vae 512", (r, p) => ConvCase("conv1x1 vae 512", new Conv2dShape(1, 256, 512, 512, 128, 1, 1, 1, 0, 0, 0, 0), r, p));
         // Winograd F(4x4) and F(6x6) against the direct implicit GEMM, interleaved run by run (rates count the direct conv's FLOPs).
         foreach (var (name, c, hw) in new[] { ("vae 512", 128, 512), ("vae 256", 256, 256), ("vae 256 wide", 512, 256), ("vae 128", 512, 128), ("vae 64", 512, 64), ("unet 64", 320, 64),
                      ("unet 32", 640, 32), ("unet 16", 1280, 16), ("unet 8", 1280, 8) })
             cases.Add(($"winograd {name}", (r, p) => WinogradCase($"{name}", new Conv2dShape(1, c, hw, hw, c, 3, 3, 1, 1, 1, 1, 1), r, p)));
         Add("attention self", (r, p) => AttentionCase("attention self", new AttentionShape(1, 8, 4096, 4096, 40, false), r, p));
         Add("attention cross", (r, p) => AttentionCase("attention cross", new AttentionShape(1, 8, 4096, 77, 40, false), r, p));
+        // The VAE decoder's mid-block attention: one head of 512 channels over the 64x64 latent.
+        Add("attention vae", (r, p) => AttentionCase("attention vae", new AttentionShape(1, 1, 4096, 4096, 512, false), r, p));
         // The Twemoji training networks' shapes (`bench train --channels 64,128,128 --text-hidden 128`, batch 32,
         // 4 heads): UNet self- and cross-attention (16 prompt tokens) at 16x16, 8x8 and 4x4, and the causal text encoder.
         foreach (var (name, tq, tk, d, causal) in new[] { ("self 256 d16", 256, 256, 16, false), ("cross 256x16 d16", 256, 16, 16, false),

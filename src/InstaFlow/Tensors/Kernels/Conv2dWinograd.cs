@@ -158,16 +158,19 @@ public static unsafe class Conv2dWinograd
     /// The same with the weight in its stored precision (F16/BF16 taps are widened as they are transformed) and the
     /// algorithm given. prepackedU, when not null, holds w already transformed by
     /// <see cref="TransformWeights(StoredData, int, int, float*, WinogradTile)"/> for the same tile (a
-    /// <see cref="WeightPack"/>), and w is not read.
+    /// <see cref="WeightPack"/>), and w is not read. normSilu, when not null, holds [Batch * InC] constants of a group
+    /// norm + SiLU (<see cref="Norms.GroupNormSiluAffines"/>) that the input transform applies to every tap it reads
+    /// inside the image: the conv of SiLU(GroupNorm(x)) without writing that activation out and reading it back.
     /// </summary>
-    internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, WinogradTile tile, float* prepackedU = null)
+    internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, WinogradTile tile, float* prepackedU = null,
+        NormSiluAffine* normSilu = null)
     {
         if (!Qualifies(s)) throw new ArgumentException($"Conv2dWinograd: needs a 3x3 kernel, stride 1, padding 1; got {s}");
-        if (tile == WinogradTile.F6) Forward<WinogradF6>(s, x, w, bias, y, prepackedU);
-        else Forward<WinogradF4>(s, x, w, bias, y, prepackedU);
+        if (tile == WinogradTile.F6) Forward<WinogradF6>(s, x, w, bias, y, prepackedU, normSilu);
+        else Forward<WinogradF4>(s, x, w, bias, y, prepackedU, normSilu);
     }
 
-    private static void Forward<TF>(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, float* prepackedU)
+    private static void Forward<TF>(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, float* prepackedU, NormSiluAffine* pro)
         where TF : struct, IWinogradTile
     {
         var g = s;
@@ -192,14 +195,14 @@ public static unsafe class Conv2dWinograd
             if (OneWideBlock(s, tiles, points))
             {
                 // all tiles in one block, its three phases split between the threads: U is read once, not once per block
-                RunBlock<TF>(g, x, u, uStride, bias, y, 0, (int)tiles, tilesX, tilesY, wide: true);
+                RunBlock<TF>(g, x, u, uStride, bias, y, 0, (int)tiles, tilesX, tilesY, pro, wide: true);
                 return;
             }
             Par.For(blocks, blk =>
             {
                 long t0 = (long)blk * blockTiles;
                 int n = (int)Math.Min(blockTiles, tiles - t0);
-                RunBlock<TF>(g, x, u, uStride, bias, y, t0, n, tilesX, tilesY, wide: false);
+                RunBlock<TF>(g, x, u, uStride, bias, y, t0, n, tilesX, tilesY, pro, wide: false);
             });
         }
         finally { ubuf?.Release(); }
@@ -287,7 +290,7 @@ public static unsafe class Conv2dWinograd
     /// transform into packed B panels, Alpha^2 GEMMs, output transform with bias.
     /// </summary>
     private static void RunBlock<TF>(in Conv2dShape s, float* x, float* u, long uStride, float* bias, float* y,
-        long t0, int n, int tilesX, int tilesY, bool wide) where TF : struct, IWinogradTile
+        long t0, int n, int tilesX, int tilesY, NormSiluAffine* pro, bool wide) where TF : struct, IWinogradTile
     {
         int m = TF.M, alpha = TF.Alpha, points = alpha * alpha;
         int tpad = GemmPacking.RoundUp(n, NR);
@@ -302,6 +305,7 @@ public static unsafe class Conv2dWinograd
         int* cols = stackalloc int[tpad];
         int* ys = stackalloc int[tpad];
         int* xs = stackalloc int[tpad];
+        int* imgs = stackalloc int[tpad];
         float* d = stackalloc float[points * L];
         try
         {
@@ -309,9 +313,10 @@ public static unsafe class Conv2dWinograd
             long plane = (long)s.H * s.W;
             for (int j = 0; j < tpad; j++)
             {
-                if (j >= n) { rows[j] = -1; continue; }
+                if (j >= n) { rows[j] = -1; imgs[j] = imgs[n - 1]; continue; }
                 long t = t0 + j;
                 int b = (int)(t / ((long)tilesX * tilesY)), rest = (int)(t % ((long)tilesX * tilesY));
+                imgs[j] = b;
                 int ty = rest / tilesX, tx = rest % tilesX;
                 ys[j] = m * ty - 1; xs[j] = m * tx - 1;
                 inBase[j] = b * s.InC * plane + (long)ys[j] * s.W + xs[j];
@@ -324,9 +329,9 @@ public static unsafe class Conv2dWinograd
                 Par.ForRange(s.InC, 8, (c0, c1) =>
                 {
                     float* dd = stackalloc float[points * L];
-                    TransformInput<TF>(g, x, v, vStride, tpad, inBase, rows, ys, xs, (int)c0, (int)c1, dd);
+                    TransformInput<TF>(g, x, v, vStride, tpad, inBase, rows, ys, xs, imgs, pro, (int)c0, (int)c1, dd);
                 });
-            else TransformInput<TF>(s, x, v, vStride, tpad, inBase, rows, ys, xs, 0, s.InC, d);
+            else TransformInput<TF>(s, x, v, vStride, tpad, inBase, rows, ys, xs, imgs, pro, 0, s.InC, d);
             var kb = new KBlocks(s.InC);
             void Position(int xi)
             {
@@ -365,10 +370,11 @@ public static unsafe class Conv2dWinograd
     /// <summary>
     /// V = B^T d B for every channel and tile of the block, 16 tiles per vector: the Alpha x Alpha input patches are
     /// gathered lane-wise (zeros outside the image, and for the padding lanes past the block), then transformed in
-    /// registers and stored as rows of the packed B panels.
+    /// registers and stored as rows of the packed B panels. With pro, the gathered taps are first activated (see
+    /// <see cref="Activate"/>).
     /// </summary>
     private static void TransformInput<TF>(in Conv2dShape s, float* x, float* v, long vStride, int tpad,
-        long* inBase, int* rows, int* ys, int* xs, int c0, int c1, float* d) where TF : struct, IWinogradTile
+        long* inBase, int* rows, int* ys, int* xs, int* imgs, NormSiluAffine* pro, int c0, int c1, float* d) where TF : struct, IWinogradTile
     {
         int alpha = TF.Alpha;
         var kb = new KBlocks(s.InC);
@@ -380,10 +386,11 @@ public static unsafe class Conv2dWinograd
             for (int c = c0; c < c1; c++)
             {
                 long coff = c * plane;
+                uint edge = 0; // lanes with taps outside the image (zero) or past the block
                 for (int j = 0; j < L; j++)
                 {
                     int lane = g0 + j;
-                    if (rows[lane] < 0) { for (int e = 0; e < alpha * alpha; e++) d[e * L + j] = 0f; continue; }
+                    if (rows[lane] < 0) { for (int e = 0; e < alpha * alpha; e++) d[e * L + j] = 0f; edge |= 1u << j; continue; }
                     int iy = ys[lane], ix = xs[lane];
                     float* src = x + inBase[lane] + coff;
                     if (iy >= 0 && ix >= 0 && iy + alpha <= s.H && ix + alpha <= s.W)
@@ -395,6 +402,7 @@ public static unsafe class Conv2dWinograd
                         }
                         continue;
                     }
+                    edge |= 1u << j;
                     for (int r = 0; r < alpha; r++)
                         for (int k = 0; k < alpha; k++)
                         {
@@ -402,6 +410,7 @@ public static unsafe class Conv2dWinograd
                             d[(r * alpha + k) * L + j] = (uint)yy < (uint)s.H && (uint)xx < (uint)s.W ? src[r * s.W + k] : 0f;
                         }
                 }
+                if (pro != null) Activate(s, alpha, d, pro, c, g0, imgs, rows, ys, xs, edge);
                 // Down the columns (B^T d), then along the rows ((B^T d) B).
                 for (int k = 0; k < alpha; k++) TF.Input(d + k * L, alpha * L, t + k, alpha);
                 int blk = c / kb.Size, k0 = kb.Start(blk), kc = kb.Length(blk);
@@ -412,6 +421,48 @@ public static unsafe class Conv2dWinograd
                     for (int l = 0; l < alpha; l++) line[l].Store(v + (r * alpha + l) * vStride + at);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Applies channel c's group norm + SiLU to the Alpha x Alpha taps of 16 lanes (d: [tap][lane]), each lane with
+    /// its image's constants, then zeroes again the taps that are padding: the conv pads the activation, not x. Every
+    /// tap goes through <see cref="NormSiluAffine.Apply"/>, as the unfused pass computes each element once.
+    /// </summary>
+    private static void Activate(in Conv2dShape s, int alpha, float* d, NormSiluAffine* pro, int c, int g0, int* imgs, int* rows,
+        int* ys, int* xs, uint edge)
+    {
+        Vector512<float> vs, vd, va, vb;
+        if (imgs[g0] == imgs[g0 + L - 1])
+        {
+            var p = pro[(long)imgs[g0] * s.InC + c];
+            vs = Vector512.Create(p.Shift); vd = Vector512.Create(p.Delta); va = Vector512.Create(p.A); vb = Vector512.Create(p.B);
+        }
+        else
+        {
+            // the block spans two images (or more): constants lane by lane
+            float* k = stackalloc float[4 * L];
+            for (int j = 0; j < L; j++)
+            {
+                var p = pro[(long)imgs[g0 + j] * s.InC + c];
+                k[j] = p.Shift; k[L + j] = p.Delta; k[2 * L + j] = p.A; k[3 * L + j] = p.B;
+            }
+            vs = Vector512.Load(k); vd = Vector512.Load(k + L); va = Vector512.Load(k + 2 * L); vb = Vector512.Load(k + 3 * L);
+        }
+        int taps = alpha * alpha;
+        for (int e = 0; e < taps; e++) NormSiluAffine.Apply(Vector512.Load(d + e * L), vs, vd, va, vb).Store(d + e * L);
+        while (edge != 0)
+        {
+            int j = System.Numerics.BitOperations.TrailingZeroCount(edge);
+            edge &= edge - 1;
+            int lane = g0 + j;
+            if (rows[lane] < 0) { for (int e = 0; e < taps; e++) d[e * L + j] = 0f; continue; }
+            for (int r = 0; r < alpha; r++)
+                for (int k = 0; k < alpha; k++)
+                {
+                    int yy = ys[lane] + r, xx = xs[lane] + k;
+                    if ((uint)yy >= (uint)s.H || (uint)xx >= (uint)s.W) d[(r * alpha + k) * L + j] = 0f;
+                }
         }
     }
 

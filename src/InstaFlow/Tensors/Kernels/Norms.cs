@@ -26,6 +26,40 @@ public static unsafe class Norms
         int groups, float eps) =>
         GroupNorm(x, gamma, beta, y, batch, channels, spatial, groups, eps, null, null, silu: true);
 
+    /// <summary>
+    /// The per-(image, channel) constants of SiLU(GroupNorm(x)) (dst: [batch * channels]) for a consumer that applies
+    /// them as it reads x (<see cref="NormSiluAffine.Apply"/>): the statistics are summed as GroupNormSiluForward sums
+    /// them, so the activations come out with the same bits wherever both take the vector path.
+    /// </summary>
+    public static void GroupNormSiluAffines(float* x, float* gamma, float* beta, int batch, int channels, long spatial,
+        int groups, float eps, NormSiluAffine* dst)
+    {
+        int cpg = channels / groups, jobs = batch * groups;
+        long groupLen = cpg * spatial;
+        if (jobs == 0 || groupLen == 0) return;
+        int chunks = (int)((groupLen + Chunk - 1) / Chunk);
+        var partial = new Moments[jobs * chunks];
+        fixed (Moments* part = partial)
+        {
+            Moments* pp = part;
+            Par.For(jobs * chunks, job =>
+            {
+                float* xg = x + (long)(job / chunks) * groupLen;
+                pp[job] = SumChunks(xg, groupLen, job % chunks, job % chunks + 1, xg[0]);
+            });
+            for (int bg = 0; bg < jobs; bg++)
+            {
+                var total = new Moments(part[bg * chunks].Shift, 0, 0);
+                for (int c = 0; c < chunks; c++) total = total.Add(part[bg * chunks + c]);
+                var st = Finish(total, groupLen, eps);
+                int b = bg / groups, c0 = (bg % groups) * cpg;
+                for (int ch = c0; ch < c0 + cpg; ch++)
+                    dst[(long)b * channels + ch] = new NormSiluAffine(st.Shift, st.Delta, st.Rstd * (gamma != null ? gamma[ch] : 1f),
+                        beta != null ? beta[ch] : 0f);
+            }
+        }
+    }
+
     private static void GroupNorm(float* x, float* gamma, float* beta, float* y, int batch, int channels, long spatial,
         int groups, float eps, float* mean, float* rstd, bool silu)
     {
@@ -175,12 +209,7 @@ public static unsafe class Norms
         long i = 0;
         if (silu)
         {
-            for (; i + 16 <= n; i += 16)
-            {
-                // SiluOp's Vector512.Exp widens to double and would make this pass compute-bound.
-                var t = Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vs - vd, va, vb);
-                Vector512.Store(t / (Vector512<float>.One + AttentionTiles.Exp(-t)), y + i);
-            }
+            for (; i + 16 <= n; i += 16) Vector512.Store(NormSiluAffine.Apply(Vector512.Load(x + i), vs, vd, va, vb), y + i);
             for (; i < n; i++) y[i] = SiluOp.Apply(MathF.FusedMultiplyAdd(x[i] - st.Shift - st.Delta, a, b));
         }
         else
@@ -188,6 +217,19 @@ public static unsafe class Norms
             for (; i + 16 <= n; i += 16) Vector512.Store(Vector512.FusedMultiplyAdd(Vector512.Load(x + i) - vs - vd, va, vb), y + i);
             for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(x[i] - st.Shift - st.Delta, a, b);
         }
+    }
+}
+
+/// <summary>One channel's SiLU(GroupNorm) as an affine map and SiLU: y = SiLU(((x - Shift) - Delta) A + B).</summary>
+public readonly record struct NormSiluAffine(float Shift, float Delta, float A, float B)
+{
+    /// <summary>The vector form every fused group norm + SiLU uses, so that they agree bit for bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Apply(Vector512<float> x, Vector512<float> shift, Vector512<float> delta, Vector512<float> a, Vector512<float> b)
+    {
+        // SiluOp's Vector512.Exp widens to double and would make these passes compute-bound.
+        var t = Vector512.FusedMultiplyAdd(x - shift - delta, a, b);
+        return t / (Vector512<float>.One + AttentionTiles.Exp(-t));
     }
 }
 
