@@ -43,11 +43,12 @@ public static unsafe partial class Ops
         return y;
     }
 
-    private static void WinogradConv(in Conv2dShape s, Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor[] inputs, NormSiluAffine* normSilu)
+    private static void WinogradConv(in Conv2dShape s, Tensor x, Tensor weight, Tensor? bias, Tensor y, Tensor[] inputs, NormSiluAffine* normSilu,
+        bool upsampled = false)
     {
         var tile = Conv2dWinograd.TileFor(s);
         var u = WeightPacks.For(weight, (long)s.Batch * s.OutH * s.OutW, inputs, WeightPack.WinogradKind(tile), s.OutC, s.InC);
-        Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, tile, u != null ? u.Pointer : null, normSilu);
+        Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, tile, u != null ? u.Pointer : null, normSilu, upsampled);
         InferenceMark("conv Winograd: GEMMs and data transforms");
     }
 
@@ -87,6 +88,35 @@ public static unsafe partial class Ops
             return y;
         }
         finally { affines.Release(); }
+    }
+
+    /// <summary>
+    /// Conv2d(UpsampleNearest2x(x), weight, bias, stride 1, padding) at inference, as Upsample2D runs it. Where the conv
+    /// takes the Winograd path its input transform reads x at half the resolution, so the upsampled map (4x the size
+    /// of x: 268 MB at the VAE's last level) is never written; elsewhere it is UpsampleNearest2x, then Conv2d. The
+    /// conv sees the same values either way, so the output is the same.
+    /// </summary>
+    public static Tensor UpsampleNearest2xConv2d(Tensor x, Tensor weight, Tensor? bias, int padding)
+    {
+        var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
+        if (GradMode.ShouldRecord(inputs))
+            throw new InvalidOperationException($"UpsampleNearest2xConv2d is inference-only (no backward rule) but {x.Describe()} is recording gradients: use UpsampleNearest2x and Conv2d");
+        ShapeUtil.RequireRank(x, 4, "UpsampleNearest2xConv2d");
+        ShapeUtil.RequireRank(weight, 4, "UpsampleNearest2xConv2d", "weight");
+        var s = new Conv2dShape(x.Dim(0), x.Dim(1), 2 * x.Dim(2), 2 * x.Dim(3), weight.Dim(0), weight.Dim(2), weight.Dim(3), 1, padding, padding, padding, padding);
+        if (weight.Dim(1) != s.InC || bias != null && (bias.Rank != 1 || bias.Dim(0) != s.OutC) || !Conv2dWinograd.ShouldUse(s))
+        {
+            // the general path, which also reports any mismatch between x, weight and bias
+            var up = UpsampleNearest2x(x);
+            try { return Conv2d(up, weight, bias, 1, padding); }
+            finally { up.Dispose(); }
+        }
+        InferenceMark("other ops (elementwise, copies, embeddings)");
+        var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
+        FlopCounter.Add(s.Flops);
+        WinogradConv(s, x, weight, bias, y, inputs, null, upsampled: true);
+        WeightLastUse.DropPages(weight);
+        return y;
     }
 
     /// <summary>x: [B, C, *spatial]; normalizes each of `groups` channel groups; gamma/beta: [C] or null.</summary>

@@ -2,6 +2,7 @@
 // Upsample2D (nearest x2, or to an explicit size, then a 3x3 conv).
 using InstaFlow.Nn;
 using InstaFlow.Tensors;
+using InstaFlow.Tensors.Autograd;
 
 namespace InstaFlow.Models.Diffusers;
 
@@ -31,6 +32,10 @@ public sealed class Upsample2D : Module
     /// <summary>x: [B, C, H, W] -> [B, C, 2H, 2W], or [B, C, size] when the skip connection's size is given.</summary>
     public Tensor Forward(Tensor x, (int H, int W)? size = null)
     {
+        // at inference a plain doubling is one op that need not write the upsampled map out
+        if ((size == null || size == (2 * x.Dim(2), 2 * x.Dim(3))) && Conv.Stride == 1
+            && !GradMode.ShouldRecord(new[] { x, Conv.Weight.Value, Conv.Bias?.Value }))
+            return Ops.UpsampleNearest2xConv2d(x, Conv.Weight.Value, Conv.Bias?.Value, Conv.Padding);
         using var scope = TensorScope.ForInference();
         var up = size is { } s ? Ops.UpsampleNearest(x, s.H, s.W) : Ops.UpsampleNearest2x(x);
         var y = Conv.Forward(up);

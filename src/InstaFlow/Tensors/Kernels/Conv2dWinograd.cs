@@ -161,16 +161,20 @@ public static unsafe class Conv2dWinograd
     /// <see cref="WeightPack"/>), and w is not read. normSilu, when not null, holds [Batch * InC] constants of a group
     /// norm + SiLU (<see cref="Norms.GroupNormSiluAffines"/>) that the input transform applies to every tap it reads
     /// inside the image: the conv of SiLU(GroupNorm(x)) without writing that activation out and reading it back.
+    /// upsampled: x is [Batch, InC, H / 2, W / 2] and the conv's input (H x W, as in s) is its nearest 2x upsampling,
+    /// read through x tap by tap instead of written out at four times the size.
     /// </summary>
     internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, WinogradTile tile, float* prepackedU = null,
-        NormSiluAffine* normSilu = null)
+        NormSiluAffine* normSilu = null, bool upsampled = false)
     {
         if (!Qualifies(s)) throw new ArgumentException($"Conv2dWinograd: needs a 3x3 kernel, stride 1, padding 1; got {s}");
-        if (tile == WinogradTile.F6) Forward<WinogradF6>(s, x, w, bias, y, prepackedU, normSilu);
-        else Forward<WinogradF4>(s, x, w, bias, y, prepackedU, normSilu);
+        if (upsampled && (s.H % 2 != 0 || s.W % 2 != 0)) throw new ArgumentException($"Conv2dWinograd: an upsampled input has an even size; got {s}");
+        if (tile == WinogradTile.F6) Forward<WinogradF6>(s, x, w, bias, y, prepackedU, normSilu, upsampled);
+        else Forward<WinogradF4>(s, x, w, bias, y, prepackedU, normSilu, upsampled);
     }
 
-    private static void Forward<TF>(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, float* prepackedU, NormSiluAffine* pro)
+    private static void Forward<TF>(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, float* prepackedU, NormSiluAffine* pro,
+        bool up)
         where TF : struct, IWinogradTile
     {
         var g = s;
@@ -195,14 +199,14 @@ public static unsafe class Conv2dWinograd
             if (OneWideBlock(s, tiles, points))
             {
                 // all tiles in one block, its three phases split between the threads: U is read once, not once per block
-                RunBlock<TF>(g, x, u, uStride, bias, y, 0, (int)tiles, tilesX, tilesY, pro, wide: true);
+                RunBlock<TF>(g, x, u, uStride, bias, y, 0, (int)tiles, tilesX, tilesY, pro, up, wide: true);
                 return;
             }
             Par.For(blocks, blk =>
             {
                 long t0 = (long)blk * blockTiles;
                 int n = (int)Math.Min(blockTiles, tiles - t0);
-                RunBlock<TF>(g, x, u, uStride, bias, y, t0, n, tilesX, tilesY, pro, wide: false);
+                RunBlock<TF>(g, x, u, uStride, bias, y, t0, n, tilesX, tilesY, pro, up, wide: false);
             });
         }
         finally { ubuf?.Release(); }
@@ -290,15 +294,16 @@ public static unsafe class Conv2dWinograd
     /// transform into packed B panels, Alpha^2 GEMMs, output transform with bias.
     /// </summary>
     private static void RunBlock<TF>(in Conv2dShape s, float* x, float* u, long uStride, float* bias, float* y,
-        long t0, int n, int tilesX, int tilesY, NormSiluAffine* pro, bool wide) where TF : struct, IWinogradTile
+        long t0, int n, int tilesX, int tilesY, NormSiluAffine* pro, bool up, bool wide) where TF : struct, IWinogradTile
     {
         int m = TF.M, alpha = TF.Alpha, points = alpha * alpha;
         int tpad = GemmPacking.RoundUp(n, NR);
         long vStride = Skewed((long)tpad * s.InC), mStride = Skewed((long)tpad * s.OutC);
         var vbuf = NativeBuffer.Rent(points * vStride * sizeof(float));
         var mbuf = NativeBuffer.Rent(points * mStride * sizeof(float));
-        // Per lane: offset of the tile's top-left input element (row and column -1) in image 0's channel 0, plus
-        // which of the Alpha x Alpha taps fall inside the image (all of them except at the borders).
+        // Per lane: offset of the tile's top-left input element (row and column -1) in image 0's channel 0 (upsampled:
+        // of the image's first element), plus which of the Alpha x Alpha taps fall inside the image (all of them
+        // except at the borders).
         long* inBase = stackalloc long[tpad];
         long* outBase = stackalloc long[tpad];
         int* rows = stackalloc int[tpad];
@@ -319,7 +324,7 @@ public static unsafe class Conv2dWinograd
                 imgs[j] = b;
                 int ty = rest / tilesX, tx = rest % tilesX;
                 ys[j] = m * ty - 1; xs[j] = m * tx - 1;
-                inBase[j] = b * s.InC * plane + (long)ys[j] * s.W + xs[j];
+                inBase[j] = up ? b * s.InC * (plane / 4) : b * s.InC * plane + (long)ys[j] * s.W + xs[j];
                 outBase[j] = b * s.OutC * plane + (long)(m * ty) * s.W + m * tx;
                 rows[j] = Math.Min(m, s.H - m * ty);
                 cols[j] = Math.Min(m, s.W - m * tx);
@@ -329,9 +334,9 @@ public static unsafe class Conv2dWinograd
                 Par.ForRange(s.InC, 8, (c0, c1) =>
                 {
                     float* dd = stackalloc float[points * L];
-                    TransformInput<TF>(g, x, v, vStride, tpad, inBase, rows, ys, xs, imgs, pro, (int)c0, (int)c1, dd);
+                    TransformInput<TF>(g, x, v, vStride, tpad, inBase, rows, ys, xs, imgs, pro, up, (int)c0, (int)c1, dd);
                 });
-            else TransformInput<TF>(s, x, v, vStride, tpad, inBase, rows, ys, xs, imgs, pro, 0, s.InC, d);
+            else TransformInput<TF>(s, x, v, vStride, tpad, inBase, rows, ys, xs, imgs, pro, up, 0, s.InC, d);
             var kb = new KBlocks(s.InC);
             void Position(int xi)
             {
@@ -371,14 +376,15 @@ public static unsafe class Conv2dWinograd
     /// V = B^T d B for every channel and tile of the block, 16 tiles per vector: the Alpha x Alpha input patches are
     /// gathered lane-wise (zeros outside the image, and for the padding lanes past the block), then transformed in
     /// registers and stored as rows of the packed B panels. With pro, the gathered taps are first activated (see
-    /// <see cref="Activate"/>).
+    /// <see cref="Activate"/>); with up, each tap (y, x) is read from the half-size map at (y / 2, x / 2).
     /// </summary>
     private static void TransformInput<TF>(in Conv2dShape s, float* x, float* v, long vStride, int tpad,
-        long* inBase, int* rows, int* ys, int* xs, int* imgs, NormSiluAffine* pro, int c0, int c1, float* d) where TF : struct, IWinogradTile
+        long* inBase, int* rows, int* ys, int* xs, int* imgs, NormSiluAffine* pro, bool up, int c0, int c1, float* d) where TF : struct, IWinogradTile
     {
         int alpha = TF.Alpha;
         var kb = new KBlocks(s.InC);
-        long plane = (long)s.H * s.W;
+        long plane = up ? (long)s.H * s.W / 4 : (long)s.H * s.W;
+        int halfW = s.W / 2;
         var t = stackalloc Vector512<float>[alpha * alpha];
         var line = stackalloc Vector512<float>[alpha];
         for (int g0 = 0; g0 < tpad; g0 += L)
@@ -393,7 +399,25 @@ public static unsafe class Conv2dWinograd
                     if (rows[lane] < 0) { for (int e = 0; e < alpha * alpha; e++) d[e * L + j] = 0f; edge |= 1u << j; continue; }
                     int iy = ys[lane], ix = xs[lane];
                     float* src = x + inBase[lane] + coff;
-                    if (iy >= 0 && ix >= 0 && iy + alpha <= s.H && ix + alpha <= s.W)
+                    bool inside = iy >= 0 && ix >= 0 && iy + alpha <= s.H && ix + alpha <= s.W;
+                    if (up)
+                    {
+                        if (!inside) edge |= 1u << j;
+                        for (int r = 0; r < alpha; r++)
+                        {
+                            int yy = iy + r;
+                            float* dr = d + r * alpha * L + j;
+                            if ((uint)yy >= (uint)s.H) { for (int k = 0; k < alpha; k++) dr[k * L] = 0f; continue; }
+                            float* srow = src + (long)(yy >> 1) * halfW;
+                            for (int k = 0; k < alpha; k++)
+                            {
+                                int xx = ix + k;
+                                dr[k * L] = (uint)xx < (uint)s.W ? srow[xx >> 1] : 0f;
+                            }
+                        }
+                        continue;
+                    }
+                    if (inside)
                     {
                         for (int r = 0; r < alpha; r++, src += s.W)
                         {

@@ -1,5 +1,6 @@
-// Ops.GroupNormSiluConv2d: the ResNet half-block with the group norm + SiLU applied inside the Winograd input transform,
-// against the unfused ops (bit for bit where both take the vector path) and against double loops on odd shapes.
+// The convs fused with what precedes them at inference: Ops.GroupNormSiluConv2d (the ResNet half-block, group norm +
+// SiLU applied inside the Winograd input transform) against the unfused ops (bit for bit where both take the vector
+// path) and double loops on odd shapes; Ops.UpsampleNearest2xConv2d against upsampling then the conv (bit for bit).
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
 
@@ -122,5 +123,67 @@ public unsafe class GroupNormSiluConvTests
         var wrong = TestUtil.Random(1, 4, 6, 3, 3);
         var e = Assert.Throws<ArgumentException>(() => Ops.GroupNormSiluConv2d(x, 2, gamma, beta, Eps, wrong, b, 1));
         Assert.Contains("8 channels", e.Message);
+    }
+}
+
+[Collection("Threads")]
+public class UpsampleConvTests
+{
+    private static Tensor Unfused(Tensor x, Tensor w, Tensor b) => Ops.Conv2d(Ops.UpsampleNearest2x(x), w, b, 1, 1);
+
+    // The conv reads the same tap values either way, so the bits are the same: odd half-size maps (border tiles on
+    // every side), batch 2, a 1x1 map, one and two threads, and 352 -> 360 channels as one wide block.
+    [Theory]
+    [InlineData(WinogradTile.F4, 1, 8, 3, 5, 6, 1)]
+    [InlineData(WinogradTile.F6, 1, 8, 3, 5, 6, 2)]
+    [InlineData(WinogradTile.F4, 2, 17, 7, 4, 9, 2)]
+    [InlineData(WinogradTile.F6, 2, 17, 7, 4, 9, 1)]
+    [InlineData(WinogradTile.F4, 1, 3, 1, 1, 2, 2)]
+    [InlineData(WinogradTile.F6, 1, 64, 16, 13, 32, 2)]
+    [InlineData(WinogradTile.F4, 1, 352, 10, 8, 360, 2)]
+    public void Fused_Shapes_BitwiseEqualsUpsampleThenConv(WinogradTile tile, int batch, int inC, int h, int w, int outC, int threads)
+    {
+        var x = TestUtil.Random(inC + h, batch, inC, h, w);
+        var wt = TestUtil.Random(inC + h + 1, outC, inC, 3, 3);
+        var b = TestUtil.Random(inC + h + 2, outC);
+        int saved = Par.Threads;
+        var savedMode = Conv2dWinograd.Mode;
+        var savedTile = Conv2dWinograd.TileOverride;
+        try
+        {
+            Par.Threads = threads;
+            Conv2dWinograd.Mode = WinogradMode.Always;
+            Conv2dWinograd.TileOverride = tile;
+            var fused = Ops.UpsampleNearest2xConv2d(x, wt, b, 1);
+            var plain = Unfused(x, wt, b);
+            Assert.Equal(plain.ShapeArray(), fused.ShapeArray());
+            float diff = TestUtil.MaxAbsDiff(plain.Span, fused.Span);
+            Assert.True(plain.Span.SequenceEqual(fused.Span), $"{tile} [{batch},{inC},{h},{w}]->{outC}: fused differs from unfused by up to {diff:E2}");
+        }
+        finally { Par.Threads = saved; Conv2dWinograd.Mode = savedMode; Conv2dWinograd.TileOverride = savedTile; }
+    }
+
+    [Fact]
+    public void Fused_DirectPath_EqualsUnfused()
+    {
+        var x = TestUtil.Random(1, 1, 16, 5, 6);
+        var wt = TestUtil.Random(2, 8, 16, 3, 3);
+        var b = TestUtil.Random(3, 8);
+        var savedMode = Conv2dWinograd.Mode;
+        try
+        {
+            Conv2dWinograd.Mode = WinogradMode.Never;
+            Assert.Equal(Unfused(x, wt, b).Span.ToArray(), Ops.UpsampleNearest2xConv2d(x, wt, b, 1).Span.ToArray());
+        }
+        finally { Conv2dWinograd.Mode = savedMode; }
+    }
+
+    [Fact]
+    public void Fused_RecordingGradients_Throws()
+    {
+        var x = TestUtil.Random(1, 1, 4, 3, 3);
+        x.RequiresGrad = true;
+        var e = Assert.Throws<InvalidOperationException>(() => Ops.UpsampleNearest2xConv2d(x, TestUtil.Random(2, 4, 4, 3, 3), null, 1));
+        Assert.Contains("inference-only", e.Message);
     }
 }
