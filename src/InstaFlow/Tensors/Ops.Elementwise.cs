@@ -80,15 +80,13 @@ public static unsafe partial class Ops
     public static Tensor QuickGelu(Tensor a) => Unary<QuickGeluOp>(a, OpKind.QuickGelu, saveOutput: false);
 
     /// <summary>
-    /// GEGLU's gating at inference: x [..., 2n] -> x[..., :n] * gelu(x[..., n:]) in one pass, where Narrow, Narrow, Gelu
-    /// and Mul would copy both halves and write two more n-wide tensors (42 MB of activations at SD's 64x64 level).
-    /// The same operations per element as Mul(h, Gelu(gate)), so the same bits wherever n is a multiple of the vector
-    /// width. Inference only (no backward rule): while recording, use Narrow, Gelu and Mul.
+    /// GEGLU's gating: x [..., 2n] -> x[..., :n] * gelu(x[..., n:]) in one pass, where Narrow, Narrow, Gelu and Mul
+    /// would copy both halves and write two more n-wide tensors (42 MB of activations at SD's 64x64 level). The same
+    /// operations per element as Mul(h, Gelu(gate)), forward and backward, so the same bits wherever n is a multiple
+    /// of the vector width; while recording, only x is kept for the backward pass.
     /// </summary>
     public static Tensor GeluGate(Tensor x)
     {
-        if (GradMode.ShouldRecord(x))
-            throw new InvalidOperationException($"GeluGate is inference-only (no backward rule) but {x.Describe()} is recording gradients: use Narrow, Gelu and Mul");
         if (x.Rank < 1 || x.Dim(-1) % 2 != 0) throw new ArgumentException($"GeluGate: the last dim of {x.Describe()} must split into two equal halves");
         var shape = x.ShapeArray();
         int n = shape[^1] / 2;
@@ -100,6 +98,7 @@ public static unsafe partial class Ops
         {
             for (long r = r0; r < r1; r++) VectorDriver.GatedSerial<GeluOp, MulOp>(px + r * 2 * n, px + r * 2 * n + n, py + r * n, n);
         });
+        if (GradMode.ShouldRecord(x)) Tape.Record(y, OpKind.GeluGate, new[] { x }, new[] { x });
         return y;
     }
     /// <summary>max(x, 0); the gradient passes where the output is positive (0 at x = 0, as in PyTorch).</summary>

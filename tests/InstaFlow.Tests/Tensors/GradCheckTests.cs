@@ -65,6 +65,7 @@ public class GradCheckTests
     [Fact] public void Clamp_GradientMatchesFiniteDifference() => Check(x => Ops.Clamp(x[0], -0.5f, 0.4f), new[] { R(5, 23) }, "clamp", eps: 1e-3f);
     [Fact] public void MaxPool2d_GradientMatchesFiniteDifference() => Check(x => Ops.MaxPool2d(x[0], 2, 2), new[] { R(29, 2, 3, 7, 9) }, "maxpool", eps: 1e-3f);
     [Fact] public void MaxPool2dOverlapping_GradientMatchesFiniteDifference() => Check(x => Ops.MaxPool2d(x[0], 3, 2), new[] { R(30, 1, 2, 7, 8) }, "maxpool 3/2", eps: 1e-3f);
+    [Fact] public void GeluGate_GradientMatchesFiniteDifference() => Check(x => Ops.GeluGate(x[0]), new[] { R(31, 3, 2, 10) }, "gelu gate", eps: 1e-3f);
     [Fact] public void Square_GradientMatchesFiniteDifference() => Check(x => Ops.Square(x[0]), new[] { R(1, 9) }, "square");
 
     [Theory]

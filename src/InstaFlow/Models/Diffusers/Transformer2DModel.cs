@@ -80,26 +80,22 @@ public sealed class BasicTransformerBlock : Module
 public sealed class FeedForward : Module
 {
     public readonly Linear Proj, Out;
-    private readonly int _inner;
 
     public FeedForward(int dim, int mult = 4)
     {
-        _inner = dim * mult;
+        int inner = dim * mult;
         var net = Child("net", new ModuleList());
-        var geglu = net.Add(new Geglu(dim, _inner));
+        var geglu = net.Add(new Geglu(dim, inner));
         Proj = geglu.Proj;
         net.Add(new Dropout());
-        Out = net.Add(new Linear(_inner, dim));
+        Out = net.Add(new Linear(inner, dim));
     }
 
     public Tensor Forward(Tensor x)
     {
         // x: [B, T, C]
         var hg = Proj.Forward(x);
-        if (!GradMode.ShouldRecord(hg)) return Out.Forward(Ops.GeluGate(hg));
-        var h = Ops.Narrow(hg, -1, 0, _inner);
-        var gate = Ops.Narrow(hg, -1, _inner, _inner);
-        return Out.Forward(Ops.Mul(h, Ops.Gelu(gate)));
+        return Out.Forward(Ops.GeluGate(hg));
     }
 
     private sealed class Geglu : Module

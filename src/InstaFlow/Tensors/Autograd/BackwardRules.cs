@@ -44,6 +44,7 @@ internal static unsafe class BackwardRules
             case OpKind.Relu: return new[] { Pointwise<ReluGradOp>(g, n.Saved[0]) };
             case OpKind.QuickGelu: return new[] { Pointwise<QuickGeluGradOp>(g, n.Saved[0]) };
             case OpKind.Gelu: return new[] { Pointwise<GeluGradOp>(g, n.Saved[0]) };
+            case OpKind.GeluGate: return new[] { GeluGateGrad(g, n.Saved[0]) };
             case OpKind.GeluTanh: return new[] { Pointwise<GeluTanhGradOp>(g, n.Saved[0]) };
             case OpKind.Sum:
             case OpKind.Mean:
@@ -208,6 +209,28 @@ internal static unsafe class BackwardRules
     }
 
     /// <summary>r[i] = TOp(g[i], v[i]) through the vectorized driver: the rule for the common activations.</summary>
+    /// <summary>
+    /// y = h * gelu(gate) with [h, gate] the halves of x's last dim: dh = g * gelu(gate), dgate = gelu'(gate) (g * h),
+    /// per element as the backward rules of Mul and Gelu compute them, so the same bits as Narrow, Gelu and Mul.
+    /// </summary>
+    private static Tensor GeluGateGrad(Tensor g, Tensor x)
+    {
+        var gx = Tensor.Empty(x.ShapeArray());
+        int n = x.Dim(-1) / 2;
+        long rows = n == 0 ? 0 : g.Numel / n;
+        float* pg = g.Data, px = x.Data, pgx = gx.Data;
+        Par.ForRange(rows, Math.Max(1, (1 << 15) / Math.Max(n, 1)), (r0, r1) =>
+        {
+            for (long r = r0; r < r1; r++)
+            {
+                float* gr = pg + r * n, h = px + r * 2 * n, dh = pgx + r * 2 * n;
+                VectorDriver.GatedSerial<GeluOp, MulOp>(gr, h + n, dh, n);
+                VectorDriver.GateGradSerial<GeluGradOp>(gr, h, h + n, dh + n, n);
+            }
+        });
+        return gx;
+    }
+
     internal static Tensor Pointwise<TOp>(Tensor g, Tensor v) where TOp : IBinaryOp
     {
         var r = Tensor.Empty(g.ShapeArray());

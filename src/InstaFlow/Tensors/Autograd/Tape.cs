@@ -6,7 +6,7 @@ public enum OpKind
 {
     Reshape, Add, Sub, Mul, Div, AddScalar, MulScalar, Neg, Exp, Sqrt, Sigmoid, Silu, Tanh, Gelu, GeluTanh, QuickGelu,
     Sum, Mean, Var, Softmax, MatMul, Linear, Conv2d, GroupNorm, LayerNorm, Upsample, Concat, Narrow, Permute,
-    Embedding, Attention, Pad, Pow2, Clamp, Relu, MaxPool2d,
+    Embedding, Attention, Pad, Pow2, Clamp, Relu, MaxPool2d, GeluGate,
 }
 
 public sealed class TapeNode
