@@ -224,8 +224,7 @@ internal static unsafe class BackwardRules
             for (long r = r0; r < r1; r++)
             {
                 float* gr = pg + r * n, h = px + r * 2 * n, dh = pgx + r * 2 * n;
-                VectorDriver.GatedSerial<GeluOp, MulOp>(gr, h + n, dh, n);
-                VectorDriver.GateGradSerial<GeluGradOp>(gr, h, h + n, dh + n, n);
+                Kernels.GeluGateGrad.Serial(gr, h, h + n, dh, dh + n, n);
             }
         });
         return gx;

@@ -49,6 +49,9 @@ public static unsafe class KernelBench
     /// </summary>
     public static double MeasurePeakGflops(int threads, int runs, long iters = 20_000_000)
     {
+        // Thread-pool workers spin for a while after the last parallel loop; let them park first, or they share the
+        // cores with the probe (bench train read 252-267 GFLOP/s right after its steps).
+        Thread.Sleep(200);
         var samples = new List<double>();
         for (int r = 0; r <= runs; r++)
         {

@@ -99,3 +99,42 @@ public struct GeluTanhGradOp : IBinaryOp
         return g * ((one + t) * 0.5f + x * 0.5f * (one - t * t) * C * (one + x2 * (3f * A)));
     }
 }
+
+/// <summary>
+/// GEGLU's backward in one pass: with e = erf(x / sqrt 2) computed once per element, dh = g gelu(x) and
+/// dx = gelu'(x) (g h), written as GeluOp, MulOp and GeluGradOp write them, so the bits are those of the unfused rules.
+/// </summary>
+public static unsafe class GeluGateGrad
+{
+    private const float InvSqrt2 = 0.70710678118654752f, InvSqrt2Pi = 0.3989422804014327f;
+
+    /// <summary>g, h, x (the gate), dh, dx: n floats each.</summary>
+    public static void Serial(float* g, float* h, float* x, float* dh, float* dx, long n)
+    {
+        long i = 0;
+        if (VectorDriver.UseVector512)
+            for (; i + 16 <= n; i += 16)
+            {
+                var gv = Vector512.Load(g + i);
+                var xv = Vector512.Load(x + i);
+                var onePlus = Vector512<float>.One + ErfMath.Erf(xv * InvSqrt2);
+                Vector512.Store(gv * (xv * 0.5f * onePlus), dh + i);
+                Vector512.Store(gv * Vector512.Load(h + i) * (onePlus * 0.5f + xv * InvSqrt2Pi * Vector512.Exp(xv * xv * -0.5f)), dx + i);
+            }
+        if (VectorDriver.UseVector256)
+            for (; i + 8 <= n; i += 8)
+            {
+                var gv = Vector256.Load(g + i);
+                var xv = Vector256.Load(x + i);
+                var onePlus = Vector256<float>.One + ErfMath.Erf(xv * InvSqrt2);
+                Vector256.Store(gv * (xv * 0.5f * onePlus), dh + i);
+                Vector256.Store(gv * Vector256.Load(h + i) * (onePlus * 0.5f + xv * InvSqrt2Pi * Vector256.Exp(xv * xv * -0.5f)), dx + i);
+            }
+        for (; i < n; i++)
+        {
+            float xi = x[i], e = ErfMath.Erf(xi * InvSqrt2);
+            dh[i] = g[i] * (0.5f * xi * (1f + e));
+            dx[i] = g[i] * h[i] * (0.5f * (1f + e) + xi * InvSqrt2Pi * MathF.Exp(-0.5f * xi * xi));
+        }
+    }
+}

@@ -76,20 +76,6 @@ public static unsafe class VectorDriver
         for (; i < n; i++) y[i] = TCombine.Apply(h[i], TGate.Apply(g[i]));
     }
 
-    /// <summary>dgate[i] = TGrad(g[i] * h[i], gate[i]): a gate's gradient through the product with h (GEGLU's backward).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void GateGradSerial<TGrad>(float* g, float* h, float* gate, float* dgate, long n) where TGrad : IBinaryOp
-    {
-        long i = 0;
-        if (UseVector512)
-            for (; i + 16 <= n; i += 16)
-                Vector512.Store(TGrad.Apply(MulOp.Apply(Vector512.Load(g + i), Vector512.Load(h + i)), Vector512.Load(gate + i)), dgate + i);
-        if (UseVector256)
-            for (; i + 8 <= n; i += 8)
-                Vector256.Store(TGrad.Apply(MulOp.Apply(Vector256.Load(g + i), Vector256.Load(h + i)), Vector256.Load(gate + i)), dgate + i);
-        for (; i < n; i++) dgate[i] = TGrad.Apply(MulOp.Apply(g[i], h[i]), gate[i]);
-    }
-
     /// <summary>c[i] = op(a[i], b[i]) with per-operand stride 1 (vector) or 0 (broadcast scalar).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BinarySerial<TOp>(float* a, int sa, float* b, int sb, float* c, long n) where TOp : IBinaryOp
