@@ -17,14 +17,21 @@ public static unsafe class Reduce
             });
             return;
         }
-        Par.ForRange(outer, Math.Max(1, 16384 / Math.Max(1, size * inner)), (s, e) =>
+        // Column blocks as well as outer slices: a Linear's bias gradient sums [rows, features] down its rows with
+        // outer 1, which ran on one thread (8192 x 512 floats at the Twemoji UNet's training shapes). Each output
+        // element still adds its rows in order, so the bits do not change.
+        long block = Math.Max(16, (inner / 8 + 15) / 16 * 16);
+        long blocks = (inner + block - 1) / block;
+        Par.ForRange(outer * blocks, Math.Max(1, 16384 / Math.Max(1, size * block)), (s, e) =>
         {
-            for (long o = s; o < e; o++)
+            for (long q = s; q < e; q++)
             {
-                float* yo = y + o * inner;
-                new Span<float>(yo, checked((int)inner)).Clear();
-                for (int k = 0; k < size; k++) Blas.Axpy(1f, x + (o * size + k) * inner, yo, inner);
-                if (scale != 1f) Blas.Scale(scale, yo, inner);
+                long o = q / blocks, c0 = q % blocks * block;
+                int n = (int)Math.Min(block, inner - c0);
+                float* yo = y + o * inner + c0;
+                new Span<float>(yo, n).Clear();
+                for (int k = 0; k < size; k++) Blas.Axpy(1f, x + (o * size + k) * inner + c0, yo, n);
+                if (scale != 1f) Blas.Scale(scale, yo, n);
             }
         });
     }
