@@ -33,7 +33,8 @@ public static unsafe partial class Ops
         if (Conv2dWinograd.ShouldUse(s)) WinogradConv(s, x, weight, bias, y, inputs, null);
         else
         {
-            var a = WeightPacks.For(weight, rows, inputs, WeightPackKind.ConvA, s.OutC, s.InC * s.KH * s.KW);
+            // the few-output kernel reads the weight as stored, so no pack is kept for it
+            var a = Kernels.Conv2dFewOut.Qualifies(s) ? null : WeightPacks.For(weight, rows, inputs, WeightPackKind.ConvA, s.OutC, s.InC * s.KH * s.KW);
             Kernels.Conv2d.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, a != null ? a.Pointer : null);
             InferenceMark(s.IsPointwise ? "conv 1x1: GEMM" : "conv direct: implicit GEMM");
         }

@@ -90,6 +90,52 @@ public unsafe class ConvTests
         TestUtil.AssertClose(d.Forward(false, true), shared, d.Tol, 0, $"{s} against the reference");
     }
 
+    // The few-output-channel kernel (conv_out): rows narrower than, equal to and wider than a vector, a one-row image,
+    // batches, 1-4 outputs, a channel count over one vector of taps, with and without bias, against the double loops.
+    [Theory]
+    [InlineData(1, 7, 5, 17, 3)]
+    [InlineData(2, 3, 1, 1, 1)]
+    [InlineData(2, 13, 9, 16, 4)]
+    [InlineData(1, 300, 6, 33, 2)]
+    [InlineData(3, 5, 1, 40, 4)]
+    public void FewOut_Shapes_MatchesReference(int batch, int inC, int h, int w, int outC)
+    {
+        var s = new Conv2dShape(batch, inC, h, w, outC, 3, 3, 1, 1, 1, 1, 1);
+        // without AVX-512 these shapes take the GEMM path, which the same assertions then check
+        Assert.Equal(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, Conv2dFewOut.Qualifies(s));
+        var d = new Data(s, inC + w);
+        foreach (bool bias in new[] { true, false })
+            TestUtil.AssertClose(d.Forward(false, bias), d.Forward(true, bias), d.Tol, 0, $"{s} bias={bias}");
+    }
+
+    // F16 weights are widened as they are laid out; one and two threads give the same bits.
+    [Fact]
+    public void FewOut_F16WeightsAndThreads_MatchWidenedAndBitwiseEqual()
+    {
+        var s = new Conv2dShape(2, 24, 19, 21, 3, 3, 3, 1, 1, 1, 1, 1);
+        Assert.Equal(System.Runtime.Intrinsics.X86.Avx512F.IsSupported, Conv2dFewOut.Qualifies(s));
+        var d = new Data(s, 5);
+        var half = d.W.Select(v => (Half)v).ToArray();
+        var widened = half.Select(v => (float)v).ToArray();
+        float[] Run(int threads, bool f16)
+        {
+            var y = new float[(long)s.Batch * s.OutC * s.H * s.W];
+            int saved = Par.Threads;
+            try
+            {
+                Par.Threads = threads;
+                fixed (float* px = d.X, pw = widened, pb = d.Bias, py = y)
+                fixed (Half* ph = half)
+                    Conv2d.Forward(s, px, f16 ? new StoredData((byte*)ph, TensorDType.F16) : new StoredData((byte*)pw, TensorDType.F32), pb, py);
+            }
+            finally { Par.Threads = saved; }
+            return y;
+        }
+        var one = Run(1, true);
+        Assert.Equal(one, Run(2, true));
+        Assert.Equal(one, Run(2, false));
+    }
+
     // Every narrower instruction set this CPU has (scalar always) against the widest: the same bits.
     [Fact]
     public void Forward_NarrowerIsas_BitwiseEqualsWidest()

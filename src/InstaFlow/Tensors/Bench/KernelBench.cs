@@ -142,6 +142,8 @@ public static unsafe class KernelBench
         // The UNet's deep levels (direct implicit GEMM) with the weight packed once, as `--prepack` runs them.
         Add("conv3x3 packed unet 16", (r, p) => ConvCase("conv3x3 packed unet 16", new Conv2dShape(1, 1280, 16, 16, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
         Add("conv3x3 packed unet 8", (r, p) => ConvCase("conv3x3 packed unet 8", new Conv2dShape(1, 1280, 8, 8, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
+        // The VAE decoder's conv_out: three output channels at 512x512.
+        Add("conv3x3 vae out", (r, p) => ConvCase("conv3x3 vae out", new Conv2dShape(1, 128, 512, 512, 3, 3, 3, 1, 1, 1, 1, 1), r, p));
         // The VAE decoder's shortcut 1x1 convs where the channels halve (up_blocks.2 and .3, resnets.0).
         Add("conv1x1 vae 256", (r, p) => ConvCase("conv1x1 vae 256", new Conv2dShape(1, 512, 256, 256, 256, 1, 1, 1, 0, 0, 0, 0), r, p));
         Add("conv1x1 vae 512", (r, p) => ConvCase("conv1x1 vae 512", new Conv2dShape(1, 256, 512, 512, 128, 1, 1, 1, 0, 0, 0, 0), r, p));

@@ -22,10 +22,16 @@ public static unsafe class Conv2d
 
     /// <summary>
     /// The same with the weight in its stored precision (F16/BF16 weights are widened while packed). prepackedW, when
-    /// not null, is w already packed as PackA packs it here (a <see cref="WeightPack"/>), and w is not read.
+    /// not null, is w already packed as PackA packs it here (a <see cref="WeightPack"/>), and w is not read. Shapes of
+    /// at most four output channels go to <see cref="Conv2dFewOut"/> instead.
     /// </summary>
     internal static void Forward(in Conv2dShape s, float* x, StoredData w, float* bias, float* y, float* prepackedW = null)
     {
+        if (Conv2dFewOut.Qualifies(s))
+        {
+            Conv2dFewOut.Forward(s, x, w, bias, y);
+            return;
+        }
         int ohw = s.OutH * s.OutW, kdim = s.InC * s.KH * s.KW;
         long inImg = (long)s.InC * s.H * s.W, outImg = (long)s.OutC * ohw;
         var buf = prepackedW == null ? PackArena.Rent(GemmPacking.PackedSize(s.OutC, kdim, GemmKernels.MR) * sizeof(float)) : null;
