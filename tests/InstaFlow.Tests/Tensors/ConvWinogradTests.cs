@@ -220,6 +220,8 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
     [InlineData(256, 256, 512, WinogradTile.F6)]
     [InlineData(128, 128, 512, WinogradTile.F4)]
     [InlineData(64, 64, 128, WinogradTile.F4)]
+    [InlineData(64, 64, 512, WinogradTile.F6)]     // VAE 64x64: both one wide block, F(6x6) 0.86x
+    [InlineData(64, 64, 320, WinogradTile.F4)]     // UNet 64x64: F(4x4) runs in blocks
     [InlineData(128, 96, 128, WinogradTile.F4)]
     [InlineData(32, 32, 128, WinogradTile.F4)]
     public void TileFor_ImageAndChannels_F6WhereItStreamsLessWeight(int h, int w, int channels, WinogradTile expected)
@@ -230,8 +232,15 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
             Conv2dWinograd.TileOverride = null;
             var s = Shape(1, channels, h, w, channels);
             Assert.Equal(expected, Conv2dWinograd.TileFor(s));
-            // chosen per image: a batch takes the same algorithm, so each image keeps its bits
+            // chosen per image: a batch takes the same algorithm, so each image keeps its bits; so does one thread
             Assert.Equal(expected, Conv2dWinograd.TileFor(Shape(3, channels, h, w, channels)));
+            int threads = Par.Threads;
+            try
+            {
+                Par.Threads = 1;
+                Assert.Equal(expected, Conv2dWinograd.TileFor(s));
+            }
+            finally { Par.Threads = threads; }
             var other = expected == WinogradTile.F6 ? WinogradTile.F4 : WinogradTile.F6;
             Conv2dWinograd.TileOverride = other;
             Assert.Equal(other, Conv2dWinograd.TileFor(s));

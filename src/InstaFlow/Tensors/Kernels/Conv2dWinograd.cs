@@ -75,29 +75,40 @@ public static unsafe class Conv2dWinograd
     }
 
     /// <summary>
-    /// F(6x6) for images of at least 128x128 where it streams no more transformed weights than F(4x4), F(4x4)
-    /// elsewhere. Every block of tiles reads all of U (F(6x6)'s is 1.78x F(4x4)'s) while F(6x6) needs fewer blocks
+    /// F(6x6) for images of at least 64x64 where both would run as one wide block (F(6x6)'s fewer products win there),
+    /// and from 128x128 where it streams no more transformed weights than F(4x4); F(4x4) elsewhere. Every block of tiles reads all of U (F(6x6)'s is 1.78x F(4x4)'s) while F(6x6) needs fewer blocks
     /// (2.25x fewer tiles), so which one moves less depends on the channels and the image: the VAE decoder's 256 and
     /// 512 pixel levels favour F(6x6) (0.84-0.97x F(4x4)'s time on 2 threads, 512 channels at 256x256 0.84-0.91x), 512
     /// channels at 128x128 do not (1.04-1.17x). On small images F(6x6)'s partial tiles waste more (36x36 computed for
     /// 32x32). docs/PERFORMANCE.md has the timings. The choice is made for one image, so an image comes out with the same
-    /// bits whatever batch it is in. <see cref="TileOverride"/> (tests, benchmarks) or INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
+    /// bits whatever batch it is in, and the thread count plays no part. <see cref="TileOverride"/> (tests, benchmarks) or INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
     /// </summary>
     public static WinogradTile TileFor(in Conv2dShape s)
     {
         if (TileOverride is { } pinned) return pinned;
-        if (s.H < 128 || s.W < 128) return WinogradTile.F4;
+        if (s.H < 64 || s.W < 64) return WinogradTile.F4;
         var one = s with { Batch = 1 };
+        // Where both would run as one wide block each reads U once, and F(6x6)'s fewer products win (the VAE's 512
+        // channels at 64x64: 0.86x F(4x4)'s time). The UNet's 320 channels at 64x64 stay F(4x4): 0.91x the time there
+        // is 11 ms a step, for 1.7x the error against the reference.
+        if (WideShape(one, Tiles(one, WinogradTile.F6), 64) && WideShape(one, Tiles(one, WinogradTile.F4), 36)) return WinogradTile.F6;
+        if (s.H < 128 || s.W < 128) return WinogradTile.F4;
         return WeightTraffic(one, WinogradTile.F6) <= WeightTraffic(one, WinogradTile.F4) ? WinogradTile.F6 : WinogradTile.F4;
+    }
+
+    private static long Tiles(in Conv2dShape s, WinogradTile tile)
+    {
+        int m = (int)tile;
+        return (long)s.Batch * ((s.H + m - 1) / m) * ((s.W + m - 1) / m);
     }
 
     /// <summary>Bytes of transformed weights one forward call streams with this algorithm: U once per block of tiles.</summary>
     internal static long WeightTraffic(in Conv2dShape s, WinogradTile tile)
     {
-        int m = (int)tile, points = Points(tile);
-        long tiles = (long)s.Batch * ((s.H + m - 1) / m) * ((s.W + m - 1) / m);
+        int points = Points(tile);
+        long tiles = Tiles(s, tile);
         long u = (long)points * s.InC * s.OutC * sizeof(float);
-        return OneWideBlock(s, tiles, points) ? u : u * Blocks(tiles, BlockTiles(s.InC, s.OutC, tiles, points));
+        return WideShape(s, tiles, points) ? u : u * Blocks(tiles, BlockTiles(s.InC, s.OutC, tiles, points));
     }
 
     /// <summary>When set, every Winograd conv of the setting flow runs this algorithm (as <see cref="Mode"/>, per flow).</summary>
@@ -144,8 +155,11 @@ public static unsafe class Conv2dWinograd
     /// the whole image is one block whose input transform, GEMMs and output transform are each split between the
     /// threads (by channel, by matrix, by channel): U is read once. The sums are the same, so are the bits.
     /// </summary>
-    internal static bool OneWideBlock(in Conv2dShape s, long tiles, int points = 36) =>
-        Par.Threads > 1 && tiles <= 256 && (long)points * s.InC * s.OutC * sizeof(float) > 16L * 1024 * 1024 && !ForceBlocks;
+    internal static bool OneWideBlock(in Conv2dShape s, long tiles, int points = 36) => Par.Threads > 1 && WideShape(s, tiles, points) && !ForceBlocks;
+
+    /// <summary>The shape part of <see cref="OneWideBlock"/>: what the choice of algorithm may use, so that it never depends on the thread count.</summary>
+    private static bool WideShape(in Conv2dShape s, long tiles, int points) =>
+        tiles <= 256 && (long)points * s.InC * s.OutC * sizeof(float) > 16L * 1024 * 1024;
 
     /// <summary>Tests set this to take the per-block path where <see cref="OneWideBlock"/> would not (same bits).</summary>
     internal static bool ForceBlocks;
