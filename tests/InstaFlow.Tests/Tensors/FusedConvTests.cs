@@ -6,6 +6,25 @@ using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Tests.Tensors;
 
+/// <summary>Runs a test body with the Winograd path, its algorithm and the thread count set, and puts them back.</summary>
+internal static class WinogradSetting
+{
+    public static T Run<T>(WinogradMode mode, WinogradTile? tile, int threads, Func<T> body)
+    {
+        int saved = Par.Threads;
+        var savedMode = Conv2dWinograd.Mode;
+        var savedTile = Conv2dWinograd.TileOverride;
+        try
+        {
+            Par.Threads = threads;
+            Conv2dWinograd.Mode = mode;
+            Conv2dWinograd.TileOverride = tile;
+            return body();
+        }
+        finally { Par.Threads = saved; Conv2dWinograd.Mode = savedMode; Conv2dWinograd.TileOverride = savedTile; }
+    }
+}
+
 [Collection("Threads")]
 public unsafe class GroupNormSiluConvTests
 {
@@ -34,20 +53,10 @@ public unsafe class GroupNormSiluConvTests
     public void Fused_SpatialMultipleOf16_BitwiseEqualsUnfused(WinogradTile tile, int batch, int inC, int h, int w, int outC, int groups)
     {
         var (x, gamma, beta, wt, b) = Data(batch, inC, h, w, outC, inC + h);
-        int saved = Par.Threads;
-        var savedMode = Conv2dWinograd.Mode;
-        var savedTile = Conv2dWinograd.TileOverride;
-        try
-        {
-            Par.Threads = 2;
-            Conv2dWinograd.Mode = WinogradMode.Always;
-            Conv2dWinograd.TileOverride = tile;
-            var fused = Ops.GroupNormSiluConv2d(x, groups, gamma, beta, Eps, wt, b, 1);
-            var plain = Unfused(x, groups, gamma, beta, wt, b);
-            float diff = TestUtil.MaxAbsDiff(plain.Span, fused.Span);
-            Assert.True(plain.Span.SequenceEqual(fused.Span), $"{tile} [{batch},{inC},{h},{w}]->{outC}: fused differs from unfused by up to {diff:E2}");
-        }
-        finally { Par.Threads = saved; Conv2dWinograd.Mode = savedMode; Conv2dWinograd.TileOverride = savedTile; }
+        var (fused, plain) = WinogradSetting.Run(WinogradMode.Always, tile, 2,
+            () => (Ops.GroupNormSiluConv2d(x, groups, gamma, beta, Eps, wt, b, 1), Unfused(x, groups, gamma, beta, wt, b)));
+        float diff = TestUtil.MaxAbsDiff(plain.Span, fused.Span);
+        Assert.True(plain.Span.SequenceEqual(fused.Span), $"{tile} [{batch},{inC},{h},{w}]->{outC}: fused differs from unfused by up to {diff:E2}");
     }
 
     // Odd sizes: border tiles on every side, a 1x1 image (8 of 9 taps padding, which must stay zero after the SiLU),
@@ -62,21 +71,11 @@ public unsafe class GroupNormSiluConvTests
     public void Fused_OddShapes_MatchesDoubleReference(WinogradTile tile, int batch, int inC, int h, int w, int outC, int groups, int threads)
     {
         var (x, gamma, beta, wt, b) = Data(batch, inC, h, w, outC, 11 * inC + w);
-        int saved = Par.Threads;
-        var savedMode = Conv2dWinograd.Mode;
-        var savedTile = Conv2dWinograd.TileOverride;
-        try
-        {
-            Par.Threads = threads;
-            Conv2dWinograd.Mode = WinogradMode.Always;
-            Conv2dWinograd.TileOverride = tile;
-            var fused = Ops.GroupNormSiluConv2d(x, groups, gamma, beta, Eps, wt, b, 1);
-            var expected = Reference(x, groups, gamma, beta, wt, b);
-            float tol = (tile == WinogradTile.F6 ? 5 : 1) * (2e-5f * MathF.Sqrt(inC * 9) + 1e-5f);
-            TestUtil.AssertClose(expected, fused.Span.ToArray(), tol, 0, $"{tile} [{batch},{inC},{h},{w}]->{outC} vs double loops");
-            TestUtil.AssertClose(Unfused(x, groups, gamma, beta, wt, b), fused, 1e-5f, 1e-5f, "fused vs unfused");
-        }
-        finally { Par.Threads = saved; Conv2dWinograd.Mode = savedMode; Conv2dWinograd.TileOverride = savedTile; }
+        var (fused, plain) = WinogradSetting.Run(WinogradMode.Always, tile, threads,
+            () => (Ops.GroupNormSiluConv2d(x, groups, gamma, beta, Eps, wt, b, 1), Unfused(x, groups, gamma, beta, wt, b)));
+        float tol = (tile == WinogradTile.F6 ? 5 : 1) * (2e-5f * MathF.Sqrt(inC * 9) + 1e-5f);
+        TestUtil.AssertClose(Reference(x, groups, gamma, beta, wt, b), fused.Span.ToArray(), tol, 0, $"{tile} [{batch},{inC},{h},{w}]->{outC} vs double loops");
+        TestUtil.AssertClose(plain, fused, 1e-5f, 1e-5f, "fused vs unfused");
     }
 
     private static float[] Reference(Tensor x, int groups, Tensor gamma, Tensor beta, Tensor w, Tensor b)
@@ -98,13 +97,9 @@ public unsafe class GroupNormSiluConvTests
     public void Fused_DirectPath_EqualsUnfused()
     {
         var (x, gamma, beta, wt, b) = Data(1, 16, 9, 9, 8, 3);
-        var savedMode = Conv2dWinograd.Mode;
-        try
-        {
-            Conv2dWinograd.Mode = WinogradMode.Never;
-            Assert.Equal(Unfused(x, 4, gamma, beta, wt, b).Span.ToArray(), Ops.GroupNormSiluConv2d(x, 4, gamma, beta, Eps, wt, b, 1).Span.ToArray());
-        }
-        finally { Conv2dWinograd.Mode = savedMode; }
+        var (fused, plain) = WinogradSetting.Run(WinogradMode.Never, null, Par.Threads,
+            () => (Ops.GroupNormSiluConv2d(x, 4, gamma, beta, Eps, wt, b, 1), Unfused(x, 4, gamma, beta, wt, b)));
+        Assert.Equal(plain.Span.ToArray(), fused.Span.ToArray());
     }
 
     [Fact]
@@ -146,21 +141,10 @@ public class UpsampleConvTests
         var x = TestUtil.Random(inC + h, batch, inC, h, w);
         var wt = TestUtil.Random(inC + h + 1, outC, inC, 3, 3);
         var b = TestUtil.Random(inC + h + 2, outC);
-        int saved = Par.Threads;
-        var savedMode = Conv2dWinograd.Mode;
-        var savedTile = Conv2dWinograd.TileOverride;
-        try
-        {
-            Par.Threads = threads;
-            Conv2dWinograd.Mode = WinogradMode.Always;
-            Conv2dWinograd.TileOverride = tile;
-            var fused = Ops.UpsampleNearest2xConv2d(x, wt, b, 1);
-            var plain = Unfused(x, wt, b);
-            Assert.Equal(plain.ShapeArray(), fused.ShapeArray());
-            float diff = TestUtil.MaxAbsDiff(plain.Span, fused.Span);
-            Assert.True(plain.Span.SequenceEqual(fused.Span), $"{tile} [{batch},{inC},{h},{w}]->{outC}: fused differs from unfused by up to {diff:E2}");
-        }
-        finally { Par.Threads = saved; Conv2dWinograd.Mode = savedMode; Conv2dWinograd.TileOverride = savedTile; }
+        var (fused, plain) = WinogradSetting.Run(WinogradMode.Always, tile, threads, () => (Ops.UpsampleNearest2xConv2d(x, wt, b, 1), Unfused(x, wt, b)));
+        Assert.Equal(plain.ShapeArray(), fused.ShapeArray());
+        float diff = TestUtil.MaxAbsDiff(plain.Span, fused.Span);
+        Assert.True(plain.Span.SequenceEqual(fused.Span), $"{tile} [{batch},{inC},{h},{w}]->{outC}: fused differs from unfused by up to {diff:E2}");
     }
 
     [Fact]
@@ -169,13 +153,8 @@ public class UpsampleConvTests
         var x = TestUtil.Random(1, 1, 16, 5, 6);
         var wt = TestUtil.Random(2, 8, 16, 3, 3);
         var b = TestUtil.Random(3, 8);
-        var savedMode = Conv2dWinograd.Mode;
-        try
-        {
-            Conv2dWinograd.Mode = WinogradMode.Never;
-            Assert.Equal(Unfused(x, wt, b).Span.ToArray(), Ops.UpsampleNearest2xConv2d(x, wt, b, 1).Span.ToArray());
-        }
-        finally { Conv2dWinograd.Mode = savedMode; }
+        var (fused, plain) = WinogradSetting.Run(WinogradMode.Never, null, Par.Threads, () => (Ops.UpsampleNearest2xConv2d(x, wt, b, 1), Unfused(x, wt, b)));
+        Assert.Equal(plain.Span.ToArray(), fused.Span.ToArray());
     }
 
     [Fact]

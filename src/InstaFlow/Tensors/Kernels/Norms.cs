@@ -37,8 +37,23 @@ public static unsafe class Norms
         int cpg = channels / groups, jobs = batch * groups;
         long groupLen = cpg * spatial;
         if (jobs == 0 || groupLen == 0) return;
+        var stats = GroupStats(x, jobs, groupLen, eps);
+        for (int bg = 0; bg < jobs; bg++)
+        {
+            var st = stats[bg];
+            int b = bg / groups, c0 = (bg % groups) * cpg;
+            for (int ch = c0; ch < c0 + cpg; ch++)
+                dst[(long)b * channels + ch] = new NormSiluAffine(st.Shift, st.Delta, st.Rstd * (gamma != null ? gamma[ch] : 1f),
+                    beta != null ? beta[ch] : 0f);
+        }
+    }
+
+    /// <summary>Statistics of each of jobs groups of groupLen values: chunk partial sums in parallel, combined in chunk order.</summary>
+    private static Stats[] GroupStats(float* x, int jobs, long groupLen, float eps)
+    {
         int chunks = (int)((groupLen + Chunk - 1) / Chunk);
         var partial = new Moments[jobs * chunks];
+        var stats = new Stats[jobs];
         fixed (Moments* part = partial)
         {
             Moments* pp = part;
@@ -51,13 +66,10 @@ public static unsafe class Norms
             {
                 var total = new Moments(part[bg * chunks].Shift, 0, 0);
                 for (int c = 0; c < chunks; c++) total = total.Add(part[bg * chunks + c]);
-                var st = Finish(total, groupLen, eps);
-                int b = bg / groups, c0 = (bg % groups) * cpg;
-                for (int ch = c0; ch < c0 + cpg; ch++)
-                    dst[(long)b * channels + ch] = new NormSiluAffine(st.Shift, st.Delta, st.Rstd * (gamma != null ? gamma[ch] : 1f),
-                        beta != null ? beta[ch] : 0f);
+                stats[bg] = Finish(total, groupLen, eps);
             }
         }
+        return stats;
     }
 
     private static void GroupNorm(float* x, float* gamma, float* beta, float* y, int batch, int channels, long spatial,
@@ -80,31 +92,16 @@ public static unsafe class Norms
             return;
         }
         // Few large groups (e.g. batch 1 with one group): chunk partial sums in parallel, combined in chunk order.
-        var partial = new Moments[jobs * chunks];
-        fixed (Moments* part = partial)
+        var stats = GroupStats(x, jobs, groupLen, eps);
+        if (mean != null)
+            for (int bg = 0; bg < jobs; bg++) { mean[bg] = stats[bg].Mean; rstd[bg] = stats[bg].Rstd; }
+        Par.For(jobs * chunks, job =>
         {
-            Moments* pp = part;
-            Par.For(jobs * chunks, job =>
-            {
-                float* xg = x + (long)(job / chunks) * groupLen;
-                pp[job] = SumChunks(xg, groupLen, job % chunks, job % chunks + 1, xg[0]);
-            });
-            var stats = new Stats[jobs];
-            for (int bg = 0; bg < jobs; bg++)
-            {
-                var total = new Moments(part[bg * chunks].Shift, 0, 0);
-                for (int c = 0; c < chunks; c++) total = total.Add(part[bg * chunks + c]);
-                stats[bg] = Finish(total, groupLen, eps);
-                if (mean != null) { mean[bg] = stats[bg].Mean; rstd[bg] = stats[bg].Rstd; }
-            }
-            Par.For(jobs * chunks, job =>
-            {
-                int bg = job / chunks;
-                long start = (long)(job % chunks) * Chunk;
-                NormalizeGroup(x + (long)bg * groupLen, y + (long)bg * groupLen, start, Math.Min(groupLen, start + Chunk), spatial,
-                    (bg % groups) * cpg, gamma, beta, stats[bg], silu);
-            });
-        }
+            int bg = job / chunks;
+            long start = (long)(job % chunks) * Chunk;
+            NormalizeGroup(x + (long)bg * groupLen, y + (long)bg * groupLen, start, Math.Min(groupLen, start + Chunk), spatial,
+                (bg % groups) * cpg, gamma, beta, stats[bg], silu);
+        });
     }
 
     /// <summary>Rows of length n: y = (x - mean) * rstd * gamma + beta. mean/rstd (nullable): [rows].</summary>
