@@ -208,7 +208,6 @@ internal static unsafe class BackwardRules
         return r;
     }
 
-    /// <summary>r[i] = TOp(g[i], v[i]) through the vectorized driver: the rule for the common activations.</summary>
     /// <summary>
     /// y = h * gelu(gate) with [h, gate] the halves of x's last dim: dh = g * gelu(gate), dgate = gelu'(gate) (g * h),
     /// per element as the backward rules of Mul and Gelu compute them, so the same bits as Narrow, Gelu and Mul.
@@ -230,6 +229,7 @@ internal static unsafe class BackwardRules
         return gx;
     }
 
+    /// <summary>r[i] = TOp(g[i], v[i]) through the vectorized driver: the rule for the common activations.</summary>
     internal static Tensor Pointwise<TOp>(Tensor g, Tensor v) where TOp : IBinaryOp
     {
         var r = Tensor.Empty(g.ShapeArray());

@@ -1,5 +1,6 @@
 // Winograd F(4x4, 3x3) and F(6x6, 3x3) forward convolution for 3x3, stride-1, padding-1 layers: 36 or 64 GEMMs with
-// 2.25x or 4x fewer multiply-adds than the direct implicit GEMM. Hand-written because no .NET library has it.
+// 4x or 5.06x fewer multiply-adds than the direct implicit GEMM; its input transform can also apply a group norm +
+// SiLU or read a nearest-2x upsampling as it gathers. Hand-written because no .NET library has it.
 using System.Runtime.Intrinsics;
 
 namespace InstaFlow.Tensors.Kernels;
@@ -76,12 +77,14 @@ public static unsafe class Conv2dWinograd
 
     /// <summary>
     /// F(6x6) for images of at least 64x64 where both would run as one wide block (F(6x6)'s fewer products win there),
-    /// and from 128x128 where it streams no more transformed weights than F(4x4); F(4x4) elsewhere. Every block of tiles reads all of U (F(6x6)'s is 1.78x F(4x4)'s) while F(6x6) needs fewer blocks
+    /// and from 128x128 where it streams no more transformed weights than F(4x4); F(4x4) elsewhere. Every block of
+    /// tiles reads all of U (F(6x6)'s is 1.78x F(4x4)'s) while F(6x6) needs fewer blocks
     /// (2.25x fewer tiles), so which one moves less depends on the channels and the image: the VAE decoder's 256 and
     /// 512 pixel levels favour F(6x6) (0.84-0.97x F(4x4)'s time on 2 threads, 512 channels at 256x256 0.84-0.91x), 512
     /// channels at 128x128 do not (1.04-1.17x). On small images F(6x6)'s partial tiles waste more (36x36 computed for
     /// 32x32). docs/PERFORMANCE.md has the timings. The choice is made for one image, so an image comes out with the same
-    /// bits whatever batch it is in, and the thread count plays no part. <see cref="TileOverride"/> (tests, benchmarks) or INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
+    /// bits whatever batch it is in, and the thread count plays no part. <see cref="TileOverride"/> (tests, benchmarks)
+    /// or INSTAFLOW_WINOGRAD_TILE=4/6 pins one.
     /// </summary>
     public static WinogradTile TileFor(in Conv2dShape s)
     {
