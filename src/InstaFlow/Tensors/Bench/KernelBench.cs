@@ -144,6 +144,9 @@ public static unsafe class KernelBench
         Add("conv3x3 packed unet 8", (r, p) => ConvCase("conv3x3 packed unet 8", new Conv2dShape(1, 1280, 8, 8, 1280, 3, 3, 1, 1, 1, 1, 1), r, p, packed: true));
         // The VAE decoder's conv_out: three output channels at 512x512.
         Add("conv3x3 vae out", (r, p) => ConvCase("conv3x3 vae out", new Conv2dShape(1, 128, 512, 512, 3, 3, 3, 1, 1, 1, 1, 1), r, p));
+        // The UNet's proj_in / proj_out at 64x64 and 32x32 (1x1 convs over 320 and 640 channels).
+        Add("conv1x1 unet 64", (r, p) => ConvCase("conv1x1 unet 64", new Conv2dShape(1, 320, 64, 64, 320, 1, 1, 1, 0, 0, 0, 0), r, p));
+        Add("conv1x1 unet 32", (r, p) => ConvCase("conv1x1 unet 32", new Conv2dShape(1, 640, 32, 32, 640, 1, 1, 1, 0, 0, 0, 0), r, p));
         // The VAE decoder's shortcut 1x1 convs where the channels halve (up_blocks.2 and .3, resnets.0).
         Add("conv1x1 vae 256", (r, p) => ConvCase("conv1x1 vae 256", new Conv2dShape(1, 512, 256, 256, 256, 1, 1, 1, 0, 0, 0, 0), r, p));
         Add("conv1x1 vae 512", (r, p) => ConvCase("conv1x1 vae 512", new Conv2dShape(1, 256, 512, 512, 128, 1, 1, 1, 0, 0, 0, 0), r, p));

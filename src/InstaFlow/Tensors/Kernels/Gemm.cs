@@ -126,7 +126,7 @@ public static unsafe class Gemm
 
     /// <summary>
     /// Largest packed chunk of a dense B: B is packed and multiplied a chunk of columns at a time, so each packed chunk
-    /// is read back from the cache, not from memory (the VAE's 1x1 convs have B of 134 and 268 MB).
+    /// is read back from the cache, not from memory.
     /// </summary>
     internal static long DenseChunkBytes = 4L << 20;
 
