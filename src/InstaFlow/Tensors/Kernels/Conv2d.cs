@@ -83,7 +83,7 @@ public static unsafe class Conv2d
             if (group == 1)
             {
                 // Each task packs the image's rows for its own columns as it goes: packing B in 4 MB chunks first (RunDense)
-                // was 1.05-1.16x slower here, the VAE's 134-268 MB maps included (bench kernels --filter conv1x1).
+                // was 1.00-1.17x slower here, the VAE's 134-268 MB maps included (bench kernels --filter conv1x1).
                 if (g.IsPointwise) Gemm.Run(g.OutC, ohw, kdim, wp, new DenseSource(xb, ohw, false), 0f, bias, yb, ohw);
                 else Gemm.RunSharingB(g.OutC, ohw, kdim, wp, new Conv2dPatches(g, xb), 0f, bias, yb, ohw);
                 return;
