@@ -6,6 +6,26 @@ namespace InstaFlow.Tests.Serve;
 
 public sealed class RunningServer : IAsyncDisposable
 {
+    /// <summary>
+    /// Waits until the queue holds n jobs (running or waiting). It polls without holding a thread: the server runs in
+    /// this process, and a spinning wait takes one of the two pool threads, so Kestrel's callbacks (noticing a dropped
+    /// client) could wait ~0.9 s for the pool to grow.
+    /// </summary>
+    public async Task WaitForPending(int n, TimeSpan timeout) =>
+        Assert.True(await Until(() => Server.Queue.Pending == n, timeout), $"queue never reached {n} pending (has {Server.Queue.Pending})");
+
+    /// <summary>Polls condition every 2 ms, without blocking a thread, until it holds or timeout passes.</summary>
+    public static async Task<bool> Until(Func<bool> condition, TimeSpan timeout)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (sw.Elapsed > timeout) return false;
+            await Task.Delay(2);
+        }
+        return true;
+    }
+
     public static string TinyModel => Path.Combine(TestUtil.Fixtures, "tiny-sd15");
 
     public required InstaFlowServer Server { get; init; }

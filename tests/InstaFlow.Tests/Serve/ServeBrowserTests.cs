@@ -69,8 +69,7 @@ public sealed class ServeBrowserTests : IAsyncLifetime
         Assert.Equal(0, await page.Locator("#gallery img").CountAsync());
     }
 
-    private void WaitForPending(int n) =>
-        Assert.True(SpinWait.SpinUntil(() => _run.Server.Queue.Pending == n, TimeSpan.FromSeconds(30)), $"queue never reached {n} pending (has {_run.Server.Queue.Pending})");
+    private Task WaitForPending(int n) => _run.WaitForPending(n, TimeSpan.FromSeconds(30));
 
     [Fact]
     public async Task Cancel_WhileQueued_ShowsCancelledAndFreesTheQueue()
@@ -81,14 +80,14 @@ public sealed class ServeBrowserTests : IAsyncLifetime
         await page.FillAsync("#prompt", "a slow request");
         await page.ClickAsync("#generate");
         await page.Locator("#cancel").WaitForAsync(new() { State = WaitForSelectorState.Visible });
-        WaitForPending(1);
+        await WaitForPending(1);
         await page.ClickAsync("#cancel");
 
         var error = page.Locator("#error");
         await error.WaitForAsync(new() { State = WaitForSelectorState.Visible });
         Assert.Equal("cancelled", await error.InnerTextAsync());
         Assert.False(await page.Locator("#generate").IsDisabledAsync());
-        WaitForPending(0);
+        await WaitForPending(0);
         Assert.Equal(0, await page.Locator("#gallery img").CountAsync());
     }
 }

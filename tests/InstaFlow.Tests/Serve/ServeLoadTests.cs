@@ -17,24 +17,6 @@ public sealed class ServeLoadTests(ITestOutputHelper output)
 
     private static Task<RunningServer> StartLongRunningServer() => RunningServer.StartAsync();
 
-    private static async Task WaitForPending(RunningServer run, int n) =>
-        Assert.True(await Until(() => run.Server.Queue.Pending == n, Patience), $"queue never reached {n} pending (has {run.Server.Queue.Pending})");
-
-    /// <summary>
-    /// Polls condition without holding a thread: the server runs in this process, and a spinning wait takes one of the
-    /// two pool threads, so Kestrel's callbacks (noticing a dropped client) could wait ~0.9 s for the pool to grow.
-    /// </summary>
-    private static async Task<bool> Until(Func<bool> condition, TimeSpan timeout)
-    {
-        var sw = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (sw.Elapsed > timeout) return false;
-            await Task.Delay(2);
-        }
-        return true;
-    }
-
     [Fact]
     public async Task DroppedLongRequest_FreesTheSlot_WithinOneSecond()
     {
@@ -44,7 +26,7 @@ public sealed class ServeLoadTests(ITestOutputHelper output)
         run.Server.Queue.BeforeRun = ct => { job = ct; return Task.CompletedTask; };
         var started = Stopwatch.StartNew();
         var dropped = run.Client.PostAsync("api/generate", RunningServer.Json(LongRequest), cancel.Token);
-        await WaitForPending(run, 1);
+        await run.WaitForPending(1, Patience);
         // Let the job get into the UNet loop before the client goes away.
         await Task.Delay(500);
         Assert.Equal(1, run.Server.Queue.Pending);
@@ -53,7 +35,7 @@ public sealed class ServeLoadTests(ITestOutputHelper output)
         using var seen = job.Register(() => noticed = sinceCancel.Elapsed);
         cancel.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => dropped);
-        Assert.True(await Until(() => run.Server.Queue.Pending == 0, TimeSpan.FromSeconds(30)), $"the slot was never freed (job token cancelled: {job.IsCancellationRequested})");
+        Assert.True(await RunningServer.Until(() => run.Server.Queue.Pending == 0, TimeSpan.FromSeconds(30)), $"the slot was never freed (job token cancelled: {job.IsCancellationRequested})");
         var freed = sinceCancel.Elapsed;
         output.WriteLine($"[job token cancelled: {job.IsCancellationRequested}] server noticed the drop after {noticed.TotalMilliseconds:F0} ms, slot freed {freed.TotalMilliseconds:F0} ms after the cancel (job ran {started.Elapsed.TotalSeconds - freed.TotalSeconds:F1} s before it)");
         Assert.True(freed < TimeSpan.FromSeconds(1), $"the slot was freed {freed.TotalMilliseconds:F0} ms after the cancel");
@@ -65,7 +47,7 @@ public sealed class ServeLoadTests(ITestOutputHelper output)
         await using var run = await StartLongRunningServer();
         using var cancel = new CancellationTokenSource();
         var busy = run.Client.PostAsync("api/generate", RunningServer.Json(LongRequest), cancel.Token);
-        await WaitForPending(run, 1);
+        await run.WaitForPending(1, Patience);
         await Task.Delay(300);
         var times = new List<double>();
         for (int i = 0; i < 9; i++)
@@ -107,7 +89,7 @@ public sealed class ServeLoadTests(ITestOutputHelper output)
         Assert.All(statuses, s => Assert.True(s == 200 || (s >= 400 && s < 500), $"status {s}"));
         Assert.Contains(429, statuses);
         Assert.True(grown < BoundBytes, $"peak RSS grew {grown >> 20} MiB");
-        Assert.True(await Until(() => run.Server.Queue.Pending == 0, Patience));
+        Assert.True(await RunningServer.Until(() => run.Server.Queue.Pending == 0, Patience));
     }
 
     /// <summary>VmHWM of this process (the server runs in it): the peak resident set so far.</summary>

@@ -26,27 +26,26 @@ public sealed class ServeQueueTests : IAsyncLifetime
     private Task<HttpResponseMessage> Post(CancellationToken cancellation = default) =>
         _run.Client.PostAsync("api/generate", RunningServer.Json("""{"prompt": "a queue", "seed": 1}"""), cancellation);
 
-    private void WaitForPending(int n) =>
-        Assert.True(SpinWait.SpinUntil(() => _run.Server.Queue.Pending == n, Patience), $"queue never reached {n} pending (has {_run.Server.Queue.Pending})");
+    private Task WaitForPending(int n) => _run.WaitForPending(n, Patience);
 
     /// <summary>Sends a request, cancels it once the queue holds it (queuedAt pending), and waits for its place to be given back.</summary>
     private async Task Abandon(int queuedAt)
     {
         using var cancel = new CancellationTokenSource();
         var abandoned = Post(cancel.Token);
-        WaitForPending(queuedAt);
+        await WaitForPending(queuedAt);
         cancel.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
-        WaitForPending(queuedAt - 1);
+        await WaitForPending(queuedAt - 1);
     }
 
     [Fact]
     public async Task FullQueue_429WithRetryAfter_ThenQueuedJobsFinish()
     {
         var running = Post();
-        WaitForPending(1);
+        await WaitForPending(1);
         var waiting = Post();
-        WaitForPending(2);
+        await WaitForPending(2);
 
         using var rejected = await Post();
         Assert.Equal(HttpStatusCode.TooManyRequests, rejected.StatusCode);
@@ -57,18 +56,18 @@ public sealed class ServeQueueTests : IAsyncLifetime
         using var first = await running;
         using var second = await waiting;
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
-        WaitForPending(0);
+        await WaitForPending(0);
     }
 
     [Fact]
     public async Task CancelledWaitingRequest_FreesItsPlace()
     {
         var running = Post();
-        WaitForPending(1);
+        await WaitForPending(1);
         await Abandon(queuedAt: 2);
 
         var next = Post();
-        WaitForPending(2);
+        await WaitForPending(2);
         _gate.SetResult();
         using var a = await running;
         using var b = await next;
