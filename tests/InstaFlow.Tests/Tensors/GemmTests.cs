@@ -119,6 +119,31 @@ public unsafe class GemmTests
 
     // Row-major A with alpha 1 is read in place by the micro-kernel; packing it first must give the same bits, on
     // every instruction set, with edge tiles (m not a multiple of 6), several K blocks, padded lda, bias-free beta.
+    // A conv's output gradient [image, row, position] packed where it lies: the same floats as packing the rows of
+    // all the images copied into one matrix (rows past a panel, runs crossing K blocks, positions past one block).
+    [Theory]
+    [InlineData(13, 37, 3)]
+    [InlineData(6, 300, 2)]
+    [InlineData(64, 16, 40)]
+    [InlineData(1, 5, 1)]
+    public void PackARowsPerImage_Images_EqualsPackAOfTheJoinedRows(int m, int ld, int images)
+    {
+        var gy = TestUtil.RandomArray(m + ld, (long)images * m * ld);
+        int k = images * ld;
+        var joined = new float[(long)m * k];
+        for (int i = 0; i < m; i++)
+            for (int b = 0; b < images; b++)
+                Array.Copy(gy, ((long)b * m + i) * ld, joined, (long)i * k + (long)b * ld, ld);
+        var expected = new float[GemmPacking.PackedSize(m, k, GemmKernels.MR)];
+        var got = new float[expected.Length];
+        fixed (float* pg = gy, pj = joined, pe = expected, pr = got)
+        {
+            GemmPacking.PackA(false, pj, k, m, k, 1f, pe);
+            GemmPacking.PackARowsPerImage(pg, (long)m * ld, ld, images, m, pr);
+        }
+        Assert.Equal(expected, got);
+    }
+
     [Theory]
     [InlineData(305, 257, 300, 2)]
     [InlineData(260, 40, 513, 0)]

@@ -260,19 +260,14 @@ public static unsafe class Conv2d
             PointwiseWeightGrad(s, gy, x, images, gw);
             return;
         }
-        var rows = NativeBuffer.Rent((long)s.OutC * k * sizeof(float));
         var packed = NativeBuffer.Rent(GemmPacking.PackedSize(s.OutC, k, GemmKernels.MR) * sizeof(float));
         try
         {
-            // gy is [image, OutC, position]; A wants each output channel's positions of all the images in one row
-            float* a = (float*)rows.Pointer;
-            for (int o = 0; o < s.OutC; o++)
-                for (int b = 0; b < images; b++)
-                    new ReadOnlySpan<float>(gy + ((long)b * s.OutC + o) * ohw, ohw).CopyTo(new Span<float>(a + (long)o * k + (long)b * ohw, ohw));
-            GemmPacking.PackA(false, a, k, s.OutC, k, 1f, (float*)packed.Pointer);
+            // gy is [image, OutC, position]; A is each output channel's positions of all the images in one row
+            GemmPacking.PackARowsPerImage(gy, (long)s.OutC * ohw, ohw, images, s.OutC, (float*)packed.Pointer);
             Gemm.Run(s.OutC, kdim, k, (float*)packed.Pointer, new Conv2dPatchesTransposed(s, x), 0f, null, gw, kdim);
         }
-        finally { packed.Release(); rows.Release(); }
+        finally { packed.Release(); }
     }
 
     /// <summary>

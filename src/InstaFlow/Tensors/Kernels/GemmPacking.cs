@@ -196,6 +196,35 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>
+    /// <see cref="PackA(bool, float*, int, int, int, float, float*)"/> (not transposed, alpha 1) of the m x (images * ld)
+    /// matrix whose row i is row i of every image in turn, a[b * imageStride + i * ld ..] for b = 0, 1, ...: a conv's
+    /// output gradient [image, channel, position] as the weight gradient's A, packed where it lies instead of copied
+    /// into one matrix first. The packed floats are the same.
+    /// </summary>
+    public static void PackARowsPerImage(float* a, long imageStride, int ld, int images, int m, float* dst)
+    {
+        const int MR = GemmKernels.MR;
+        int panels = (m + MR - 1) / MR;
+        var kb = new KBlocks(images * ld);
+        Par.ForRange(panels, 8, (p0, p1) =>
+        {
+            for (int ir = (int)p0; ir < p1; ir++)
+                for (int blk = 0; blk < kb.Count; blk++)
+                {
+                    int k0 = kb.Start(blk), kc = kb.Length(blk);
+                    float* d = dst + PanelOffset(m, MR, k0, kc, ir * MR);
+                    // the K block in runs that stay inside one image
+                    for (int p = k0; p < k0 + kc;)
+                    {
+                        int b = p / ld, off = p - b * ld, n = Math.Min(ld - off, k0 + kc - p);
+                        PackPanel(false, a + b * imageStride + (long)ir * MR * ld + off, ld, Math.Min(MR, m - ir * MR), n, 1f, d + (long)(p - k0) * MR);
+                        p += n;
+                    }
+                }
+        });
+    }
+
+    /// <summary>
     /// <see cref="PackA(bool, float*, int, int, int, float, float*)"/> for a row-major A in its stored precision (weights kept F16/BF16): each MR x kc block is
     /// widened into a scratch block first, so the result equals packing the widened matrix.
     /// </summary>
