@@ -1,6 +1,6 @@
 // Winograd F(4x4, 3x3) and F(6x6, 3x3) conv vs the direct double-precision loops on random and odd shapes (edges, 1x1
 // images, batches, odd channel counts, several K blocks and tile blocks), their error against float64, and the dispatch;
-// the input gradient taken by Winograd vs explicit double loops, across thread counts, and through autograd.
+// the input and weight gradients taken by Winograd vs explicit double loops, across thread counts, and through autograd.
 using InstaFlow.Tensors;
 using InstaFlow.Tensors.Kernels;
 using Xunit.Abstractions;
@@ -247,10 +247,13 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
         }
         finally { Conv2dWinograd.TileOverride = saved; }
     }
-    /// <summary>gx by scattering every (output, tap) product in double: the adjoint of the reference forward loops.</summary>
-    private static float[] InputGradientReference(Conv2dShape s, float[] gy, float[] w)
+    /// <summary>
+    /// gx (given w) or gw (given x) by scattering every (output, tap) product in double: the adjoint of the reference
+    /// forward loops.
+    /// </summary>
+    private static float[] GradientReference(Conv2dShape s, float[] gy, float[]? w, float[]? x)
     {
-        var gx = new double[(long)s.Batch * s.InC * s.H * s.W];
+        var grad = new double[w != null ? (long)s.Batch * s.InC * s.H * s.W : (long)s.OutC * s.InC * 9];
         for (int b = 0; b < s.Batch; b++)
             for (int o = 0; o < s.OutC; o++)
                 for (int oy = 0; oy < s.OutH; oy++)
@@ -263,11 +266,17 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
                                 {
                                     int iy = oy + ky - 1, ix = ox + kx - 1;
                                     if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
-                                    gx[((b * s.InC + c) * s.H + iy) * s.W + ix] += g * w[((o * s.InC + c) * 3 + ky) * 3 + kx];
+                                    int xi = ((b * s.InC + c) * s.H + iy) * s.W + ix, wi = ((o * s.InC + c) * 3 + ky) * 3 + kx;
+                                    if (w != null) grad[xi] += g * w[wi];
+                                    else grad[wi] += g * x![xi];
                                 }
                     }
-        return gx.Select(v => (float)v).ToArray();
+        return grad.Select(v => (float)v).ToArray();
     }
+
+    private static float[] InputGradientReference(Conv2dShape s, float[] gy, float[] w) => GradientReference(s, gy, w, null);
+
+    private static float[] WeightGradientReference(Conv2dShape s, float[] gy, float[] x) => GradientReference(s, gy, null, x);
 
     private static float[] InputGradientWinograd(Conv2dShape s, float[] gy, float[] w)
     {
@@ -316,6 +325,114 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
     [InlineData(640, 640, 64, 32)]      // UNet 32x32: two blocks of the smallest size
     public void BlockTiles_ChannelsAndTiles_GrowOnlyWhereUOutweighsTheBlock(int inC, int outC, long tiles, int expected) =>
         Assert.Equal(expected, Conv2dWinograd.BlockTiles(inC, outC, tiles));
+
+    private static (float[] Gw, float[] Gb) WeightGradientWinograd(Conv2dShape s, float[] gy, float[] x)
+    {
+        var gw = new float[(long)s.OutC * s.InC * 9];
+        var gb = new float[s.OutC];
+        fixed (float* pgy = gy, px = x, pgw = gw, pgb = gb) Conv2d.BackwardWeightWinograd(s, pgy, px, pgw, pgb);
+        return (gw, gb);
+    }
+
+    /// <summary>
+    /// A tap's gradient sums Batch x H x W products of values in [-1, 1); the transforms scale rounding errors as in the
+    /// forward (A by up to 8, B^T by 25), so the bound is the forward's with that sum in place of the channels'.
+    /// </summary>
+    private static float WeightGradientTolerance(Conv2dShape s) => 2e-5f * MathF.Sqrt((float)s.Batch * s.H * s.W) + 1e-5f;
+
+    [Theory]
+    [MemberData(nameof(GradientShapes))]
+    public void BackwardWeightWinograd_Shapes_MatchesReference(int batch, int inC, int h, int w, int outC)
+    {
+        var s = Shape(batch, inC, h, w, outC);
+        var x = TestUtil.RandomArray(inC * 7 + h, (long)batch * inC * h * w);
+        var gy = TestUtil.RandomArray(outC * 11 + w, (long)batch * outC * h * w);
+        var (gw, gb) = WeightGradientWinograd(s, gy, x);
+        TestUtil.AssertClose(WeightGradientReference(s, gy, x), gw, WeightGradientTolerance(s), 0, $"gw {s}");
+        var gbRef = Enumerable.Range(0, outC).Select(o => (float)Enumerable.Range(0, batch).Sum(b =>
+            Enumerable.Range(0, h * w).Sum(p => (double)gy[(b * outC + o) * h * w + p]))).ToArray();
+        TestUtil.AssertClose(gbRef, gb, 1e-5f * MathF.Sqrt(batch * h * w) + 1e-6f, 0, $"gbias {s}");
+    }
+
+    // Images in several chunks, the last one short: the chunks' sums add in order.
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void BackwardWeightWinograd_SeveralChunks_MatchesReference(int images)
+    {
+        var s = Shape(5, 9, 11, 13, 17);
+        var x = TestUtil.RandomArray(71, (long)s.Batch * s.InC * s.H * s.W);
+        var gy = TestUtil.RandomArray(72, (long)s.Batch * s.OutC * s.H * s.W);
+        try
+        {
+            Conv2dWinogradWeightGrad.ChunkImagesOverride = images;
+            TestUtil.AssertClose(WeightGradientReference(s, gy, x), WeightGradientWinograd(s, gy, x).Gw, WeightGradientTolerance(s), 0,
+                $"gw in chunks of {images} images");
+        }
+        finally { Conv2dWinogradWeightGrad.ChunkImagesOverride = 0; }
+    }
+
+    [Fact]
+    public void BackwardWeightWinograd_OneAndTwoThreads_BitwiseEqual()
+    {
+        var s = Shape(4, 33, 12, 10, 65);
+        var x = TestUtil.RandomArray(81, (long)s.Batch * s.InC * s.H * s.W);
+        var gy = TestUtil.RandomArray(82, (long)s.Batch * s.OutC * s.H * s.W);
+        int saved = Par.Threads;
+        try
+        {
+            Par.Threads = 1;
+            var one = WeightGradientWinograd(s, gy, x);
+            Par.Threads = 2;
+            var two = WeightGradientWinograd(s, gy, x);
+            Assert.Equal(one.Gw, two.Gw);
+            Assert.Equal(one.Gb, two.Gb);
+        }
+        finally { Par.Threads = saved; }
+    }
+
+    [Fact]
+    public void BackwardWeightWinograd_NotAWinogradConv_Throws()
+    {
+        Assert.Throws<ArgumentException>(() => WeightGradientWinograd(new Conv2dShape(1, 2, 6, 6, 2, 3, 3, 2, 1, 1, 1, 1), new float[18], new float[72]));
+    }
+
+    [Theory]
+    [InlineData(128, 128, true)]    // the training networks' deeper levels
+    [InlineData(192, 64, true)]
+    [InlineData(64, 64, false)]     // the transforms cost as much as they save
+    [InlineData(8, 640, false)]
+    [InlineData(1280, 1280, false)] // dU would take 236 MB
+    public void ShouldUseForWeightGradient_Channels_Expected(int inC, int outC, bool expected)
+    {
+        var saved = Conv2dWinograd.Mode;
+        try
+        {
+            Conv2dWinograd.Mode = WinogradMode.Auto;
+            Assert.Equal(expected && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, Conv2dWinograd.ShouldUseForWeightGradient(Shape(2, inC, 8, 8, outC)));
+            Conv2dWinograd.Mode = WinogradMode.Never;
+            Assert.False(Conv2dWinograd.ShouldUseForWeightGradient(Shape(2, inC, 8, 8, outC)));
+        }
+        finally { Conv2dWinograd.Mode = saved; }
+    }
+
+    [Theory]
+    [InlineData(1, 320, 64, true)]    // SD's UNet at 64x64: 256 tiles
+    [InlineData(32, 128, 4, true)]    // the training networks' 4x4 level: 32 one-tile images, U of 2.4 MB
+    [InlineData(2, 1280, 16, false)]  // 32 tiles, but U would take 236 MB per call
+    [InlineData(1, 1280, 8, false)]   // 4 tiles
+    [InlineData(32, 32, 16, false)]   // too few channels to fill the GEMMs
+    public void ShouldUse_Auto_DependsOnTilesAndTransformedWeights(int batch, int channels, int side, bool expected)
+    {
+        var saved = Conv2dWinograd.Mode;
+        try
+        {
+            Conv2dWinograd.Mode = WinogradMode.Auto;
+            Assert.Equal(expected && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
+                Conv2dWinograd.ShouldUse(Shape(batch, channels, side, side, channels)));
+        }
+        finally { Conv2dWinograd.Mode = saved; }
+    }
 
     [Fact]
     public void BackwardInputWinograd_NotAWinogradConv_Throws()

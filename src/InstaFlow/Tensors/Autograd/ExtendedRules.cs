@@ -38,7 +38,8 @@ internal static unsafe class ExtendedRules
             gw = Tensor.Empty(w.ShapeArray());
             if (needB) gb = Tensor.Empty(w.Dim(0));
             FlopCounter.Add(s.Flops);
-            Conv2d.BackwardWeight(s, g.Data, x.Data, gw.Data, gb != null ? gb.Data : null);
+            if (needW && Conv2dWinograd.ShouldUseForWeightGradient(s)) Conv2d.BackwardWeightWinograd(s, g.Data, x.Data, gw.Data, gb != null ? gb.Data : null);
+            else Conv2d.BackwardWeight(s, g.Data, x.Data, gw.Data, gb != null ? gb.Data : null);
         }
         return hasBias ? new[] { gx, needW ? gw : null, gb } : new[] { gx, gw };
     }

@@ -168,6 +168,16 @@ public static unsafe class KernelBench
                 string full = $"attention train {name} {(backward ? "backward" : "forward")}";
                 Add(full, (r, p) => AttentionTrainCase(full, new AttentionShape(32, 4, tq, tk, d, causal), backward, r, p));
             }
+        // The Twemoji training networks' 3x3 convs (batch 32): forward, input gradient and weight gradient, as a step runs them.
+        foreach (var (name, c, o, hw) in new[] { ("64@16", 64, 64, 16), ("192->64@16", 192, 64, 16), ("128@8", 128, 128, 8), ("128@4", 128, 128, 4) })
+        {
+            foreach (var pass in new[] { "forward", "input" })
+            {
+                string full = $"conv train {name} {pass}";
+                Add(full, (r, p) => ConvTrainCase(full, new Conv2dShape(32, c, hw, hw, o, 3, 3, 1, 1, 1, 1, 1), pass, r, p));
+            }
+            cases.Add(($"conv train {name} weight", (r, p) => ConvWeightGradCase($"conv train {name} weight", new Conv2dShape(32, c, hw, hw, o, 3, 3, 1, 1, 1, 1, 1), r, p)));
+        }
         Add("groupnorm", (r, p) => GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, r, p));
         if (filter != null) cases = cases.Where(c => c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
         int saved = Par.Threads;
@@ -247,13 +257,7 @@ public static unsafe class KernelBench
         var reps = new int[calls.Length];
         var samples = calls.Select(_ => new List<double>()).ToArray();
         var cpu = calls.Select(_ => new List<double>()).ToArray();
-        for (int i = 0; i < calls.Length; i++)
-        {
-            sw.Restart();
-            calls[i]();
-            reps[i] = Math.Max(1, (int)Math.Ceiling(MinRunSeconds / Math.Max(1e-7, sw.Elapsed.TotalSeconds)));
-            calls[i]();
-        }
+        for (int i = 0; i < calls.Length; i++) reps[i] = RepsAfterWarmUp(calls[i], sw);
         for (int r = 0; r < runs; r++)
             for (int i = 0; i < calls.Length; i++)
             {
@@ -292,6 +296,42 @@ public static unsafe class KernelBench
             backward ? s.Flops / 2 * 5 : s.Flops, "GFLOP/s", peak);
     }
 
+    /// <summary>One pass of a training conv, taking the path the autograd rules take (Winograd where they would).</summary>
+    private static BenchResult ConvTrainCase(string name, Conv2dShape s, string pass, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        long xn = (long)s.Batch * s.InC * s.H * s.W, yn = (long)s.Batch * s.OutC * s.OutH * s.OutW;
+        float* x = buffers.Random(xn), w = buffers.Random((long)s.OutC * s.InC * s.KH * s.KW), bias = buffers.Random(s.OutC);
+        float* y = buffers.Random(yn), gy = buffers.Random(yn), gx = buffers.Random(xn);
+        var stored = new StoredData((byte*)w, TensorDType.F32);
+        Action call = pass switch
+        {
+            "forward" => Conv2dWinograd.ShouldUse(s)
+                ? () => Conv2dWinograd.Forward(s, x, stored, bias, y, Conv2dWinograd.TileFor(s))
+                : () => Conv2d.Forward(s, x, w, bias, y),
+            _ => Conv2d.InputGradientConv(s) is { } ig && Conv2dWinograd.ShouldUse(ig)
+                ? () => Conv2d.BackwardInputWinograd(s, gy, w, gx)
+                : () => Conv2d.BackwardInput(s, gy, w, gx),
+        };
+        var t = Time(runs, call);
+        return new BenchResult(name, $"b{s.Batch} [{s.InC},{s.H},{s.W}]->{s.OutC} 3x3", t, s.Flops, "GFLOP/s", peak);
+    }
+
+    /// <summary>A training conv's weight gradient by the patch GEMM and by the Winograd adjoint, interleaved run by run (rates count the direct FLOPs).</summary>
+    private static IEnumerable<BenchResult> ConvWeightGradCase(string name, Conv2dShape s, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        long xn = (long)s.Batch * s.InC * s.H * s.W, yn = (long)s.Batch * s.OutC * s.OutH * s.OutW;
+        float* x = buffers.Random(xn), gy = buffers.Random(yn), gw = buffers.Random((long)s.OutC * s.InC * 9), gb = buffers.Random(s.OutC);
+        var t = TimeInterleaved(runs, () => Conv2d.BackwardWeight(s, gy, x, gw, gb), () => Conv2d.BackwardWeightWinograd(s, gy, x, gw, gb));
+        string shape = $"b{s.Batch} [{s.InC},{s.H},{s.W}]->{s.OutC} 3x3";
+        return new[]
+        {
+            new BenchResult($"{name} direct", shape, t[0], s.Flops, "GFLOP/s", peak),
+            new BenchResult($"{name} winograd F4", shape, t[1], s.Flops, "GFLOP/s", peak) { SpeedupVsDirect = t[0].Median / t[1].Median },
+        };
+    }
+
     /// <summary>Bytes moved: the input read once and the output written once (the compulsory traffic).</summary>
     private static BenchResult GroupNormCase(string name, int batch, int channels, int spatial, int groups, int runs, double peak)
     {
@@ -303,12 +343,33 @@ public static unsafe class KernelBench
     }
 
     /// <summary>Seconds per call over runs, after a warm-up that also picks how many calls make one run.</summary>
+    /// <summary>Warm-up before a timed call: long enough for the runtime to recompile the kernels it calls at full optimization.</summary>
+    private const double WarmUpSeconds = 0.5;
+    private const int MaxWarmUpCalls = 60;
+
+    /// <summary>
+    /// Calls call for <see cref="WarmUpSeconds"/> (at least twice, at most <see cref="MaxWarmUpCalls"/> times): methods
+    /// start unoptimized and are recompiled only after 30 calls and 100 ms without new ones, and a short warm-up timed
+    /// the weight gradient's packing at that first tier. Returns the repetitions that make one timed run last
+    /// <see cref="MinRunSeconds"/>, from the last call's time.
+    /// </summary>
+    private static int RepsAfterWarmUp(Action call, Stopwatch sw)
+    {
+        var total = Stopwatch.StartNew();
+        int calls = 0;
+        do
+        {
+            sw.Restart();
+            call();
+            calls++;
+        } while (calls < 2 || calls < MaxWarmUpCalls && total.Elapsed.TotalSeconds < WarmUpSeconds);
+        return Math.Max(1, (int)Math.Ceiling(MinRunSeconds / Math.Max(1e-7, sw.Elapsed.TotalSeconds)));
+    }
+
     private static Timing Time(int runs, Action call)
     {
-        var sw = Stopwatch.StartNew();
-        call();
-        int reps = Math.Max(1, (int)Math.Ceiling(MinRunSeconds / Math.Max(1e-7, sw.Elapsed.TotalSeconds)));
-        call();
+        var sw = new Stopwatch();
+        int reps = RepsAfterWarmUp(call, sw);
         var samples = new List<double>();
         var cpu = new List<double>();
         for (int r = 0; r < runs; r++)

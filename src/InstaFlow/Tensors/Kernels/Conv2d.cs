@@ -242,13 +242,31 @@ public static unsafe class Conv2d
             for (int ch = 1; ch < chunks; ch++) Blas.Axpy(1f, (float*)partials!.Pointer + (ch - 1) * wLen, gw, wLen);
         }
         finally { partials?.Release(); }
-        if (gbias != null)
-            for (int o = 0; o < s.OutC; o++)
-            {
-                float acc = 0;
-                for (int b = 0; b < s.Batch; b++) acc += Blas.Sum(gy + b * outImg + (long)o * ohw, ohw);
-                gbias[o] = acc;
-            }
+        if (gbias != null) BiasGradient(s, gy, gbias);
+    }
+
+    /// <summary>
+    /// gw and gbias (both overwritten) as <see cref="BackwardWeight"/> gives them, gw by the Winograd F(4x4, 3x3) adjoint
+    /// (<see cref="Conv2dWinogradWeightGrad"/>): 4x fewer multiply-adds, at the forward's error bound. s must be 3x3,
+    /// stride 1, padding 1; the caller chooses (<see cref="Conv2dWinograd.ShouldUseForWeightGradient"/>).
+    /// </summary>
+    public static void BackwardWeightWinograd(in Conv2dShape s, float* gy, float* x, float* gw, float* gbias)
+    {
+        Conv2dWinogradWeightGrad.Run(s, gy, x, gw);
+        if (gbias != null) BiasGradient(s, gy, gbias);
+    }
+
+    /// <summary>gbias[o] = the sum of gy's channel o over images and positions, image by image.</summary>
+    private static void BiasGradient(in Conv2dShape s, float* gy, float* gbias)
+    {
+        int ohw = s.OutH * s.OutW;
+        long outImg = (long)s.OutC * ohw;
+        for (int o = 0; o < s.OutC; o++)
+        {
+            float acc = 0;
+            for (int b = 0; b < s.Batch; b++) acc += Blas.Sum(gy + b * outImg + (long)o * ohw, ohw);
+            gbias[o] = acc;
+        }
     }
 
     /// <summary>gw = gy x patches^T over a run of images, as one GEMM whose K is their output positions in order.</summary>

@@ -63,8 +63,25 @@ public static unsafe class Conv2dWinograd
     }
 
     /// <summary>
+    /// Whether a conv's weight gradient should take <see cref="Conv2dWinogradWeightGrad"/> under <see cref="Mode"/>: where
+    /// it fits, and in Auto with AVX-512 where InC OutC / (InC + OutC) is at least 40. Its GEMMs cost InC x OutC per
+    /// tile and its transforms InC + OutC, and against the patch GEMM (batch 32, 2 threads, docs/PERFORMANCE.md) it
+    /// took 0.95-1.05x the time for 64 -> 64 channels (32) and 0.65-0.70x for 192 -> 64 (48) and 128 -> 128 (64).
+    /// </summary>
+    public static bool ShouldUseForWeightGradient(in Conv2dShape s)
+    {
+        if (!Conv2dWinogradWeightGrad.Fits(s)) return false;
+        return Mode switch
+        {
+            WinogradMode.Always => true,
+            WinogradMode.Never => false,
+            _ => Vector512.IsHardwareAccelerated && (long)s.InC * s.OutC >= 40L * (s.InC + s.OutC),
+        };
+    }
+
+    /// <summary>
     /// Measured on the 2-core AVX-512 machine (docs/PERFORMANCE.md): Winograd wins once both channel counts fill
-    /// the GEMM (K = InC and M = OutC of at least 64) and there are enough tiles per image to amortize the
+    /// the GEMM (K = InC and M = OutC of at least 64) and there are enough tiles (over the batch) to amortize the
     /// transformed weights, which must be streamed once per block; without AVX-512 the lane-wise transforms run
     /// in software, so the direct path stays.
     /// </summary>
@@ -72,7 +89,10 @@ public static unsafe class Conv2dWinograd
     {
         if (!Vector512.IsHardwareAccelerated) return false;
         long tiles = (long)s.Batch * ((s.H + 3) / 4) * ((s.W + 3) / 4);
-        return s.InC >= 64 && s.OutC >= 64 && tiles >= 64;
+        if (s.InC < 64 || s.OutC < 64) return false;
+        // From 32 tiles where U is small: the training networks' 4x4 level (a batch of 32 one-tile images, 128
+        // channels) took 0.86 ms against the direct conv's 1.65-2.1
+        return tiles >= 64 || tiles >= 32 && 36L * s.InC * s.OutC * sizeof(float) <= 8L * 1024 * 1024;
     }
 
     /// <summary>

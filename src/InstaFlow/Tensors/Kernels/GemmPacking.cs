@@ -56,7 +56,7 @@ internal readonly unsafe struct DenseSource(float* b, int ldb, bool trans) : IPa
 
     /// <summary>dst row i (stride ldd) = column i of the 8x8 block at src (row stride lds).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, long lds, float* dst, int ldd)
+    internal static void Transpose8x8(float* src, long lds, float* dst, int ldd)
     {
         var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds);
         var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);

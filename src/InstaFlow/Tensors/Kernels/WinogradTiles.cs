@@ -80,6 +80,37 @@ internal readonly unsafe struct WinogradF4 : IWinogradTile
         o[2 * os] = Vector512.FusedMultiplyAdd(Vector512.Create(4f), c, a);
         o[3 * os] = Vector512.FusedMultiplyAdd(Vector512.Create(8f), e, b) + m5;
     }
+
+    /// <summary>
+    /// A (the transpose of <see cref="Output"/>'s A^T): 4 output gradients at src[i * ss] to the 6 products' gradients,
+    /// for the weight gradient (<see cref="Conv2dWinogradWeightGrad"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void OutputAdjoint(Vector512<float>* src, int ss, Vector512<float>* o, int os)
+    {
+        var y0 = src[0]; var y1 = src[ss]; var y2 = src[2 * ss]; var y3 = src[3 * ss];
+        var e = y0 + y2; var f = y1 + y3;
+        var e4 = Vector512.FusedMultiplyAdd(Vector512.Create(4f), y2, y0);
+        var f4 = Vector512.FusedMultiplyAdd(Vector512.Create(4f), y3, y1);
+        o[0] = y0;
+        o[os] = e + f;
+        o[2 * os] = e - f;
+        o[3 * os] = Vector512.FusedMultiplyAdd(Vector512.Create(2f), f4, e4);
+        o[4 * os] = Vector512.FusedMultiplyAdd(Vector512.Create(-2f), f4, e4);
+        o[5 * os] = y3;
+    }
+
+    /// <summary>G^T (the transpose of <see cref="Weight"/>'s G): 6 transformed-weight gradients at src[i * ss] to the 3 taps' gradients.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void WeightAdjoint(Vector512<float>* src, int ss, Vector512<float>* o, int os)
+    {
+        var u0 = src[0]; var u1 = src[ss]; var u2 = src[2 * ss]; var u3 = src[3 * ss]; var u4 = src[4 * ss]; var u5 = src[5 * ss];
+        var s = u1 + u2; var d = u2 - u1;
+        var p = u3 + u4; var q = u3 - u4;
+        o[0] = u0 * 0.25f - s * (1f / 6) + p * (1f / 24);
+        o[os] = d * (1f / 6) + q * (1f / 12);
+        o[2 * os] = (p - s) * (1f / 6) + u5;
+    }
 }
 
 /// <summary>
