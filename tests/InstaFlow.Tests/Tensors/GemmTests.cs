@@ -151,7 +151,12 @@ public unsafe class GemmTests
     public void Sgemm_RowMajorAInPlace_BitwiseEqualsPackedA(int m, int n, int k, int extra)
     {
         Assert.True(Gemm.ReadAInPlace(m), $"m={m} would pack A: this test would compare a path with itself");
-        var cs = new Case(12, false, true, m, n, k, extra);
+        AssertInPlaceEqualsPacked(new Case(12, false, true, m, n, k, extra));
+    }
+
+    /// <summary>Sgemm (reading A in place) against A packed first, at every ISA the machine has, and against the reference.</summary>
+    private static void AssertInPlaceEqualsPacked(Case cs)
+    {
         var saved = GemmKernels.Isa;
         try
         {
@@ -160,17 +165,28 @@ public unsafe class GemmTests
                 GemmKernels.Isa = isa;
                 var inPlace = cs.Run(true, 1f, 0.5f);
                 var packed = (float[])cs.C0.Clone();
-                var ap = new float[GemmPacking.PackedSize(m, k, GemmKernels.MR)];
+                var ap = new float[GemmPacking.PackedSize(cs.M, cs.K, GemmKernels.MR)];
                 fixed (float* pa = cs.A, pb = cs.B, pc = packed, pap = ap)
                 {
-                    GemmPacking.PackA(false, pa, cs.Lda, m, k, 1f, pap);
-                    Gemm.RunDense(m, n, k, pap, new DenseSource(pb, cs.Ldb, true), 0.5f, null, pc, cs.Ldc);
+                    GemmPacking.PackA(cs.TransA, pa, cs.Lda, cs.M, cs.K, 1f, pap);
+                    Gemm.RunDense(cs.M, cs.N, cs.K, pap, new DenseSource(pb, cs.Ldb, cs.TransB), 0.5f, null, pc, cs.Ldc);
                 }
                 Assert.Equal(packed, inPlace);
                 cs.AssertMatches(1f, 0.5f);
             }
         }
         finally { GemmKernels.Isa = saved; }
+    }
+
+    // op(A) = A^T read where it lies (the weight gradients' g^T): partial row tiles, several K blocks, both B layouts.
+    [Theory]
+    [InlineData(131, 70, 600, 3, false)]
+    [InlineData(512, 64, 257, 0, false)]
+    [InlineData(128, 33, 1, 5, true)]
+    public void Sgemm_TransposedAInPlace_BitwiseEqualsPackedA(int m, int n, int k, int extra, bool transB)
+    {
+        Assert.True(Gemm.ReadTransposedAInPlace(m), $"m={m} would pack A: this test would compare a path with itself");
+        AssertInPlaceEqualsPacked(new Case(13, true, transB, m, n, k, extra));
     }
 
     // A dense B packed and multiplied a chunk of columns at a time (the last chunk ragged) gives the bits of B packed

@@ -168,6 +168,10 @@ public static unsafe class KernelBench
                 string full = $"attention train {name} {(backward ? "backward" : "forward")}";
                 Add(full, (r, p) => AttentionTrainCase(full, new AttentionShape(32, 4, tq, tk, d, causal), backward, r, p));
             }
+        // The Twemoji training networks' Linear weight gradients (batch 32: rows x in -> out, gw = g^T x over the rows),
+        // as the backward rule runs them (split along the rows).
+        foreach (var (rows, inF, outF) in new[] { (8192, 64, 512), (8192, 64, 64), (2048, 128, 1024), (2048, 128, 128), (8192, 256, 64) })
+            Add($"linear train dW {rows}x{inF}->{outF}", (r, p) => LinearWeightGradCase($"linear train dW {rows}x{inF}->{outF}", rows, inF, outF, r, p));
         // The Twemoji training networks' 3x3 convs (batch 32): forward, input gradient and weight gradient, as a step runs them.
         foreach (var (name, c, o, hw) in new[] { ("64@16", 64, 64, 16), ("192->64@16", 192, 64, 16), ("128@8", 128, 128, 8), ("128@4", 128, 128, 4) })
         {
@@ -315,6 +319,14 @@ public static unsafe class KernelBench
         };
         var t = Time(runs, call);
         return new BenchResult(name, $"b{s.Batch} [{s.InC},{s.H},{s.W}]->{s.OutC} 3x3", t, s.Flops, "GFLOP/s", peak);
+    }
+
+    private static BenchResult LinearWeightGradCase(string name, int rows, int inF, int outF, int runs, double peak)
+    {
+        using var buffers = new Buffers();
+        float* g = buffers.Random((long)rows * outF), x = buffers.Random((long)rows * inF), gw = buffers.Random((long)outF * inF);
+        var t = Time(runs, () => GemmSplitK.Sgemm(true, false, outF, inF, rows, g, outF, x, inF, gw));
+        return new BenchResult(name, $"[{rows}x{outF}]^T*[{rows}x{inF}]", t, 2.0 * rows * inF * outF, "GFLOP/s", peak);
     }
 
     /// <summary>A training conv's weight gradient by the patch GEMM and by the Winograd adjoint, interleaved run by run (rates count the direct FLOPs).</summary>

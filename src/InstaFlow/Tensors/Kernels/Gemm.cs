@@ -26,6 +26,11 @@ public static unsafe class Gemm
             RunDense(m, n, k, new RowMajorA(a, lda), new DenseSource(b, ldb, transB), beta, null, c, ldc);
             return;
         }
+        if (transA && alpha == 1f && ReadTransposedAInPlace(m))
+        {
+            RunDense(m, n, k, new TransposedA(a, lda), new DenseSource(b, ldb, transB), beta, null, c, ldc);
+            return;
+        }
         var buf = NativeBuffer.Rent(GemmPacking.PackedSize(m, k, MR) * sizeof(float));
         try
         {
@@ -91,6 +96,14 @@ public static unsafe class Gemm
     /// 0.91-0.94x, 4096 x 320 -> 2560 and 256 x 1280 -> 10240 level; a prompt's 77 rows level or 1.12x slower.
     /// </summary>
     internal static bool ReadAInPlace(int m) => m >= 256;
+
+    /// <summary>
+    /// Whether an unscaled transposed A (the weight gradients' g^T) is read in place: each step along K reads MR
+    /// neighbouring floats of one row of the stored A, so no pass packs it. From 128 rows of C: Linear weight
+    /// gradients (2 threads, split along K) 8192 x 64 -> 512 0.55-0.70x the packed path's time, 2048 x 128 -> 1024
+    /// 0.77-0.92x, 2048 x 128 -> 128 0.70-0.75x; with 64 rows 1.2-1.8x slower (8192 x 64 -> 64, 8192 x 256 -> 64).
+    /// </summary>
+    internal static bool ReadTransposedAInPlace(int m) => m >= 128;
 
     private static void RunStoredBT<TA>(int m, int n, int k, TA a, StoredData b, int ldb, float beta, float* c, int ldc, float* prepackedB,
         float* colBias)
@@ -293,5 +306,12 @@ internal readonly unsafe struct PackedA(float* packed, int m) : IAOperand
 internal readonly unsafe struct RowMajorA(float* a, long lda) : IAOperand
 {
     public void Tile(int i, int k0, int kc, float* bPanel, float* c, long ldc, int mr, int nr, float beta, float* bias) =>
-        GemmKernels.TileRowMajorA(kc, a + i * lda + k0, lda, bPanel, c, ldc, mr, nr, beta, bias);
+        GemmKernels.TileInPlaceA(kc, a + i * lda + k0, lda, 1, bPanel, c, ldc, mr, nr, beta, bias);
+}
+
+/// <summary>A stored transposed (element (i, p) at a[p * lda + i]: op(A) of a transA call), read in place.</summary>
+internal readonly unsafe struct TransposedA(float* a, long lda) : IAOperand
+{
+    public void Tile(int i, int k0, int kc, float* bPanel, float* c, long ldc, int mr, int nr, float beta, float* bias) =>
+        GemmKernels.TileInPlaceA(kc, a + k0 * lda + i, 1, lda, bPanel, c, ldc, mr, nr, beta, bias);
 }

@@ -46,25 +46,25 @@ public static unsafe class GemmKernels
     }
 
     /// <summary>
-    /// <see cref="Tile"/> with A read where it lies, row-major (element (i, p) at a[i * lda + p]), instead of from a
-    /// packed panel: the same products summed in the same order, so the same bits. A tile of fewer than MR rows
-    /// copies its rows into a zero-padded panel first (reading past them would leave A).
+    /// <see cref="Tile"/> with A read where it lies, element (i, p) at a[i * rowStride + p * step] (row-major: (lda, 1);
+    /// transposed: (1, lda)), instead of from a packed panel: the same products summed in the same order, so the same
+    /// bits. A tile of fewer than MR rows copies its rows into a zero-padded panel first (reading past them would leave A).
     /// </summary>
-    public static void TileRowMajorA(int kc, float* a, long lda, float* b, float* c, long ldc, int mr, int nr, float beta, float* bias)
+    public static void TileInPlaceA(int kc, float* a, long rowStride, long step, float* b, float* c, long ldc, int mr, int nr, float beta, float* bias)
     {
         if (mr == MR && nr == NR && Isa != GemmIsa.Scalar)
         {
-            if (Isa == GemmIsa.Avx512) Kernel<Vector512<float>, Isa512>(kc, a, lda, 1, b, c, ldc, beta, bias);
+            if (Isa == GemmIsa.Avx512) Kernel<Vector512<float>, Isa512>(kc, a, rowStride, step, b, c, ldc, beta, bias);
             else
             {
-                Kernel<Vector256<float>, Isa256>(kc, a, lda, 1, b, c, ldc, beta, bias);
-                Kernel<Vector256<float>, Isa256>(kc, a, lda, 1, b + 16, c + 16, ldc, beta, bias);
+                Kernel<Vector256<float>, Isa256>(kc, a, rowStride, step, b, c, ldc, beta, bias);
+                Kernel<Vector256<float>, Isa256>(kc, a, rowStride, step, b + 16, c + 16, ldc, beta, bias);
             }
             return;
         }
         float* panel = stackalloc float[MR * KBlocks.KC];
         for (int p = 0; p < kc; p++)
-            for (int i = 0; i < MR; i++) panel[p * MR + i] = i < mr ? a[i * lda + p] : 0f;
+            for (int i = 0; i < MR; i++) panel[p * MR + i] = i < mr ? a[i * rowStride + p * step] : 0f;
         Tile(kc, panel, b, c, ldc, mr, nr, beta, bias);
     }
 
