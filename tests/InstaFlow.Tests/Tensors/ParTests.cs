@@ -1,0 +1,65 @@
+// Par.For's contract: every index runs exactly once, on as many threads as asked; nested loops run on their caller's
+// thread; a body's exception reaches the caller.
+using System.Collections.Concurrent;
+using InstaFlow.Tensors;
+
+namespace InstaFlow.Tests.Tensors;
+
+[Collection("Threads")]
+public class ParTests
+{
+    private static T WithThreads<T>(int threads, Func<T> run)
+    {
+        int saved = Par.Threads;
+        try
+        {
+            Par.Threads = threads;
+            return run();
+        }
+        finally { Par.Threads = saved; }
+    }
+
+    [Theory]
+    [InlineData(1, 1000)]
+    [InlineData(2, 1000)]
+    [InlineData(2, 2)]
+    [InlineData(4, 3)]
+    [InlineData(2, 1)]
+    public void For_AnyThreadsAndCount_RunsEveryIndexExactlyOnce(int threads, int count)
+    {
+        var runs = WithThreads(threads, () =>
+        {
+            var hits = new int[count];
+            Par.For(count, i => Interlocked.Increment(ref hits[i]));
+            return hits;
+        });
+        Assert.True(runs.All(h => h == 1), $"indices not run exactly once: {string.Join(",", runs.Select((h, i) => (h, i)).Where(p => p.h != 1).Take(10))}");
+    }
+
+    [Fact]
+    public void For_NestedLoop_RunsOnTheOuterBodysThread()
+    {
+        var mismatches = WithThreads(2, () =>
+        {
+            var bad = new ConcurrentBag<int>();
+            Par.For(8, i =>
+            {
+                int outer = Environment.CurrentManagedThreadId;
+                Par.For(16, j => { if (Environment.CurrentManagedThreadId != outer) bad.Add(i * 16 + j); });
+            });
+            return bad.Count;
+        });
+        Assert.Equal(0, mismatches);
+    }
+
+    [Fact]
+    public void For_BodyThrows_ExceptionReachesCaller()
+    {
+        var e = Assert.Throws<AggregateException>(() => WithThreads(2, () =>
+        {
+            Par.For(100, i => { if (i == 37) throw new InvalidOperationException("index 37"); });
+            return 0;
+        }));
+        Assert.Contains(e.Flatten().InnerExceptions, x => x is InvalidOperationException { Message: "index 37" });
+    }
+}
