@@ -65,8 +65,9 @@ public static unsafe class Conv2dWinograd
     /// <summary>
     /// Whether a conv's weight gradient should take <see cref="Conv2dWinogradWeightGrad"/> under <see cref="Mode"/>: where
     /// it fits, and in Auto with AVX-512 where InC OutC / (InC + OutC) is at least 40. Its GEMMs cost InC x OutC per
-    /// tile and its transforms InC + OutC, and against the patch GEMM (batch 32, 2 threads, docs/PERFORMANCE.md) it
-    /// took 0.95-1.05x the time for 64 -> 64 channels (32) and 0.65-0.70x for 192 -> 64 (48) and 128 -> 128 (64).
+    /// tile and its transforms InC + OutC. Against the patch GEMM (batch 32, 2 threads, docs/PERFORMANCE.md) it took
+    /// 0.79-1.19x the time for 64 -> 64 channels at 16x16 (32), 0.56-0.81x for 192 -> 64 (48), 0.61-0.76x for 128 ->
+    /// 128 at 8x8 and 0.79-0.95x at 4x4 (64).
     /// </summary>
     public static bool ShouldUseForWeightGradient(in Conv2dShape s)
     {

@@ -100,8 +100,8 @@ public static unsafe class Gemm
     /// <summary>
     /// Whether an unscaled transposed A (the weight gradients' g^T) is read in place: each step along K reads MR
     /// neighbouring floats of one row of the stored A, so no pass packs it. From 128 rows of C: Linear weight
-    /// gradients (2 threads, split along K) 8192 x 64 -> 512 0.55-0.70x the packed path's time, 2048 x 128 -> 1024
-    /// 0.77-0.92x, 2048 x 128 -> 128 0.70-0.75x; with 64 rows 1.2-1.8x slower (8192 x 64 -> 64, 8192 x 256 -> 64).
+    /// gradients (2 threads, split along K) 8192 x 64 -> 512 0.56-0.71x the packed path's time, 2048 x 128 -> 1024
+    /// 0.77-0.92x, 2048 x 128 -> 128 0.68-0.76x; with 64 rows 1.2-1.8x slower (8192 x 64 -> 64, 8192 x 256 -> 64).
     /// </summary>
     internal static bool ReadTransposedAInPlace(int m) => m >= 128;
 
