@@ -372,6 +372,17 @@ public unsafe class ConvWinogradTests(ITestOutputHelper output)
         finally { Conv2dWinogradWeightGrad.ChunkImagesOverride = 0; }
     }
 
+    // From 128 output channels the 36 GEMMs read the transformed output gradient in place (Gemm.ReadTransposedAInPlace).
+    [Fact]
+    public void BackwardWeightWinograd_ManyOutputChannels_MatchesReference()
+    {
+        var s = Shape(2, 20, 9, 7, 130);
+        Assert.True(Gemm.ReadTransposedAInPlace(s.OutC), "this shape would not take the in-place path it is here for");
+        var x = TestUtil.RandomArray(91, (long)s.Batch * s.InC * s.H * s.W);
+        var gy = TestUtil.RandomArray(92, (long)s.Batch * s.OutC * s.H * s.W);
+        TestUtil.AssertClose(WeightGradientReference(s, gy, x), WeightGradientWinograd(s, gy, x).Gw, WeightGradientTolerance(s), 0, $"gw {s}");
+    }
+
     [Fact]
     public void BackwardWeightWinograd_OneAndTwoThreads_BitwiseEqual()
     {
