@@ -196,7 +196,7 @@ public unsafe class AttentionTests
     }
 }
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public class AttentionThreadTests
 {
     [Theory]

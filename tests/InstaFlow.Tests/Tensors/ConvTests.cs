@@ -6,7 +6,7 @@ using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Tests.Tensors;
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public unsafe class ConvTests
 {
     public static IEnumerable<object[]> Shapes()

@@ -7,7 +7,7 @@ using Xunit.Abstractions;
 
 namespace InstaFlow.Tests.Tensors;
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public unsafe class ConvWinogradTests(ITestOutputHelper output)
 {
     // Batch, InC, H, W, OutC (3x3, stride 1, padding 1)

@@ -25,7 +25,7 @@ internal static class WinogradSetting
     }
 }
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public unsafe class GroupNormSiluConvTests
 {
     private const float Eps = 1e-6f;
@@ -121,7 +121,7 @@ public unsafe class GroupNormSiluConvTests
     }
 }
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public class UpsampleConvTests
 {
     private static Tensor Unfused(Tensor x, Tensor w, Tensor b) => Ops.Conv2d(Ops.UpsampleNearest2x(x), w, b, 1, 1);

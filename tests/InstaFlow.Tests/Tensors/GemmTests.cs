@@ -5,7 +5,7 @@ using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Tests.Tensors;
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public unsafe class GemmTests
 {
     private static readonly int[] Sizes = { 1, 7, 17, 33, 65, 257 };

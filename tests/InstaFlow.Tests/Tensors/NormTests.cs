@@ -155,7 +155,7 @@ public unsafe class NormTests
     }
 }
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public class NormThreadTests
 {
     [Theory]

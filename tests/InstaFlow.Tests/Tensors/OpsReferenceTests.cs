@@ -4,7 +4,7 @@ using InstaFlow.Tensors;
 
 namespace InstaFlow.Tests.Tensors;
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public class OpsReferenceTests
 {
     public static IEnumerable<object[]> ReduceShapes()

@@ -5,7 +5,7 @@ using InstaFlow.Tensors;
 
 namespace InstaFlow.Tests.Tensors;
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public class ParTests
 {
     private static T WithThreads<T>(int threads, Func<T> run)

@@ -9,7 +9,7 @@ using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Tests.Tensors;
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public unsafe class StoredPrecisionTests
 {
     /// <summary>Random weights rounded to dtype, held in that dtype.</summary>

@@ -5,7 +5,7 @@ namespace InstaFlow.Tests.Tensors;
 
 public static class ThreadDeterminism
 {
-    /// <summary>run returns named outputs; Par.Threads is restored afterwards. Use from [Collection("Threads")] tests.</summary>
+    /// <summary>run returns named outputs; Par.Threads is restored afterwards. Use from [Collection(EngineSettings.Name)] tests.</summary>
     public static void AssertOneVsTwoIdentical(Func<(string name, float[] values)[]> run)
     {
         int saved = Par.Threads;

@@ -10,7 +10,7 @@ using InstaFlow.Tensors.Kernels;
 
 namespace InstaFlow.Tests.Tensors;
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public unsafe class WeightPackTests
 {
     private static Tensor Weight(int seed, TensorDType dtype, params int[] shape)

@@ -5,7 +5,7 @@ using InstaFlow.Tensors;
 
 namespace InstaFlow.Tests.Training;
 
-[Collection("Threads")]
+[Collection(EngineSettings.Name)]
 public class OptimizerTests
 {
     /// <summary>The separate passes the fused step replaces: clip the gradients, the scalar AdamW loop, the scalar EMA.</summary>
