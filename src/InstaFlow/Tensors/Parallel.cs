@@ -45,6 +45,12 @@ public static class Par
                 int i;
                 while ((i = Interlocked.Increment(ref next)) < count) body(i);
             }
+            catch
+            {
+                // the other threads stop at their next claim instead of running the remaining indices for nothing
+                Volatile.Write(ref next, count);
+                throw;
+            }
             finally { _inBody = false; }
         });
     }

@@ -1,5 +1,5 @@
 // Par.For's contract: every index runs exactly once, on as many threads as asked; nested loops run on their caller's
-// thread; a body's exception reaches the caller.
+// thread; a body's exception reaches the caller and stops the other threads' claims.
 using System.Collections.Concurrent;
 using InstaFlow.Tensors;
 
@@ -61,5 +61,23 @@ public class ParTests
             return 0;
         }));
         Assert.Contains(e.Flatten().InnerExceptions, x => x is InvalidOperationException { Message: "index 37" });
+    }
+
+    [Fact]
+    public void For_BodyThrows_OtherThreadsStopClaiming()
+    {
+        // index 0 throws at once; the rest sleep 1 ms each, so running them all would take the other thread ~1 s
+        int ran = 0;
+        Assert.Throws<AggregateException>(() => WithThreads(2, () =>
+        {
+            Par.For(1000, i =>
+            {
+                if (i == 0) throw new InvalidOperationException("index 0");
+                Interlocked.Increment(ref ran);
+                Thread.Sleep(1);
+            });
+            return 0;
+        }));
+        Assert.True(ran < 900, $"{ran} of 999 indices ran after index 0 threw");
     }
 }
