@@ -37,7 +37,7 @@ public static class Par
     /// pool threads looking for work took turns with the busy ones (~29,000 involuntary context switches in 7 VAE
     /// decodes, ~1,700 with the helpers), and a UNet step took 3.52-3.87 s against 3.43-3.64 s (medians of 5,
     /// alternating runs). With another process spinning on one core, the pool's extra threads win a larger share of
-    /// the CPU (1.52 cores against 1.35), so there the helpers are 2-7 % slower (docs/PERFORMANCE.md).
+    /// the CPU (52.0 against 47.7 CPU s for the same runs), so there the helpers are 2-7 % slower (docs/PERFORMANCE.md).
     /// </remarks>
     public static void For(int count, Action<int> body)
     {
