@@ -43,9 +43,10 @@ public sealed class GenerationQueue(int maxWaiting)
             {
                 if (BeforeRun is { } hook) await hook(cancellation);
                 var started = DateTime.UtcNow;
-                // A dedicated thread, not a pool thread: the kernels' Parallel.For work queued from a pool thread goes to
-                // that thread's local queue, which the pool serves before its global one, so a long generation starved
-                // Kestrel's socket callbacks (a dropped client was never noticed, /api/health waited for the job).
+                // A dedicated thread, not a pool thread: a generation holds its thread for seconds, and kernel loops
+                // that run on the pool (while another run holds Par's helpers) queued from a pool thread go to that
+                // thread's local queue, which the pool serves before its global one; that starved Kestrel's socket
+                // callbacks (a dropped client was never noticed, /api/health waited for the job).
                 var result = await Task.Factory.StartNew(() => work(cancellation), cancellation, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 var seconds = (DateTime.UtcNow - started).TotalSeconds;
                 Volatile.Write(ref _averageSeconds, 0.7 * Volatile.Read(ref _averageSeconds) + 0.3 * seconds);
