@@ -151,8 +151,14 @@ internal sealed class BenchRun(OrtBenchOptions o)
         return r;
     }
 
+    private const int SettleMilliseconds = 200;
+
     private static float[] Timed(IStageEngine e, SdStage stage, StageInputs inputs, List<double> wall, List<double> cpu)
     {
+        // ONNX Runtime's intra-op threads spin for a while after a run returns, and a run started meanwhile shares a
+        // core with them: our text encoder timed 0.095-0.097 s right after ORT's and 0.076-0.082 s after a 100 ms pause
+        // (0.082 alone). Every timed run, of either engine, starts after the same pause.
+        Thread.Sleep(SettleMilliseconds);
         var cpu0 = Environment.CpuUsage.TotalTime;
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var output = Call(e, stage, inputs);
