@@ -25,8 +25,8 @@ public static class Par
 
     /// <summary>
     /// Runs body(i) for i in [0, count); each index runs on exactly one thread. A loop inside another loop's body runs
-    /// serially on its thread: the outer loop already keeps the cores busy, and nested loops would block pool threads
-    /// waiting for each other.
+    /// serially on its thread: the outer loop already keeps the cores busy, and a nested loop would wait for helpers
+    /// that are busy with the outer one.
     /// </summary>
     /// <remarks>
     /// Each thread claims one index at a time from a shared counter. Parallel.For over the indices hands a thread up
