@@ -12,19 +12,24 @@ public static class BenchCommand
 {
     private static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    /// <summary>Upper bound on --rounds: a thousand passes over the slowest case already take hours.</summary>
+    private const int MaxRounds = 1000;
+
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "One JSON object per line instead of a table" };
         var runs = new Option<int>("--runs") { Description = "Timed runs per case (the median is reported)", DefaultValueFactory = _ => 5 };
         var threads = new Option<int>("--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var filter = new Option<string?>("--filter") { Description = "Only the cases whose name contains this text (e.g. winograd)" };
-        var kernels = new Command("kernels", "Time GEMM, conv2d, attention and group norm at Stable Diffusion shapes") { json, runs, threads, filter };
+        var filter = new Option<string?>("--filter") { Description = "Only the cases whose name contains this text, or one of several comma-separated texts (e.g. winograd or \"conv3x3 packed,attention\")" };
+        var rounds = new Option<int>("--rounds") { Description = "Time the selected cases this many times over, one round after another, to see how they move with the machine's state", DefaultValueFactory = _ => 1 };
+        var kernels = new Command("kernels", "Time GEMM, conv2d, attention and group norm at Stable Diffusion shapes") { json, runs, threads, filter, rounds };
         kernels.SetAction(parseResult =>
         {
             bool asJson = parseResult.GetValue(json);
-            int n = parseResult.GetValue(runs), t = parseResult.GetValue(threads);
+            int n = parseResult.GetValue(runs), t = parseResult.GetValue(threads), rr = parseResult.GetValue(rounds);
             if (n < 1 || t < 1) throw new UserException($"--runs and --threads must be at least 1 (got {n} and {t})");
-            Run(asJson, n, t, parseResult.GetValue(filter));
+            if (rr < 1 || rr > MaxRounds) throw new UserException($"--rounds must be between 1 and {MaxRounds} (got {rr})");
+            Run(asJson, n, t, parseResult.GetValue(filter), rr);
             return 0;
         });
         return new Command("bench", "Benchmarks") { kernels, BenchSd15Command.Create(), BenchRefinerCommand.Create(), BenchPrepackCommand.Create(), Train() };
@@ -81,7 +86,7 @@ public static class BenchCommand
                 $"{o.Stage,-9} {o.Op,-28} {o.Calls / (double)steps,10:F1} {o.Seconds / steps * 1e3,8:F2} {o.Seconds / total,6:P1} {(o.Flops > 0 ? o.Gflops.ToString("F1", CultureInfo.InvariantCulture) : "-"),8}"));
     }
 
-    private static void Run(bool asJson, int runs, int threads, string? filter)
+    private static void Run(bool asJson, int runs, int threads, string? filter, int rounds)
     {
         string machine = KernelBench.MachineLine(threads);
         double peak = KernelBench.MeasurePeakGflops(threads, runs);
@@ -91,6 +96,7 @@ public static class BenchCommand
             KernelBench.RunAll(runs, threads, r => Console.WriteLine(JsonSerializer.Serialize(new
             {
                 name = r.Name,
+                round = r.Round,
                 shape = r.Shape,
                 median_s = r.MedianSeconds,
                 min_s = r.Time.Min,
@@ -101,14 +107,16 @@ public static class BenchCommand
                 peak_gflops = Math.Round(r.PeakGflops, 1),
                 peak_fraction = r.PeakFraction is double f ? Math.Round(f, 3) : (double?)null,
                 speedup_vs_direct = r.SpeedupVsDirect is double v ? Math.Round(v, 3) : (double?)null,
-            }, Json)), filter);
+            }, Json)), filter, rounds);
             return;
         }
         Console.WriteLine($"machine: {machine}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"FMA peak: {peak:F1} GFLOP/s (median of {runs})"));
-        Console.WriteLine($"| case | shape | median ms (min-max) | rate at median | FMA peak just before | of that peak | per CPU second | vs direct, same run |");
-        Console.WriteLine($"|---|---|---|---|---|---|---|---|");
+        // the round column appears only when there are several rounds
+        string roundHead = rounds > 1 ? " round |" : "", roundRule = rounds > 1 ? "---|" : "";
+        Console.WriteLine($"|{roundHead} case | shape | median ms (min-max) | rate at median | FMA peak just before | of that peak | per CPU second | vs direct, same run |");
+        Console.WriteLine($"|{roundRule}---|---|---|---|---|---|---|---|");
         KernelBench.RunAll(runs, threads, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"| {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F2} ({r.Time.Min * 1e3:F2}-{r.Time.Max * 1e3:F2}) | {r.Rate:F1} {r.Unit} | {r.PeakGflops:F0} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} | {r.RatePerCpu:F1} | {(r.SpeedupVsDirect is double v ? $"{v:F2}x" : "-")} |")), filter);
+            $"|{(rounds > 1 ? $" {r.Round} |" : "")} {r.Name} | {r.Shape} | {r.MedianSeconds * 1e3:F2} ({r.Time.Min * 1e3:F2}-{r.Time.Max * 1e3:F2}) | {r.Rate:F1} {r.Unit} | {r.PeakGflops:F0} | {(r.PeakFraction is double f ? $"{f:P0}" : "-")} | {r.RatePerCpu:F1} | {(r.SpeedupVsDirect is double v ? $"{v:F2}x" : "-")} |")), filter, rounds);
     }
 }

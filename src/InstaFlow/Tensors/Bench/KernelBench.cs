@@ -19,6 +19,8 @@ public sealed record BenchResult(string Name, string Shape, Timing Time, double 
 {
     /// <summary>For paired cases: the other path's median time divided by this one's, timed interleaved in the same run.</summary>
     public double? SpeedupVsDirect { get; init; }
+    /// <summary>Which pass over the selected cases measured this (1 unless several rounds were asked for).</summary>
+    public int Round { get; init; } = 1;
     public double MedianSeconds => Time.Median;
     public double Rate => Work / MedianSeconds / 1e9;
     /// <summary>Work per CPU second (per busy core), in the same unit as Rate.</summary>
@@ -120,9 +122,12 @@ public static unsafe class KernelBench
     /// <summary>
     /// Runs every case with Par.Threads = threads, reporting each result as soon as it is measured. The machine is
     /// shared, so the FMA peak is measured again just before each case and its fraction is taken against that.
+    /// filter keeps the cases whose name contains one of its comma-separated parts. rounds passes over the selected
+    /// cases, one after another, show how a case's time moves with the machine's state (each case sets up afresh).
     /// </summary>
-    public static void RunAll(int runs, int threads, Action<BenchResult> report, string? filter = null)
+    public static void RunAll(int runs, int threads, Action<BenchResult> report, string? filter = null, int rounds = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rounds, 1);
         var cases = new List<(string Name, Func<int, double, IEnumerable<BenchResult>> Run)>();
         void Add(string name, Func<int, double, BenchResult> run) => cases.Add((name, (r, p) => new[] { run(r, p) }));
         foreach (int n in new[] { 512, 1024, 2048, 4096 })
@@ -183,13 +188,18 @@ public static unsafe class KernelBench
             cases.Add(($"conv train {name} weight", (r, p) => ConvWeightGradCase($"conv train {name} weight", new Conv2dShape(32, c, hw, hw, o, 3, 3, 1, 1, 1, 1, 1), r, p)));
         }
         Add("groupnorm", (r, p) => GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, r, p));
-        if (filter != null) cases = cases.Where(c => c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)).ToList();
+        if (filter != null)
+        {
+            var parts = filter.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            cases = cases.Where(c => parts.Any(f => c.Name.Contains(f, StringComparison.OrdinalIgnoreCase))).ToList();
+        }
         int saved = Par.Threads;
         Par.Threads = threads;
         try
         {
-            foreach (var (_, run) in cases)
-                foreach (var r in run(runs, MeasurePeakGflops(threads, 3, 5_000_000))) report(r);
+            for (int round = 1; round <= rounds; round++)
+                foreach (var (_, run) in cases)
+                    foreach (var r in run(runs, MeasurePeakGflops(threads, 3, 5_000_000))) report(r with { Round = round });
         }
         finally
         {
