@@ -24,7 +24,6 @@ public static unsafe partial class Ops
             throw new ArgumentException($"Conv2d: input {x.Describe()} (padded) is smaller than the kernel {weight.Describe()}");
         InferenceMark("other ops (elementwise, copies, embeddings)");
         var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
-        FlopCounter.Add(s.Flops);
         // Inference and training forward alike; the backward rule takes Winograd for the input gradient by the same
         // rule (applied to the gradient's own conv) and keeps the direct kernel for the weight gradient.
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
@@ -36,6 +35,8 @@ public static unsafe partial class Ops
             // the few-output kernel reads the weight as stored, so no pack is kept for it
             var a = Kernels.Conv2dFewOut.Qualifies(s) ? null : WeightPacks.For(weight, rows, inputs, WeightPackKind.ConvA, s.OutC, s.InC * s.KH * s.KW);
             Kernels.Conv2d.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, a != null ? a.Pointer : null);
+            // counted after the kernel, which marks its weight packing: a profile books the FLOPs to the GEMM
+            FlopCounter.Add(s.Flops);
             InferenceMark(s.IsPointwise ? "conv 1x1: GEMM" : "conv direct: implicit GEMM");
         }
         WeightLastUse.DropPages(weight);
@@ -50,6 +51,8 @@ public static unsafe partial class Ops
         var tile = Conv2dWinograd.TileFor(s);
         var u = WeightPacks.For(weight, (long)s.Batch * s.OutH * s.OutW, inputs, WeightPack.WinogradKind(tile), s.OutC, s.InC);
         Conv2dWinograd.Forward(s, x.Data, weight.Stored, bias != null ? bias.Data : null, y.Data, tile, u != null ? u.Pointer : null, normSilu, upsampled);
+        // the direct conv's FLOPs, counted after the kernel, which marks its weight transform
+        FlopCounter.Add(s.Flops);
         InferenceMark("conv Winograd: GEMMs and data transforms");
     }
 
@@ -83,7 +86,6 @@ public static unsafe partial class Ops
             Norms.GroupNormSiluAffines(x.Data, Ptr(gamma), Ptr(beta), b, c, (long)s.H * s.W, groups, eps, pro);
             InferenceMark("group and layer norms");
             var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
-            FlopCounter.Add(s.Flops);
             WinogradConv(s, x, weight, bias, y, inputs, pro);
             WeightLastUse.DropPages(weight);
             return y;
@@ -114,7 +116,6 @@ public static unsafe partial class Ops
         }
         InferenceMark("other ops (elementwise, copies, embeddings)");
         var y = Tensor.Empty(s.Batch, s.OutC, s.OutH, s.OutW);
-        FlopCounter.Add(s.Flops);
         WinogradConv(s, x, weight, bias, y, inputs, null, upsampled: true);
         WeightLastUse.DropPages(weight);
         return y;
@@ -286,9 +287,9 @@ public static unsafe partial class Ops
         var o = Tensor.Empty(b, tq, c);
         bool rec = GradMode.ShouldRecord(new[] { q, k, v });
         var lse = rec ? Tensor.Empty(b, heads, tq) : null;
-        FlopCounter.Add(s.Flops);
         InferenceMark("other ops (elementwise, copies, embeddings)");
         Kernels.Attention.Forward(s, q.Data, k.Data, v.Data, o.Data, Ptr(lse), sc);
+        FlopCounter.Add(s.Flops);
         InferenceMark("attention");
         if (rec) Tape.Record(o, OpKind.Attention, new[] { q, k, v }, new[] { q, k, v, o.Detach(), lse! }, ints: new[] { heads, causal ? 1 : 0 }, floats: new[] { sc });
         return o;

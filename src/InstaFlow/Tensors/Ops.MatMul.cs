@@ -46,7 +46,6 @@ public static unsafe partial class Ops
         InferenceMark("other ops (elementwise, copies, embeddings)");
         var outShape = x.ShapeArray(); outShape[^1] = outF;
         var y = Tensor.Empty(outShape);
-        FlopCounter.Add(2L * rows * outF * inF);
         float* py = y.Data;
         var inputs = bias == null ? new[] { x, weight } : new[] { x, weight, bias };
         RequireTrainable(weight, inputs, "Linear");
@@ -56,6 +55,8 @@ public static unsafe partial class Ops
         Gemm.SgemmStoredBT((int)rows, outF, inF, x.Data, inF, weight.Stored, inF, 0f, py, outF, pack != null ? pack.Pointer : null,
             bias != null ? bias.Data : null);
         WeightLastUse.DropPages(weight);
+        // counted after the GEMM, which marks its weight packing: a profile books the FLOPs to the GEMM
+        FlopCounter.Add(2L * rows * outF * inF);
         InferenceMark("Linear: GEMM (with packing the activations)");
         if (GradMode.ShouldRecord(inputs)) Tape.Record(y, OpKind.Linear, inputs, new[] { x, weight });
         return y;
