@@ -29,7 +29,10 @@ public static class BenchCommand
             int n = parseResult.GetValue(runs), t = parseResult.GetValue(threads), rr = parseResult.GetValue(rounds);
             if (n < 1 || t < 1) throw new UserException($"--runs and --threads must be at least 1 (got {n} and {t})");
             if (rr < 1 || rr > MaxRounds) throw new UserException($"--rounds must be between 1 and {MaxRounds} (got {rr})");
-            Run(asJson, n, t, parseResult.GetValue(filter), rr);
+            string? f = parseResult.GetValue(filter);
+            if (f != null && KernelBench.CaseNames(f).Count == 0)
+                throw new UserException($"--filter \"{f}\" matches no case; the cases are: {string.Join(", ", KernelBench.CaseNames())}");
+            Run(asJson, n, t, f, rr);
             return 0;
         });
         return new Command("bench", "Benchmarks") { kernels, BenchSd15Command.Create(), BenchRefinerCommand.Create(), BenchPrepackCommand.Create(), Train() };

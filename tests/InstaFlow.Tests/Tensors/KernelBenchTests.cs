@@ -20,6 +20,17 @@ public class KernelBenchTests
     }
 
     [Fact]
+    public void CaseNames_Filters_SelectWhatRunAllRuns()
+    {
+        var all = KernelBench.CaseNames();
+        Assert.Contains("groupnorm", all);
+        Assert.Equal(all.Count, all.Distinct().Count());
+        Assert.Equal(["gemm 512", "groupnorm"], KernelBench.CaseNames("gemm 512, GROUPNORM"));
+        Assert.Empty(KernelBench.CaseNames("no such case"));
+        Assert.Empty(KernelBench.CaseNames(" , "));
+    }
+
+    [Fact]
     public void RunAll_ZeroRounds_Throws()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => KernelBench.RunAll(1, 1, _ => { }, "gemm 512", rounds: 0));

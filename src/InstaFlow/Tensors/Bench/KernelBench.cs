@@ -128,6 +128,35 @@ public static unsafe class KernelBench
     public static void RunAll(int runs, int threads, Action<BenchResult> report, string? filter = null, int rounds = 1)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rounds, 1);
+        var cases = Select(filter);
+        int saved = Par.Threads;
+        Par.Threads = threads;
+        try
+        {
+            for (int round = 1; round <= rounds; round++)
+                foreach (var (_, run) in cases)
+                    foreach (var r in run(runs, MeasurePeakGflops(threads, 3, 5_000_000))) report(r with { Round = round });
+        }
+        finally
+        {
+            Par.Threads = saved;
+            BufferPool.Trim();
+        }
+    }
+
+    /// <summary>The names of the cases <see cref="RunAll"/> runs for this filter (every case for null), in their order.</summary>
+    public static IReadOnlyList<string> CaseNames(string? filter = null) => Select(filter).Select(c => c.Name).ToList();
+
+    private static List<(string Name, Func<int, double, IEnumerable<BenchResult>> Run)> Select(string? filter)
+    {
+        var cases = Cases();
+        if (filter == null) return cases;
+        var parts = filter.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return cases.Where(c => parts.Any(f => c.Name.Contains(f, StringComparison.OrdinalIgnoreCase))).ToList();
+    }
+
+    private static List<(string Name, Func<int, double, IEnumerable<BenchResult>> Run)> Cases()
+    {
         var cases = new List<(string Name, Func<int, double, IEnumerable<BenchResult>> Run)>();
         void Add(string name, Func<int, double, BenchResult> run) => cases.Add((name, (r, p) => new[] { run(r, p) }));
         foreach (int n in new[] { 512, 1024, 2048, 4096 })
@@ -188,24 +217,7 @@ public static unsafe class KernelBench
             cases.Add(($"conv train {name} weight", (r, p) => ConvWeightGradCase($"conv train {name} weight", new Conv2dShape(32, c, hw, hw, o, 3, 3, 1, 1, 1, 1, 1), r, p)));
         }
         Add("groupnorm", (r, p) => GroupNormCase("groupnorm", 1, 320, 64 * 64, 32, r, p));
-        if (filter != null)
-        {
-            var parts = filter.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            cases = cases.Where(c => parts.Any(f => c.Name.Contains(f, StringComparison.OrdinalIgnoreCase))).ToList();
-        }
-        int saved = Par.Threads;
-        Par.Threads = threads;
-        try
-        {
-            for (int round = 1; round <= rounds; round++)
-                foreach (var (_, run) in cases)
-                    foreach (var r in run(runs, MeasurePeakGflops(threads, 3, 5_000_000))) report(r with { Round = round });
-        }
-        finally
-        {
-            Par.Threads = saved;
-            BufferPool.Trim();
-        }
+        return cases;
     }
 
     /// <summary>Linear-layer shapes (transB) are timed as x W^T, the way the model calls them.</summary>
